@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from globus_autosync.cli import main
+
+main()

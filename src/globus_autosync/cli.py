@@ -1,0 +1,328 @@
+"""The command line: parse, call the engine, render, and map errors to exit codes in one place."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+import click
+import platformdirs
+
+from globus_autosync import __version__, config, report
+from globus_autosync.cycle import baseline_job, human_bytes, run_job
+from globus_autosync.errors import (
+    EXIT_JOB,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    AutosyncError,
+    UsageError,
+)
+from globus_autosync.logs import SUMMARY_LOGGER
+from globus_autosync.logs import setup as setup_logging
+from globus_autosync.store import Store
+from globus_autosync.transports import make_transport
+
+log = logging.getLogger("globus_autosync")
+
+APP = "globus-autosync"
+EXIT_INTERNAL = 70  # a bug: please report it
+
+
+def default_config() -> Path:
+    return Path(platformdirs.user_config_dir(APP)) / "config.toml"
+
+
+def default_state_dir() -> Path:
+    return Path(platformdirs.user_state_dir(APP))
+
+
+@dataclass
+class Context:
+    config_path: Path
+    state_dir: Path
+    debug: bool
+    quiet: bool
+
+    def load(self) -> config.Config:
+        return config.load(self.config_path)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _worst(codes: list[int]) -> int:
+    """Several jobs: a job that could not run outweighs a lock, which outweighs failed files."""
+    for code in (EXIT_JOB, EXIT_LOCKED, EXIT_PARTIAL):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    envvar="GLOBUS_AUTOSYNC_CONFIG",
+    show_envvar=True,
+    help="Configuration file [default: <user config dir>/globus-autosync/config.toml].",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    envvar="GLOBUS_AUTOSYNC_STATE_DIR",
+    show_envvar=True,
+    help="Where the state database, locks and log live [default: <user state dir>/"
+    "globus-autosync].",
+)
+@click.option("--debug", is_flag=True, help="Log everything; show tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.version_option(__version__, "--version", prog_name=APP)
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, state_dir: Path | None, debug: bool,
+        quiet: bool) -> None:  # fmt: skip
+    """Ship every new or modified file from a directory to a Globus collection or a mounted
+    directory: unattended, never twice, never lost."""
+    ctx.obj = Context(
+        config_path=(config_path or default_config()).expanduser(),
+        state_dir=(state_dir or default_state_dir()).expanduser(),
+        debug=debug,
+        quiet=quiet,
+    )
+    needs_file_log = ctx.invoked_subcommand in ("run", "baseline", "watch")
+    setup_logging(ctx.obj.state_dir, debug, quiet, to_file=needs_file_log)
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@pass_ctx
+def init(obj: Context, path: Path | None) -> None:
+    """Write a commented example configuration (never over an existing file)."""
+    target = path or obj.config_path
+    if target.exists():
+        raise UsageError(f"{target} already exists; edit it, or name another file: init PATH")
+    text = resources.files("globus_autosync").joinpath("example.toml").read_text("utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "x", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as err:
+        raise UsageError(f"cannot write {target}: {err.strerror}") from None
+    click.echo(f"wrote {target}; edit it, then run: {APP} -c {target} check")
+
+
+@cli.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@pass_ctx
+def check(obj: Context, job_name: str | None) -> None:
+    """Check the configuration, sources, destinations and state database without moving data."""
+    cfg = obj.load()
+    jobs = cfg.select(job_name)
+    lines: list[tuple[bool, str]] = [(True, f"config {cfg.path}: {len(cfg.jobs)} job(s)")]
+    try:
+        store = Store.open(obj.state_dir)
+        store.close()
+        lines.append((True, f"state database {obj.state_dir / 'state.db'} is usable"))
+    except AutosyncError as err:
+        lines.append((False, str(err)))
+    for job in jobs:
+        src = job.source
+        if src.is_dir() and os.access(src, os.R_OK | os.X_OK):
+            lines.append((True, f"{job.name}: source {src} is readable"))
+        else:
+            why = "check the 'source' key and that its disk is mounted"
+            lines.append((False, f"{job.name}: source {src} is not a readable directory; {why}"))
+        try:
+            transport = make_transport(job, cfg)
+            try:
+                lines.extend(
+                    (c.ok, f"{job.name}: {c.what}: {c.detail}") for c in transport.checks()
+                )
+            finally:
+                transport.close()
+        except AutosyncError as err:
+            lines.append((False, f"{job.name}: {err}"))
+    for ok, text in lines:
+        click.echo(f"{'ok  ' if ok else 'FAIL'}  {text}")
+    if not all(ok for ok, _ in lines):
+        sys.exit(EXIT_JOB)
+
+
+def _parse_time(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--before {text!r} is not an ISO 8601 time; write e.g. 2018-09-26T10:15:00"
+        ) from None
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+@cli.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option("--before", metavar="TIME",
+              help="Only files last modified before TIME (ISO 8601, local time unless it has an "
+              "offset).")  # fmt: skip
+@pass_ctx
+def baseline(obj: Context, job_name: str | None, before: str | None) -> None:
+    """Record the files now in the source as already transferred, without sending them."""
+    cfg = obj.load()
+    before_ns = _parse_time(before) if before else None
+    codes = []
+    for job in cfg.select(job_name):
+        try:
+            result = baseline_job(job, obj.state_dir, before_ns)
+        except AutosyncError as err:
+            log.error("%s", err)
+            codes.append(err.exit_code)
+            continue
+        log.info("%s", result.line())
+        click.echo(result.line())
+        codes.append(EXIT_OK)
+    sys.exit(_worst(codes))
+
+
+@cli.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option("--dry-run", is_flag=True, help="List what would be sent; change nothing.")
+@click.option(
+    "--full", is_flag=True, help="Walk the whole tree (catches files rewritten in place)."
+)
+@pass_ctx
+def run(obj: Context, job_name: str | None, dry_run: bool, full: bool) -> None:
+    """Run one sync cycle for every job (or one)."""
+    cfg = obj.load()
+    codes = []
+    for job in cfg.select(job_name):
+        try:
+            summary = run_job(job, cfg, obj.state_dir, dry_run=dry_run, full=full)
+        except AutosyncError as err:
+            log.error("%s", err)
+            codes.append(err.exit_code)
+            continue
+        codes.append(summary.exit_code)
+        if dry_run:
+            for path in summary.would_send:
+                click.echo(f"would send {path}")
+        else:
+            # one line in the log for every run, even one that found nothing
+            logging.getLogger(SUMMARY_LOGGER).log(
+                logging.INFO if summary.exit_code == EXIT_OK else logging.WARNING,
+                "%s", summary.line(),
+            )  # fmt: skip
+        if not obj.quiet or summary.exit_code != EXIT_OK:
+            click.echo(summary.line())
+    sys.exit(_worst(codes))
+
+
+def _open_readonly(obj: Context) -> Store | None:
+    return Store.open_readonly(obj.state_dir)
+
+
+@cli.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def status(obj: Context, job_name: str | None, as_json: bool) -> None:
+    """Show per job what is done, waiting, queued, in flight, failed and skipped."""
+    cfg = obj.load()
+    store = _open_readonly(obj)
+    try:
+        rows = [report.job_status(store, job) for job in cfg.select(job_name)]
+    finally:
+        if store:
+            store.close()
+    if as_json:
+        click.echo(json.dumps({"jobs": rows}, indent=2))
+        return
+    for r in rows:
+        click.echo(
+            f"{r['job']}: done {r['done']} ({human_bytes(r['bytes_done'])}), "
+            f"waiting to settle {r['waiting']}, queued {r['queued']}, in flight {r['in_flight']}, "
+            f"failed {r['failed']}, skipped {r['skipped']}, lag {_age(r['lag_seconds'])}"
+        )
+        if r["last_run"]:
+            click.echo(f"  last run {r['last_run']}: {r['last_result']}: {r['last_summary']}")
+        else:
+            click.echo("  never run")
+        for p in r["problems"]:
+            click.echo(f"  {p['state']}: {p['path']}: {p['reason']}")
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@cli.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              help="How many recent batches per job.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None:
+    """Show recent batches: id, task id, state, files, bytes, submitted and finished times."""
+    cfg = obj.load()
+    store = _open_readonly(obj)
+    try:
+        rows = [t for job in cfg.select(job_name) for t in report.job_tasks(store, job, limit)]
+    finally:
+        if store:
+            store.close()
+    if as_json:
+        click.echo(json.dumps({"tasks": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("no batches yet")
+    for t in rows:
+        line = (
+            f"{t['job']} batch {t['batch']}: {t['state']}, {t['files']} files "
+            f"({human_bytes(t['bytes'])}), task {t['task_id'] or '-'}, "
+            f"submitted {t['submitted'] or '-'}, finished {t['finished'] or '-'}"
+        )
+        if t["reason"]:
+            line += f", {t['reason']}"
+        click.echo(line)
+        if t["url"]:
+            click.echo(f"  {t['url']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every error becomes one line on stderr and a documented exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name=APP, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE if e.exit_code == 2 else e.exit_code)
+    except AutosyncError as e:
+        if debug:
+            logging.getLogger(__name__).exception("error")
+        click.echo(f"{APP}: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:
+        if debug:
+            raise
+        click.echo(f"{APP}: internal error: {type(e).__name__}: {e}; run again with --debug "
+                   "for the traceback and report it", err=True)  # fmt: skip
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(EXIT_OK)

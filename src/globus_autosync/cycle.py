@@ -1,0 +1,360 @@
+"""One sync cycle for one job: lock -> reconcile -> scan -> plan -> submit -> record.
+
+Every step leaves the store in a state the next cycle can carry on from: a batch is journaled
+before it is submitted, and a file is confirmed only when the transport says it arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from globus_autosync.config import Config, Job
+from globus_autosync.errors import EXIT_OK, EXIT_PARTIAL, JobError, TransportError
+from globus_autosync.lock import JobLock
+from globus_autosync.plan import FAILED, SEEN, SKIPPED, DirPlan, Pending, backoff
+from globus_autosync.scan import Listing, join
+from globus_autosync.store import BatchRow, QueuedFile, Store
+from globus_autosync.transports import Item, TaskReport, Transport, make_transport
+from globus_autosync.transports.base import DONE, RETRY, SKIP, Check, Outcome
+from globus_autosync.walk import DirTree, Walker
+
+log = logging.getLogger(__name__)
+
+_LOG_EACH = 20  # per-file warnings per batch before they are summed up
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Summary:
+    job: str
+    dry_run: bool = False
+    full: bool = False
+    scanned: int = 0
+    dirs: int = 0
+    changed: int = 0
+    sent_files: int = 0
+    sent_bytes: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    in_flight: int = 0
+    would_send: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.failed or self.skipped else EXIT_OK
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing happened worth more than the summary."""
+        return not (
+            self.changed or self.sent_files or self.confirmed or self.failed or self.skipped
+        )
+
+    def line(self) -> str:
+        what = "would send" if self.dry_run else "sent"
+        text = (
+            f"{self.job}{' (dry run)' if self.dry_run else ''}: "
+            f"scanned {self.scanned} files{' (full)' if self.full else ''}, "
+            f"{self.changed} new or changed, {what} {self.sent_files} "
+            f"({human_bytes(self.sent_bytes)}), confirmed {self.confirmed}, "
+            f"failed {self.failed}, skipped {self.skipped}"
+        )
+        if self.in_flight:
+            text += f", {self.in_flight} in flight"
+        return f"{text}, {self.seconds:.2f} s"
+
+
+class DryTransport:
+    """Stands in for the real transport in ``--dry-run``: records what would be sent."""
+
+    name = "dry-run"
+    synchronous = False
+
+    def __init__(self, real: Transport) -> None:
+        self.max_active = 1 << 30
+        self.items: list[Item] = []
+        self.dirs: list[str] = []
+
+    def ready(self) -> None:
+        pass
+
+    def checks(self) -> list[Check]:
+        return []
+
+    def new_submission_id(self) -> str:
+        return "dry-run"
+
+    def submit(self, submission_id: str, label: str, items: Sequence[Item]) -> str:
+        self.items.extend(items)
+        return "dry-run"
+
+    def poll(self, task_id: str, items: Sequence[Item], submitted_at: float) -> TaskReport:
+        return TaskReport(False)
+
+    def mkdirs(self, relpaths: Sequence[str]) -> dict[str, str]:
+        self.dirs.extend(relpaths)
+        return {}
+
+    def task_url(self, task_id: str) -> str | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def _memory_copy(state_dir: Path) -> Store:
+    """The state database copied into memory: a dry run may plan freely and write nothing."""
+    mem = sqlite3.connect(":memory:", isolation_level=None)
+    disk = Store.open_readonly(state_dir)
+    if disk is not None:
+        disk.conn.backup(mem)
+        disk.close()
+    store = Store(mem, Path(":memory:"))
+    store.ensure_schema()
+    return store
+
+
+class Cycle:
+    """Runs one cycle of one job against an open store and transport."""
+
+    def __init__(self, job: Job, store: Store, transport: Transport, dry_run: bool) -> None:
+        self.job, self.store, self.transport, self.dry_run = job, store, transport, dry_run
+        self.now = time.time()
+        self.summary = Summary(job.name, dry_run=dry_run)
+        self.job_id = store.job_id(job.name)
+        self.tree = DirTree(store, self.job_id)
+
+    def run(self, full: bool) -> Summary:
+        started = time.monotonic()
+        if not self.job.source.is_dir():
+            raise JobError(
+                f"job {self.job.name!r}: source {self.job.source} is not a readable directory; "
+                "check the 'source' key and that the instrument's disk is mounted"
+            )
+        self.transport.ready()
+        if not self.dry_run:
+            self.reconcile()
+        full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
+        self.summary.full = full
+        walker = Walker(self.job, self.store, self.tree, self._apply, self.now)
+        stats = walker.run(full)
+        if full and not self.dry_run:
+            self.store.set_last_full_scan(self.job_id, self.now)
+        self.summary.scanned, self.summary.dirs = stats.files, stats.dirs
+        self.summary.changed = stats.changed
+        self.summary.skipped += stats.skipped
+        self.make_dirs(stats.empty_dirs)
+        self.submit_all()
+        self.summary.in_flight = self.store.counts(self.job_id).submitted
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _apply(self, dir_id: int, plan: DirPlan, listing: Listing, mtime: int, ino: int) -> None:
+        self.store.apply_dir(self.job_id, dir_id, plan, mtime, ino, None)
+
+    # -- reconcile ------------------------------------------------------------------------
+    def reconcile(self) -> None:
+        """Resolve the batches in flight: resubmit journaled ones, confirm finished ones."""
+        for batch in self.store.open_batches(self.job_id):
+            files = self.store.batch_files(batch.id)
+            items = [self._item(f) for f in files]
+            if batch.task_id is None:
+                if not self._submit(batch, items):
+                    return
+                batch = replace(batch, task_id=batch.submission_id)
+            self._poll(batch, files, items)
+
+    def _item(self, f: QueuedFile) -> Item:
+        return Item(join(self.tree.rel[f.dir], f.row.name), f.row.size, f.row.mtime_ns)
+
+    def _submit(self, batch: BatchRow, items: list[Item]) -> str | None:
+        try:
+            task_id = self.transport.submit(batch.submission_id, batch.label, items)
+        except TransportError as err:
+            log.warning("%s: batch %d not submitted, left for the next cycle: %s",
+                        self.job.name, batch.id, err)  # fmt: skip
+            return None
+        self.store.batch_submitted(batch.id, task_id, time.time())
+        if self.dry_run:
+            return task_id
+        log.info("%s: batch %d submitted: %d files (%s), task %s", self.job.name, batch.id,
+                 batch.files, human_bytes(batch.bytes), task_id)  # fmt: skip
+        return task_id
+
+    def _poll(self, batch: BatchRow, files: list[QueuedFile], items: list[Item]) -> None:
+        assert batch.task_id is not None
+        submitted = batch.submitted or batch.created
+        try:
+            report = self.transport.poll(batch.task_id, items, submitted)
+        except TransportError as err:
+            log.warning("%s: cannot learn the state of task %s: %s", self.job.name,
+                        batch.task_id, err)  # fmt: skip
+            return
+        if not report.finished:
+            return
+        self.resolve(batch, files, items, report)
+
+    def resolve(
+        self, batch: BatchRow, files: list[QueuedFile], items: list[Item], report: TaskReport
+    ) -> None:
+        now = time.time()
+        done: list[QueuedFile] = []
+        others: list[tuple[int, Pending]] = []
+        warned = 0
+        counts = {"failed": 0, "skipped": 0}
+        for f, item in zip(files, items, strict=True):
+            outcome = report.outcomes.get(item.relpath, Outcome("failed", report.reason))
+            if outcome.result == DONE:
+                done.append(f)
+                continue
+            row = replace(f.row, batch=None, reason=outcome.reason)
+            if outcome.result == RETRY:
+                row = replace(row, state=SEEN, since=now)
+            elif outcome.result == SKIP:
+                row = replace(row, state=SKIPPED)
+            else:
+                attempts = row.attempts + 1
+                row = replace(row, state=FAILED, attempts=attempts,
+                              next_try=now + backoff(attempts))  # fmt: skip
+            others.append((f.dir, row))
+            if outcome.result in counts:
+                counts[outcome.result] += 1
+                warned += 1
+                if warned <= _LOG_EACH:
+                    log.warning("%s: %s %s: %s", self.job.name, outcome.result, item.relpath,
+                                outcome.reason or "no reason given")  # fmt: skip
+        if warned > _LOG_EACH:
+            log.warning("%s: ... and %d more files failed or skipped in batch %d",
+                        self.job.name, warned - _LOG_EACH, batch.id)  # fmt: skip
+        ok = not counts["failed"] and report.reason is None
+        state = "succeeded" if ok else "failed"
+        self.store.resolve_batch(self.job_id, batch.id, state, report.reason, done, others, now)
+        self.summary.confirmed += len(done)
+        self.summary.failed += counts["failed"]
+        self.summary.skipped += counts["skipped"]
+
+    # -- submit ---------------------------------------------------------------------------
+    def make_dirs(self, dir_ids: list[int]) -> None:
+        if not dir_ids:
+            return
+        rels = {self.tree.rel[d]: d for d in dir_ids}
+        errors = self.transport.mkdirs(list(rels))
+        for rel, message in errors.items():
+            log.warning("%s: cannot create directory %s: %s", self.job.name, rel or ".", message)
+        self.summary.failed += len(errors)
+        if not self.dry_run:
+            self.store.mark_made(d for rel, d in rels.items() if rel not in errors)
+
+    def submit_all(self) -> None:
+        """Batch the queued files while the transport takes more."""
+        while len(self.store.open_batches(self.job_id)) < self.transport.max_active:
+            files = self.store.queued(self.job_id, self.job.max_files_per_task)
+            if not files:
+                return
+            label = f"AUTO_{self.job.name}_{time.strftime('%Y-%m-%d_%H%M%S')}"
+            try:
+                sub = self.transport.new_submission_id()
+            except TransportError as err:
+                log.warning("%s: cannot start a batch now: %s", self.job.name, err)
+                return
+            batch = self.store.create_batch(self.job_id, sub, label, files, time.time())
+            items = [self._item(f) for f in files]
+            self.summary.sent_files += len(items)
+            self.summary.sent_bytes += batch.bytes
+            task_id = self._submit(batch, items)
+            if task_id is None:
+                return
+            if self.transport.synchronous:
+                self._poll(replace(batch, task_id=task_id), files, items)
+
+
+def run_job(
+    job: Job, config: Config, state_dir: Path, *, dry_run: bool = False, full: bool = False
+) -> Summary:
+    """One cycle of one job, with its lock held (except for a dry run, which writes nothing)."""
+    started = time.time()
+    with ExitStack() as stack:
+        real = make_transport(job, config)
+        stack.callback(real.close)
+        if dry_run:
+            store = _memory_copy(state_dir)
+            transport: Transport = DryTransport(real)
+        else:
+            stack.enter_context(JobLock(state_dir, job.name))
+            store = Store.open(state_dir)
+            transport = real
+        stack.callback(store.close)
+        cycle = Cycle(job, store, transport, dry_run)
+        summary = cycle.run(full)
+        if dry_run:
+            assert isinstance(transport, DryTransport)
+            summary.would_send = [i.relpath for i in transport.items]
+            summary.would_send += [f"{d}/" for d in transport.dirs]
+        else:
+            result = "ok" if summary.exit_code == EXIT_OK else "partial"
+            store.record_run(cycle.job_id, started, time.time(), summary.full, result,
+                             summary.line())  # fmt: skip
+    return summary
+
+
+@dataclass
+class BaselineResult:
+    job: str
+    files: int = 0
+    bytes: int = 0
+    left: int = 0  # files at or after --before, left for the next run
+
+    def line(self) -> str:
+        text = (
+            f"{self.job}: recorded {self.files} files ({human_bytes(self.bytes)}) as already "
+            "transferred"
+        )
+        if self.left:
+            text += f"; {self.left} newer files left for the next run"
+        return text
+
+
+def baseline_job(job: Job, state_dir: Path, before_ns: int | None) -> BaselineResult:
+    """Record the files now in the source as transferred, without sending them."""
+    if not job.source.is_dir():
+        raise JobError(f"job {job.name!r}: source {job.source} is not a readable directory")
+    result = BaselineResult(job.name)
+    with JobLock(state_dir, job.name):
+        store = Store.open(state_dir)
+        try:
+            job_id = store.job_id(job.name)
+            tree = DirTree(store, job_id)
+
+            def apply(dir_id: int, plan: DirPlan, listing: Listing, mtime: int, ino: int) -> None:
+                files = {
+                    name: stats
+                    for name, stats in listing.files.items()
+                    if before_ns is None or stats[1] < before_ns
+                }
+                left = len(listing.files) - len(files)
+                store.confirm_baseline(dir_id, files)
+                # a directory with files left for later must be listed by the next run
+                store.apply_dir(job_id, dir_id, DirPlan(), mtime if not left else -1, ino, True)
+                result.files += len(files)
+                result.bytes += sum(size for size, _ in files.values())
+                result.left += left
+
+            Walker(job, store, tree, apply, time.time()).run(full=True)
+        finally:
+            store.close()
+    return result

@@ -1,0 +1,52 @@
+"""One exception tree. Each class knows the exit code it ends the process with."""
+
+from __future__ import annotations
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # the run finished, but some files failed or were skipped
+EXIT_USAGE = 2  # usage or configuration error
+EXIT_JOB = 3  # a job could not run (source missing, destination not writable, store unusable)
+EXIT_LOCKED = 75  # another run of the same job holds its lock (EX_TEMPFAIL)
+
+
+class AutosyncError(Exception):
+    """Base of every error a user can cause or meet; ``str(err)`` is one line saying what to do."""
+
+    exit_code = EXIT_JOB
+
+
+class ConfigError(AutosyncError):
+    """The configuration file is missing, malformed or invalid."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(AutosyncError):
+    """The command line asks for something that cannot be done (an unknown job, a bad time)."""
+
+    exit_code = EXIT_USAGE
+
+
+class JobError(AutosyncError):
+    """A job could not run at all: its source, destination or the store is unusable."""
+
+    exit_code = EXIT_JOB
+
+
+class StoreError(JobError):
+    """The state database cannot be opened or is not one this version understands."""
+
+
+class LockHeld(AutosyncError):
+    """Another process is running the same job."""
+
+    exit_code = EXIT_LOCKED
+
+
+class TransportError(JobError):
+    """The transport cannot take or report work now; unsent work stays queued for the next cycle."""
+
+
+class AuthError(JobError):
+    """Credentials are missing, expired or lack a consent; the message names the fix."""

@@ -1,0 +1,46 @@
+"""One lock per job, so overlapping runs of a job never work on it at once."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from globus_autosync.errors import JobError, LockHeld
+
+
+class JobLock:
+    """An exclusive, non-blocking flock on ``<state dir>/locks/<job>.lock``; released by the OS
+    when the process dies, so a killed run never leaves a stale lock."""
+
+    def __init__(self, state_dir: Path, job: str) -> None:
+        self.path = state_dir / "locks" / f"{job}.lock"
+        self.job = job
+        self._fd: int | None = None
+
+    def __enter__(self) -> JobLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise JobError(f"cannot create the lock file {self.path}: {err.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise LockHeld(
+                f"job {self.job!r} is already running (pid {holder}); this run does nothing"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,86 @@
+"""What ``status`` and ``tasks`` show: plain data, rendered as text or JSON by the CLI."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from globus_autosync.config import Job
+from globus_autosync.scan import join
+from globus_autosync.store import Store
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts))
+
+
+def job_status(store: Store | None, job: Job) -> dict[str, Any]:
+    """One job's counts, bytes, last run and lag (age of the oldest settled file not done)."""
+    job_id = store.find_job(job.name) if store else None
+    if store is None or job_id is None:
+        return {
+            "job": job.name, "done": 0, "waiting": 0, "queued": 0, "in_flight": 0, "failed": 0,
+            "skipped": 0, "bytes_done": 0, "last_run": None, "last_result": None,
+            "last_summary": None, "lag_seconds": 0.0, "problems": [],
+        }  # fmt: skip
+    c = store.counts(job_id)
+    lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
+    rel = _relpaths(store, job_id)
+    problems = [
+        {"path": join(rel.get(d, "?"), p.name), "state": p.state, "reason": p.reason,
+         "attempts": p.attempts}
+        for d, p in store.failures(job_id)
+    ]  # fmt: skip
+    return {
+        "job": job.name,
+        "done": c.done,
+        "waiting": c.seen,
+        "queued": c.queued,
+        "in_flight": c.submitted,
+        "failed": c.failed,
+        "skipped": c.skipped,
+        "bytes_done": c.done_bytes,
+        "last_run": _iso(c.last_run[0]) if c.last_run else None,
+        "last_result": c.last_run[1] if c.last_run else None,
+        "last_summary": c.last_run[2] if c.last_run else None,
+        "lag_seconds": round(lag, 1),
+        "problems": problems,
+    }
+
+
+def _relpaths(store: Store, job_id: int) -> dict[int, str]:
+    rel: dict[int, str] = {}
+    for row in store.dirs(job_id):
+        rel[row.id] = join(rel.get(row.parent, ""), row.name)
+    return rel
+
+
+def job_tasks(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]:
+    job_id = store.find_job(job.name) if store else None
+    if store is None or job_id is None:
+        return []
+    return [
+        {
+            "job": job.name,
+            "batch": b.id,
+            "task_id": b.task_id,
+            "label": b.label,
+            "state": b.state,
+            "files": b.files,
+            "bytes": b.bytes,
+            "submitted": _iso(b.submitted),
+            "finished": _iso(b.finished),
+            "reason": b.reason,
+            "url": task_url(job, b.task_id),
+        }
+        for b in store.recent_batches(job_id, limit)
+    ]
+
+
+def task_url(job: Job, task_id: str | None) -> str | None:
+    """Where a person can see a task: the Globus web app's activity page."""
+    if job.transport == "globus" and task_id:
+        return f"https://app.globus.org/activity/{task_id}"
+    return None

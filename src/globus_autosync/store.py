@@ -1,0 +1,475 @@
+"""The state database: one SQLite file for every job. The only module that writes SQL.
+
+Directories form a trie (parent, name). A directory's confirmed files live in one compressed
+column (see codec), a few bytes per file; work in progress (seen, queued, submitted, failed,
+skipped) has a row per file. Batches are a journal: written before they are submitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from globus_autosync import codec
+from globus_autosync.errors import StoreError
+from globus_autosync.plan import QUEUED, SUBMITTED, WORK_STATES, DirPlan, Pending
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+FILE_NAME = "state.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, last_full_scan REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS dirs (
+    id INTEGER PRIMARY KEY,
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    parent INTEGER NOT NULL,                 -- 0 for a job's root
+    name TEXT NOT NULL,
+    mtime_ns INTEGER NOT NULL DEFAULT -1,    -- at the last listing; -1: list it next time
+    ino INTEGER NOT NULL DEFAULT 0,
+    made INTEGER NOT NULL DEFAULT 0,         -- created at the destination as an empty directory
+    nfiles INTEGER NOT NULL DEFAULT 0,       -- confirmed files, kept in `done`
+    nbytes INTEGER NOT NULL DEFAULT 0,
+    done BLOB,
+    UNIQUE (job, parent, name)
+);
+CREATE TABLE IF NOT EXISTS files (
+    dir INTEGER NOT NULL REFERENCES dirs(id),
+    name TEXT NOT NULL,
+    job INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    since REAL NOT NULL,
+    queued_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    batch INTEGER,
+    reason TEXT,
+    PRIMARY KEY (dir, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_job_state ON files (job, state);
+CREATE INDEX IF NOT EXISTS files_batch ON files (batch) WHERE batch IS NOT NULL;
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    submission_id TEXT NOT NULL,
+    task_id TEXT,
+    label TEXT NOT NULL,
+    state TEXT NOT NULL,                     -- new, submitted, succeeded, failed
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    created REAL NOT NULL,
+    submitted REAL,
+    finished REAL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS batches_job_state ON batches (job, state);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    started REAL NOT NULL,
+    finished REAL NOT NULL,
+    full INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
+"""
+
+_FILE_COLS = "name, size, mtime_ns, state, since, queued_at, attempts, next_try, batch, reason"
+
+
+@dataclass(frozen=True)
+class DirRow:
+    id: int
+    parent: int
+    name: str
+    mtime_ns: int
+    ino: int
+    made: bool
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    id: int
+    submission_id: str
+    task_id: str | None
+    label: str
+    state: str
+    files: int
+    bytes: int
+    created: float
+    submitted: float | None
+    finished: float | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class QueuedFile:
+    dir: int
+    row: Pending
+
+
+@dataclass(frozen=True)
+class Counts:
+    done: int
+    done_bytes: int
+    seen: int
+    queued: int
+    submitted: int
+    failed: int
+    skipped: int
+    oldest_settled: float | None
+    last_run: tuple[float, str, str] | None  # finished, result, summary
+
+
+def _pending(r: tuple[object, ...]) -> Pending:
+    return Pending(*r)  # type: ignore[arg-type]
+
+
+class Store:
+    """One connection to the state database."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    # -- opening --------------------------------------------------------------------------
+    @classmethod
+    def open(cls, state_dir: Path) -> Store:
+        """Open the database, creating it (and the state directory) if needed."""
+        path = state_dir / FILE_NAME
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            store = cls(conn, path)
+            store.ensure_schema()
+        except sqlite3.Error as err:
+            raise StoreError(
+                f"state database {path} is unusable ({err}); move it aside to start afresh"
+            ) from None
+        except OSError as err:
+            raise StoreError(
+                f"cannot create the state directory {state_dir}: {err.strerror}"
+            ) from None
+        return store
+
+    @classmethod
+    def open_readonly(cls, state_dir: Path) -> Store | None:
+        """Open an existing database for reading; None if there is none yet."""
+        path = state_dir / FILE_NAME
+        if not path.exists():
+            return None
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+            store = cls(conn, path)
+            if store._version() is None:
+                conn.close()
+                return None
+            store._check_version()
+        except sqlite3.Error as err:
+            raise StoreError(
+                f"state database {path} is unusable ({err}); move it aside to start afresh"
+            ) from None
+        return store
+
+    def _version(self) -> int | None:
+        has_meta = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            return None
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def ensure_schema(self) -> None:
+        """Create the schema in a new database; refuse one of another version."""
+        if self._version() is None:
+            self.conn.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR IGNORE INTO meta VALUES "
+                f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+            )
+        self._check_version()
+
+    def _check_version(self) -> None:
+        version = self._version()
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"state database {self.path} has schema version {version}, this globus-autosync "
+                f"understands {SCHEMA_VERSION}; upgrade globus-autosync or move the file aside"
+            )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE: it waits for a writer of another job)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- jobs and directories -------------------------------------------------------------
+    def find_job(self, name: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM jobs WHERE name=?", (name,)).fetchone()
+        return int(row[0]) if row else None
+
+    def job_id(self, name: str) -> int:
+        """The job's id, adding the job if it is new."""
+        found = self.find_job(name)
+        if found is not None:
+            return found
+        with self.tx():
+            self.conn.execute("INSERT OR IGNORE INTO jobs (name) VALUES (?)", (name,))
+        return int(self.conn.execute("SELECT id FROM jobs WHERE name=?", (name,)).fetchone()[0])
+
+    def last_full_scan(self, job: int) -> float:
+        row = self.conn.execute("SELECT last_full_scan FROM jobs WHERE id=?", (job,)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def set_last_full_scan(self, job: int, when: float) -> None:
+        with self.tx():
+            self.conn.execute("UPDATE jobs SET last_full_scan=? WHERE id=?", (when, job))
+
+    def dirs(self, job: int) -> list[DirRow]:
+        """Every known directory of a job, parents before children."""
+        rows = self.conn.execute(
+            "SELECT id, parent, name, mtime_ns, ino, made FROM dirs WHERE job=? ORDER BY id", (job,)
+        )
+        return [DirRow(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+
+    def add_dir(self, job: int, parent: int, name: str) -> int:
+        with self.tx():
+            self.conn.execute(
+                "INSERT OR IGNORE INTO dirs (job, parent, name) VALUES (?, ?, ?)",
+                (job, parent, name),
+            )
+        row = self.conn.execute(
+            "SELECT id FROM dirs WHERE job=? AND parent=? AND name=?", (job, parent, name)
+        ).fetchone()
+        return int(row[0])
+
+    def busy_dirs(self, job: int) -> set[int]:
+        """Directories holding files that are not settled, not sent or not confirmed."""
+        marks = ",".join("?" * len(WORK_STATES))
+        rows = self.conn.execute(
+            f"SELECT DISTINCT dir FROM files WHERE job=? AND state IN ({marks})",
+            (job, *WORK_STATES),
+        )
+        return {r[0] for r in rows}
+
+    def dir_state(self, dir_id: int) -> tuple[dict[str, tuple[int, int]], dict[str, Pending]]:
+        """One directory's confirmed listing and its work in progress."""
+        row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
+        done = codec.decode(row[0] if row else None)
+        rows = self.conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE dir=?", (dir_id,))
+        return done, {r[0]: _pending(r) for r in rows}
+
+    def apply_dir(
+        self, job: int, dir_id: int, plan: DirPlan, mtime_ns: int, ino: int, made: bool | None
+    ) -> None:
+        """Record a directory's listing: its changes, and the (mtime, inode) it was listed at."""
+        with self.tx():
+            self._write_rows(job, dir_id, plan.upserts)
+            self.conn.executemany(
+                "DELETE FROM files WHERE dir=? AND name=?", ((dir_id, n) for n in plan.deletes)
+            )
+            self.conn.execute(
+                "UPDATE dirs SET mtime_ns=?, ino=?, made=COALESCE(?, made) WHERE id=?",
+                (mtime_ns, ino, made, dir_id),
+            )
+
+    def _write_rows(self, job: int, dir_id: int, rows: Iterable[Pending]) -> None:
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO files (dir, job, {_FILE_COLS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (dir_id, job, p.name, p.size, p.mtime_ns, p.state, p.since, p.queued_at,
+                 p.attempts, p.next_try, p.batch, p.reason)
+                for p in rows
+            ),
+        )  # fmt: skip
+
+    def forget_dir_mtime(self, dir_id: int) -> None:
+        with self.tx():
+            self.conn.execute("UPDATE dirs SET mtime_ns=-1 WHERE id=?", (dir_id,))
+
+    def mark_made(self, dir_ids: Iterable[int]) -> None:
+        with self.tx():
+            self.conn.executemany("UPDATE dirs SET made=1 WHERE id=?", ((d,) for d in dir_ids))
+
+    def confirm_baseline(self, dir_id: int, files: dict[str, tuple[int, int]]) -> None:
+        """Record files as confirmed without sending them (``baseline``)."""
+        with self.tx():
+            self._merge_done(dir_id, files)
+            self.conn.executemany(
+                "DELETE FROM files WHERE dir=? AND name=? AND state!=?",
+                ((dir_id, n, SUBMITTED) for n in files),
+            )
+
+    def _merge_done(self, dir_id: int, files: dict[str, tuple[int, int]]) -> None:
+        row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
+        done = codec.decode(row[0])
+        done.update(files)
+        self.conn.execute(
+            "UPDATE dirs SET done=?, nfiles=?, nbytes=? WHERE id=?",
+            (codec.encode(done), len(done), sum(s for s, _ in done.values()), dir_id),
+        )
+
+    # -- batches --------------------------------------------------------------------------
+    def queued(self, job: int, limit: int) -> list[QueuedFile]:
+        rows = self.conn.execute(
+            f"SELECT dir, {_FILE_COLS} FROM files WHERE job=? AND state=? "
+            "ORDER BY queued_at, dir, name LIMIT ?",
+            (job, QUEUED, limit),
+        )
+        return [QueuedFile(r[0], _pending(r[1:])) for r in rows]
+
+    def create_batch(
+        self, job: int, submission_id: str | None, label: str, files: list[QueuedFile], now: float
+    ) -> BatchRow:
+        """Journal a batch and move its files to ``submitted`` in one transaction."""
+        sub = submission_id or str(uuid.uuid4())
+        nbytes = sum(f.row.size for f in files)
+        with self.tx():
+            cur = self.conn.execute(
+                "INSERT INTO batches (job, submission_id, label, state, files, bytes, created) "
+                "VALUES (?, ?, ?, 'new', ?, ?, ?)",
+                (job, sub, label, len(files), nbytes, now),
+            )
+            batch = int(cur.lastrowid or 0)
+            self.conn.executemany(
+                "UPDATE files SET state=?, batch=? WHERE dir=? AND name=?",
+                ((SUBMITTED, batch, f.dir, f.row.name) for f in files),
+            )
+        return BatchRow(batch, sub, None, label, "new", len(files), nbytes, now, None, None, None)
+
+    def batch_submitted(self, batch: int, task_id: str, now: float) -> None:
+        with self.tx():
+            self.conn.execute(
+                "UPDATE batches SET state='submitted', task_id=?, submitted=? WHERE id=?",
+                (task_id, now, batch),
+            )
+
+    def open_batches(self, job: int) -> list[BatchRow]:
+        return self._batches("WHERE job=? AND state IN ('new', 'submitted') ORDER BY id", (job,))
+
+    def recent_batches(self, job: int, limit: int) -> list[BatchRow]:
+        return self._batches("WHERE job=? ORDER BY id DESC LIMIT ?", (job, limit))
+
+    def _batches(self, where: str, args: tuple[object, ...]) -> list[BatchRow]:
+        rows = self.conn.execute(
+            "SELECT id, submission_id, task_id, label, state, files, bytes, created, submitted, "
+            f"finished, reason FROM batches {where}",
+            args,
+        )
+        return [BatchRow(*r) for r in rows]
+
+    def batch_files(self, batch: int) -> list[QueuedFile]:
+        rows = self.conn.execute(
+            f"SELECT dir, {_FILE_COLS} FROM files WHERE batch=? AND state=? ORDER BY dir, name",
+            (batch, SUBMITTED),
+        )
+        return [QueuedFile(r[0], _pending(r[1:])) for r in rows]
+
+    def resolve_batch(
+        self,
+        job: int,
+        batch: int,
+        state: str,
+        reason: str | None,
+        done: list[QueuedFile],
+        others: list[tuple[int, Pending]],
+        now: float,
+    ) -> None:
+        """Close a batch: merge confirmed files into their directories, rewrite the others."""
+        by_dir: dict[int, dict[str, tuple[int, int]]] = {}
+        for f in done:
+            by_dir.setdefault(f.dir, {})[f.row.name] = (f.row.size, f.row.mtime_ns)
+        with self.tx():
+            for dir_id, files in by_dir.items():
+                self._merge_done(dir_id, files)
+                # list it once more: a file may have changed while it was in flight
+                self.conn.execute("UPDATE dirs SET mtime_ns=-1 WHERE id=?", (dir_id,))
+                self.conn.executemany(
+                    "DELETE FROM files WHERE dir=? AND name=? AND batch=?",
+                    ((dir_id, n, batch) for n in files),
+                )
+            for dir_id, row in others:
+                self._write_rows(job, dir_id, [row])
+            self.conn.execute(
+                "UPDATE batches SET state=?, reason=?, finished=? WHERE id=?",
+                (state, reason, now, batch),
+            )
+
+    # -- runs and reporting ---------------------------------------------------------------
+    def record_run(
+        self, job: int, started: float, finished: float, full: bool, result: str, summary: str
+    ) -> None:
+        with self.tx():
+            self.conn.execute(
+                "INSERT INTO runs (job, started, finished, full, result, summary) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job, started, finished, int(full), result, summary),
+            )
+            # keep the last thousand runs of a job
+            self.conn.execute(
+                "DELETE FROM runs WHERE job=? AND id <= "
+                "(SELECT id FROM runs WHERE job=? ORDER BY id DESC LIMIT 1 OFFSET 1000)",
+                (job, job),
+            )
+
+    def counts(self, job: int) -> Counts:
+        done, nbytes = self.conn.execute(
+            "SELECT COALESCE(SUM(nfiles), 0), COALESCE(SUM(nbytes), 0) FROM dirs WHERE job=?",
+            (job,),
+        ).fetchone()
+        by_state = dict(
+            self.conn.execute(
+                "SELECT state, COUNT(*) FROM files WHERE job=? GROUP BY state", (job,)
+            ).fetchall()
+        )
+        oldest = self.conn.execute(
+            "SELECT MIN(queued_at) FROM files WHERE job=? AND state IN ('queued', 'submitted', "
+            "'failed')",
+            (job,),
+        ).fetchone()[0]
+        last = self.conn.execute(
+            "SELECT finished, result, summary FROM runs WHERE job=? ORDER BY id DESC LIMIT 1",
+            (job,),
+        ).fetchone()
+        return Counts(
+            done=done,
+            done_bytes=nbytes,
+            seen=by_state.get("seen", 0),
+            queued=by_state.get("queued", 0),
+            submitted=by_state.get("submitted", 0),
+            failed=by_state.get("failed", 0),
+            skipped=by_state.get("skipped", 0),
+            oldest_settled=oldest,
+            last_run=tuple(last) if last else None,
+        )
+
+    def failures(self, job: int, limit: int = 20) -> list[tuple[int, Pending]]:
+        """Failed and skipped files, newest first, for ``status``."""
+        rows = self.conn.execute(
+            f"SELECT dir, {_FILE_COLS} FROM files WHERE job=? AND state IN ('failed', 'skipped') "
+            "ORDER BY since DESC LIMIT ?",
+            (job, limit),
+        )
+        return [(r[0], _pending(r[1:])) for r in rows]

@@ -1,0 +1,18 @@
+"""Transports: where batches go. ``make_transport`` picks one for a job."""
+
+from __future__ import annotations
+
+from globus_autosync.config import Config, Job
+from globus_autosync.transports.base import Check, Item, Outcome, TaskReport, Transport
+
+__all__ = ["Check", "Item", "Outcome", "TaskReport", "Transport", "make_transport"]
+
+
+def make_transport(job: Job, config: Config) -> Transport:
+    if job.transport == "local":
+        from globus_autosync.transports.local import LocalTransport
+
+        return LocalTransport(job)
+    from globus_autosync.transports.globus import GlobusTransport
+
+    return GlobusTransport(job, config)

@@ -1,0 +1,93 @@
+"""The transport seam: the engine decides what to send; a transport sends it and reports back.
+
+A batch is handed to ``submit`` with a submission id the store has already journaled. The
+transport answers with a task id, and ``poll`` later says, per file, what became of it. A file
+is confirmed only by ``poll``; never on the strength of ``submit`` alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+DONE: Literal["done"] = "done"
+SKIP: Literal["skipped"] = "skipped"
+FAIL: Literal["failed"] = "failed"
+RETRY: Literal["retry"] = "retry"  # not sent, through no fault of the file: look at it again
+Result = Literal["done", "skipped", "failed", "retry"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One file of a batch: its path relative to the job's source (and destination)."""
+
+    relpath: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    reason: str | None = None
+
+
+@dataclass
+class TaskReport:
+    """What a transport knows of a task. ``finished`` false: ask again in a later cycle.
+
+    When finished, a file missing from ``outcomes`` is ``failed`` with ``reason``.
+    """
+
+    finished: bool
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    reason: str | None = None  # why the task failed, was canceled, or is waiting
+    state: str = ""  # the transport's own word for the task's state, for ``tasks``
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of ``check``."""
+
+    what: str
+    ok: bool
+    detail: str = ""
+
+
+class Transport(Protocol):
+    """What a job needs from a destination."""
+
+    name: str
+    max_active: int  # batches in flight at once
+    synchronous: bool  # a submitted batch is finished when ``submit`` returns
+
+    def checks(self) -> list[Check]:
+        """Everything that can be verified without moving data."""
+        ...
+
+    def ready(self) -> None:
+        """Cheap test before a cycle: raise TransportError if no data can go anywhere now."""
+        ...
+
+    def new_submission_id(self) -> str:
+        """An id to journal with a batch before it is submitted."""
+        ...
+
+    def submit(self, submission_id: str, label: str, items: Sequence[Item]) -> str:
+        """Start a batch; answers the task id. The same submission id never starts a second task."""
+        ...
+
+    def poll(self, task_id: str, items: Sequence[Item], submitted_at: float) -> TaskReport:
+        """What became of a batch (canceling it first if it is stuck or past its deadline)."""
+        ...
+
+    def mkdirs(self, relpaths: Sequence[str]) -> dict[str, str]:
+        """Create empty directories (an existing one is fine); answers {relpath: error}."""
+        ...
+
+    def task_url(self, task_id: str) -> str | None:
+        """Where a person can look at a task, if anywhere."""
+        ...
+
+    def close(self) -> None: ...
