@@ -88,8 +88,9 @@ def _worst(codes: list[int]) -> int:
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @click.version_option(__version__, "--version", prog_name=APP)
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, state_dir: Path | None, debug: bool,
-        quiet: bool) -> None:  # fmt: skip
+def cli(
+    ctx: click.Context, config_path: Path | None, state_dir: Path | None, debug: bool, quiet: bool
+) -> None:
     """Ship every new or modified file from a directory to a Globus collection or a mounted
     directory: unattended, never twice, never lost."""
     ctx.obj = Context(
@@ -142,7 +143,7 @@ def check(obj: Context, job_name: str | None) -> None:
             why = "check the 'source' key and that its disk is mounted"
             lines.append((False, f"{job.name}: source {src} is not a readable directory; {why}"))
         try:
-            transport = make_transport(job, cfg)
+            transport = make_transport(job, cfg, obj.state_dir)
             try:
                 lines.extend(
                     (c.ok, f"{job.name}: {c.what}: {c.detail}") for c in transport.checks()
@@ -169,9 +170,11 @@ def _parse_time(text: str) -> int:
 
 @cli.command()
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
-@click.option("--before", metavar="TIME",
-              help="Only files last modified before TIME (ISO 8601, local time unless it has an "
-              "offset).")  # fmt: skip
+@click.option(
+    "--before",
+    metavar="TIME",
+    help="Only files last modified before TIME (ISO 8601, local time unless it has an offset).",
+)
 @pass_ctx
 def baseline(obj: Context, job_name: str | None, before: str | None) -> None:
     """Record the files now in the source as already transferred, without sending them."""
@@ -217,8 +220,9 @@ def run(obj: Context, job_name: str | None, dry_run: bool, full: bool) -> None:
             # one line in the log for every run, even one that found nothing
             logging.getLogger(SUMMARY_LOGGER).log(
                 logging.INFO if summary.exit_code == EXIT_OK else logging.WARNING,
-                "%s", summary.line(),
-            )  # fmt: skip
+                "%s",
+                summary.line(),
+            )
         if not obj.quiet or summary.exit_code != EXIT_OK:
             click.echo(summary.line())
     sys.exit(_worst(codes))
@@ -268,8 +272,13 @@ def _age(seconds: float) -> str:
 
 @cli.command()
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
-              help="How many recent batches per job.")  # fmt: skip
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many recent batches per job.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None:
@@ -299,6 +308,94 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
             click.echo(f"  {t['url']}")
 
 
+def _globus_collections(cfg: config.Config) -> list[str]:
+    ids = []
+    for job in cfg.jobs:
+        if job.transport == "globus":
+            ids += [c for c in (job.source_collection, job.destination_collection) if c]
+    return ids
+
+
+@cli.command()
+@click.option("--no-browser", is_flag=True, help="Print a link and ask for the code it gives.")
+@click.option(
+    "--collection",
+    "collections",
+    multiple=True,
+    metavar="ID",
+    help="Also grant data access to this collection (repeatable).",
+)
+@pass_ctx
+def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
+    """Log in to Globus once; the tokens are kept (mode 0600) in the state directory."""
+    import globus_sdk
+
+    from globus_autosync import globus_auth
+    from globus_autosync.transports.globus import globus_errors
+
+    cfg = obj.load()
+    if globus_auth.is_service_account():
+        click.echo(
+            f"{globus_auth.ENV_ID} is set: the service account logs itself in; no login needed"
+        )
+        return
+    consents = set(collections)
+    with globus_errors("login"):
+        app = globus_auth.make_app(
+            cfg, obj.state_dir, interactive=True, no_browser=no_browser, consents=consents
+        )
+        app.login(force=True)
+        tc = globus_sdk.TransferClient(app=app)
+        needed = globus_auth.collections_needing_consent(tc, _globus_collections(cfg))
+        if set(needed) - consents:
+            click.echo(
+                f"collections {', '.join(needed)} need your consent for data access; "
+                "one more login grants it"
+            )
+            app = globus_auth.make_app(
+                cfg,
+                obj.state_dir,
+                interactive=True,
+                no_browser=no_browser,
+                consents=consents | set(needed),
+            )
+            app.login(force=True)
+    click.echo(f"logged in; tokens kept in {obj.state_dir / globus_auth.TOKEN_FILE}")
+
+
+@cli.command()
+@pass_ctx
+def logout(obj: Context) -> None:
+    """Revoke the stored Globus tokens and delete them."""
+    from globus_autosync import globus_auth
+    from globus_autosync.transports.globus import globus_errors
+
+    cfg = obj.load()
+    with globus_errors("logout"):
+        app = globus_auth.make_app(cfg, obj.state_dir)
+        app.logout(sweep=True)
+    click.echo("logged out: tokens revoked and deleted")
+
+
+@cli.command()
+@pass_ctx
+def whoami(obj: Context) -> None:
+    """Show the Globus identity the tool acts as."""
+    import globus_sdk
+
+    from globus_autosync import globus_auth
+    from globus_autosync.transports.globus import globus_errors
+
+    cfg = obj.load()
+    with globus_errors("whoami"):
+        app = globus_auth.make_app(cfg, obj.state_dir)
+        globus_auth.require_login(app)
+        info = globus_sdk.AuthClient(app=app).userinfo()
+    who = info.get("preferred_username") or info.get("sub")
+    kind = "service account" if globus_auth.is_service_account() else "user"
+    click.echo(f"{who} ({kind}, identity {info.get('sub')})")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every error becomes one line on stderr and a documented exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -322,7 +419,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         if debug:
             raise
-        click.echo(f"{APP}: internal error: {type(e).__name__}: {e}; run again with --debug "
-                   "for the traceback and report it", err=True)  # fmt: skip
+        click.echo(
+            f"{APP}: internal error: {type(e).__name__}: {e}; run again with --debug "
+            "for the traceback and report it",
+            err=True,
+        )
         sys.exit(EXIT_INTERNAL)
     sys.exit(EXIT_OK)

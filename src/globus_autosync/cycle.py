@@ -289,7 +289,7 @@ def run_job(
     """One cycle of one job, with its lock held (except for a dry run, which writes nothing)."""
     started = time.time()
     with ExitStack() as stack:
-        real = make_transport(job, config)
+        real = make_transport(job, config, state_dir)
         stack.callback(real.close)
         if dry_run:
             store = _memory_copy(state_dir)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from globus_autosync.config import Config, Job
 from globus_autosync.transports.base import Check, Item, Outcome, TaskReport, Transport
 
 __all__ = ["Check", "Item", "Outcome", "TaskReport", "Transport", "make_transport"]
 
 
-def make_transport(job: Job, config: Config) -> Transport:
+def make_transport(job: Job, config: Config, state_dir: Path) -> Transport:
     if job.transport == "local":
         from globus_autosync.transports.local import LocalTransport
 
         return LocalTransport(job)
     from globus_autosync.transports.globus import GlobusTransport
 
-    return GlobusTransport(job, config)
+    return GlobusTransport(job, config, state_dir)

@@ -1,0 +1,132 @@
+"""Globus credentials: a user's login (native app, refresh tokens) or a service account.
+
+Tokens live in ``<state dir>/tokens.db`` (mode 0600) through the SDK's SQLite token storage;
+they are never printed or logged. With ``GLOBUS_AUTOSYNC_CLIENT_ID`` and
+``GLOBUS_AUTOSYNC_CLIENT_SECRET`` set, a ClientApp (client credentials, a service account) is used
+instead of a user's login.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import globus_sdk
+from globus_sdk.scopes import GCSCollectionScopes, Scope, TransferScopes
+from globus_sdk.token_storage import SQLiteTokenStorage, TokenValidationError
+
+from globus_autosync.config import Config
+from globus_autosync.errors import AuthError, ConfigError
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "globus-autosync"
+TOKEN_FILE = "tokens.db"
+ENV_ID = "GLOBUS_AUTOSYNC_CLIENT_ID"
+ENV_SECRET = "GLOBUS_AUTOSYNC_CLIENT_SECRET"
+
+
+def client_credentials() -> tuple[str, str] | None:
+    """The service account from the environment, if one is set (both variables, or neither)."""
+    cid, secret = os.environ.get(ENV_ID), os.environ.get(ENV_SECRET)
+    if cid and secret:
+        return cid, secret
+    if cid or secret:
+        missing = ENV_SECRET if cid else ENV_ID
+        raise ConfigError(
+            f"{ENV_ID} and {ENV_SECRET} go together; {missing} is not set "
+            "(set both for a service account, or neither to use 'globus-autosync login')"
+        )
+    return None
+
+
+def transfer_scope(collections: Iterable[str] = ()) -> Scope:
+    """Transfer's scope, with the data_access consent of each collection that needs one."""
+    deps = [GCSCollectionScopes(c).data_access for c in sorted(set(collections))]
+    return TransferScopes.all.with_dependencies(deps) if deps else TransferScopes.all
+
+
+def token_storage(state_dir: Path, namespace: str) -> SQLiteTokenStorage:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / TOKEN_FILE
+    storage = SQLiteTokenStorage(path, namespace=namespace)
+    os.chmod(path, 0o600)
+    return storage
+
+
+def make_app(
+    config: Config,
+    state_dir: Path,
+    *,
+    interactive: bool = False,
+    no_browser: bool = False,
+    consents: Iterable[str] = (),
+) -> globus_sdk.GlobusApp:
+    """The GlobusApp for this install. Not interactive: a missing login raises instead of
+    starting a browser flow (a cron job has no one to answer it)."""
+    scopes = {TransferScopes.resource_server: [transfer_scope(consents)]}
+    creds = client_credentials()
+    if creds is not None:
+        cid, secret = creds
+        return globus_sdk.ClientApp(
+            APP_NAME,
+            client_id=cid,
+            client_secret=secret,
+            scope_requirements=scopes,
+            config=globus_sdk.GlobusAppConfig(token_storage=token_storage(state_dir, f"c-{cid}")),
+        )
+    user_cid = config.globus.client_id
+    if not user_cid:
+        raise ConfigError(
+            f"{config.path}: [globus], key 'client_id': needed for a Globus job; register a "
+            f"native app (see the README) or set {ENV_ID} and {ENV_SECRET} for a service account"
+        )
+    app_config = globus_sdk.GlobusAppConfig(
+        token_storage=token_storage(state_dir, f"u-{user_cid}"),
+        request_refresh_tokens=True,
+        login_flow_manager="command-line" if no_browser else "local-server",
+        token_validation_error_handler=None if not interactive else _login_again,
+    )
+    return globus_sdk.UserApp(
+        APP_NAME, client_id=user_cid, scope_requirements=scopes, config=app_config
+    )
+
+
+def _login_again(app: globus_sdk.GlobusApp, error: TokenValidationError) -> None:
+    app.login(force=True)
+
+
+NOT_LOGGED_IN = "not logged in to Globus (or the login expired); run: globus-autosync login"
+
+
+def is_service_account() -> bool:
+    return client_credentials() is not None
+
+
+def login_hint() -> str:
+    if is_service_account():
+        return f"the service account's credentials were refused; check {ENV_ID} and {ENV_SECRET}"
+    return NOT_LOGGED_IN
+
+
+def require_login(app: globus_sdk.GlobusApp) -> None:
+    """Fail with one line when a user has never logged in (a service account logs in itself)."""
+    if is_service_account():
+        return
+    try:
+        if app.login_required():
+            raise AuthError(NOT_LOGGED_IN)
+    except globus_sdk.GlobusError as err:
+        raise AuthError(f"{NOT_LOGGED_IN} ({type(err).__name__})") from None
+
+
+def collections_needing_consent(tc: globus_sdk.TransferClient, ids: Iterable[str]) -> list[str]:
+    """GCS v5 mapped collections (not high-assurance) need a data_access consent."""
+    needed = []
+    for cid in sorted(set(ids)):
+        doc = tc.get_endpoint(cid)
+        if doc.get("entity_type") == "GCSv5_mapped_collection" and not doc.get("high_assurance"):
+            needed.append(cid)
+    return needed

@@ -1,0 +1,290 @@
+"""The Globus transport: one transfer task per batch, through globus-sdk.
+
+The SDK does the auth flows, token refresh, retries of 429/5xx and paging; this module maps a
+batch onto a TransferData document, a task onto per-file outcomes, and every Globus error onto
+one line with its HTTP status, code and request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import globus_sdk
+from globus_sdk.token_storage import TokenValidationError
+
+from globus_autosync import globus_auth
+from globus_autosync.config import Config, Job
+from globus_autosync.errors import AuthError, TransportError
+from globus_autosync.transports.base import DONE, SKIP, Check, Item, Outcome, TaskReport
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SYNC_LEVELS = {"exists": 0, "size": 1, "mtime": 2, "checksum": 3}
+# an ACTIVE task showing one of these will not get better by waiting: cancel it, retry later
+FATAL_NICE_STATUS = {"PERMISSION_DENIED", "FILE_NOT_FOUND", "NOT_FOUND", "QUOTA_EXCEEDED"}
+_SCOPE_COLLECTION = re.compile(r"/scopes/([0-9a-fA-F-]{36})/data_access")
+
+
+def consent_command(collections: Sequence[str]) -> str:
+    return "globus-autosync login " + " ".join(f"--collection {c}" for c in collections)
+
+
+def describe(err: globus_sdk.GlobusAPIError) -> str:
+    """One line: what Globus said, with its HTTP status, code and request id."""
+    message = (err.message or "").strip().splitlines()
+    text = message[0] if message else "no message"
+    return f"Globus answered {err.http_status} {err.code} (request id {err.request_id}): {text}"
+
+
+@contextmanager
+def globus_errors(what: str, collections: Sequence[str] = ()) -> Iterator[None]:
+    """Turn any globus-sdk error into an AuthError (fix it, then run again) or a TransportError
+    (transient: the work stays queued)."""
+    try:
+        yield
+    except globus_sdk.GlobusAPIError as err:
+        if err.info.consent_required:
+            found = _SCOPE_COLLECTION.findall(" ".join(err.info.consent_required.required_scopes))
+            needed = found or list(collections)
+            raise AuthError(
+                f"{what}: Globus needs your consent to access collection "
+                f"{', '.join(needed)}; run: {consent_command(needed)}"
+            ) from None
+        if err.http_status == 401 or isinstance(err, globus_sdk.AuthAPIError):
+            raise AuthError(f"{what}: {globus_auth.login_hint()} ({describe(err)})") from None
+        raise TransportError(f"{what}: {describe(err)}") from None
+    except TokenValidationError:
+        raise AuthError(f"{what}: {globus_auth.login_hint()}") from None
+    except globus_sdk.NetworkError as err:
+        raise TransportError(f"{what}: cannot reach Globus ({type(err).__name__}: {err})") from None
+
+
+class GlobusTransport:
+    name = "globus"
+    synchronous = False
+
+    def __init__(self, job: Job, config: Config, state_dir: Path) -> None:
+        assert job.source_collection and job.destination_collection
+        self.job, self.config, self.state_dir = job, config, state_dir
+        self.src, self.dst = job.source_collection, job.destination_collection
+        self.max_active = job.max_active_tasks
+        self.src_root = job.source_collection_path or str(job.source)
+        self._client: globus_sdk.TransferClient | None = None
+        self._made: set[str] = set()
+
+    # -- plumbing -------------------------------------------------------------------------
+    @property
+    def tc(self) -> globus_sdk.TransferClient:
+        if self._client is None:
+            app = globus_auth.make_app(self.config, self.state_dir)
+            globus_auth.require_login(app)
+            self._client = globus_sdk.TransferClient(app=app)
+        return self._client
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        with globus_errors(f"{self.job.name}: {what}", [self.src, self.dst]):
+            return fn()
+
+    def src_path(self, relpath: str) -> str:
+        return _join(self.src_root, relpath)
+
+    def dst_path(self, relpath: str) -> str:
+        return _join(self.job.destination, relpath)
+
+    # -- the Transport protocol -----------------------------------------------------------
+    def ready(self) -> None:
+        self._call("credentials", lambda: self.tc)
+
+    def new_submission_id(self) -> str:
+        return str(self._call("get a submission id", lambda: self.tc.get_submission_id()["value"]))
+
+    def submit(self, submission_id: str, label: str, items: Sequence[Item]) -> str:
+        deadline = datetime.fromtimestamp(time.time() + self.job.task_deadline, UTC)
+        data = globus_sdk.TransferData(
+            source_endpoint=self.src,
+            destination_endpoint=self.dst,
+            label=label,
+            submission_id=submission_id,
+            sync_level=SYNC_LEVELS[self.job.sync_level],
+            verify_checksum=self.job.verify_checksum,
+            preserve_timestamp=self.job.preserve_timestamp,
+            skip_source_errors=True,
+            fail_on_quota_errors=True,
+            deadline=deadline.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+            notify_on_succeeded=self.job.notify,
+            notify_on_failed=self.job.notify,
+            notify_on_inactive=self.job.notify,
+        )
+        for item in items:
+            data.add_item(self.src_path(item.relpath), self.dst_path(item.relpath))
+        result = self._call("submit a transfer", lambda: self.tc.submit_transfer(data))
+        return str(result["task_id"])
+
+    def poll(self, task_id: str, items: Sequence[Item], submitted_at: float) -> TaskReport:
+        task = self._call(f"look at task {task_id}", lambda: self.tc.get_task(task_id))
+        status, nice = task["status"], task.get("nice_status")
+        if status == "SUCCEEDED":
+            outcomes = {i.relpath: Outcome(DONE) for i in items}
+            outcomes.update(self._skipped(task_id))
+            return TaskReport(True, outcomes, state=status)
+        if status == "FAILED":
+            return self._ended_badly(task_id, _task_failure(task))
+        if time.time() > submitted_at + self.job.task_deadline:
+            return self._cancel(task_id, "past its deadline")
+        if nice in FATAL_NICE_STATUS:
+            details = task.get("nice_status_short_description") or nice
+            return self._cancel(task_id, f"stuck: {details}")
+        if status == "INACTIVE":
+            why = (
+                f"task {task_id} is INACTIVE ({nice}): the credentials or consent of a collection "
+                "expired; run 'globus-autosync login' and 'globus-autosync check'"
+            )
+            log.warning("%s: %s", self.job.name, why)
+            return TaskReport(False, reason=why, state=status)
+        return TaskReport(False, state=f"{status} ({nice})" if nice else status)
+
+    def _cancel(self, task_id: str, reason: str) -> TaskReport:
+        log.warning(
+            "%s: canceling task %s, %s; its files will be sent again",
+            self.job.name,
+            task_id,
+            reason,
+        )
+        self._call(f"cancel task {task_id}", lambda: self.tc.cancel_task(task_id))
+        return self._ended_badly(task_id, f"canceled: {reason}")
+
+    def _ended_badly(self, task_id: str, reason: str) -> TaskReport:
+        """A failed or canceled task: what it did transfer is confirmed, the rest is retried."""
+        outcomes: dict[str, Outcome] = {}
+
+        def successes() -> None:
+            for t in self.tc.paginated.task_successful_transfers(task_id).items():
+                outcomes[self._rel(t["source_path"])] = Outcome(DONE)
+
+        self._call(f"list what task {task_id} transferred", successes)
+        outcomes.update(self._skipped(task_id))
+        return TaskReport(True, outcomes, reason=reason, state="FAILED")
+
+    def _skipped(self, task_id: str) -> dict[str, Outcome]:
+        out: dict[str, Outcome] = {}
+
+        def collect() -> None:
+            for e in self.tc.paginated.task_skipped_errors(task_id).items():
+                why = f"Globus skipped it: {e.get('error_code')}"
+                if e.get("error_details"):
+                    why += f": {str(e['error_details']).strip().splitlines()[0]}"
+                out[self._rel(e["source_path"])] = Outcome(SKIP, why)
+
+        self._call(f"list what task {task_id} skipped", collect)
+        return out
+
+    def _rel(self, source_path: str) -> str:
+        root = self.src_root.rstrip("/") + "/"
+        return source_path[len(root) :] if source_path.startswith(root) else source_path
+
+    def mkdirs(self, relpaths: Sequence[str]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for rel in relpaths:
+            parts = rel.split("/") if rel else []
+            try:
+                for depth in range(len(parts) + 1):
+                    self._mkdir(self.dst_path("/".join(parts[:depth])))
+            except TransportError as err:
+                errors[rel] = str(err)
+        return errors
+
+    def _mkdir(self, path: str) -> None:
+        if path in self._made:
+            return
+        with globus_errors(f"{self.job.name}: make directory {path}", [self.dst]):
+            try:
+                self.tc.operation_mkdir(self.dst, path)
+            except globus_sdk.TransferAPIError as err:
+                if not (err.http_status == 502 and "Exists" in str(err.code)):
+                    raise
+        self._made.add(path)
+
+    def task_url(self, task_id: str) -> str | None:
+        return f"https://app.globus.org/activity/{task_id}"
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- check ----------------------------------------------------------------------------
+    def checks(self) -> list[Check]:
+        out: list[Check] = []
+        try:
+            self.ready()
+            out.append(Check("credentials", True, "Globus login or client credentials are valid"))
+        except (AuthError, TransportError) as err:
+            return [Check("credentials", False, str(err))]
+        for role, cid in (("source collection", self.src), ("destination collection", self.dst)):
+            try:
+                doc = self._endpoint(role, cid)
+                out.append(Check(role, True, f"{cid} ({doc.get('display_name')}) answers"))
+            except (AuthError, TransportError) as err:
+                out.append(Check(role, False, f"{err}; check the collection id in the config"))
+        if not all(c.ok for c in out):
+            return out
+        try:
+            self._call(
+                "list the source", lambda: self.tc.operation_ls(self.src, path=self.src_root)
+            )
+            out.append(
+                Check("source path", True, f"{self.src_root} lists on the source collection")
+            )
+        except (AuthError, TransportError) as err:
+            out.append(Check("source path", False, str(err)))
+        out.append(self._probe())
+        return out
+
+    def _endpoint(self, role: str, cid: str) -> globus_sdk.GlobusHTTPResponse:
+        return self._call(f"{role} {cid}", lambda: self.tc.get_endpoint(cid))
+
+    def _probe(self) -> Check:
+        probe = self.dst_path(f".globus-autosync-probe-{uuid.uuid4().hex[:12]}")
+        try:
+            self._call("make a probe directory", lambda: self.tc.operation_mkdir(self.dst, probe))
+        except (AuthError, TransportError) as err:
+            return Check(
+                "destination path", False, f"{self.job.destination} is not writable: {err}"
+            )
+        delete = globus_sdk.DeleteData(
+            endpoint=self.dst, recursive=True, label=f"AUTO_{self.job.name}_probe"
+        )
+        delete.add_item(probe)
+        try:
+            task = self._call("delete the probe directory", lambda: self.tc.submit_delete(delete))
+            done = self._call(
+                "wait for the probe's deletion",
+                lambda: self.tc.task_wait(task["task_id"], timeout=30, polling_interval=1),
+            )
+        except (AuthError, TransportError) as err:
+            return Check("destination path", False, f"probe {probe} made but not deleted: {err}")
+        detail = f"{self.job.destination} is writable (probe made and deleted)"
+        if not done:
+            detail += f"; the probe's deletion is still running: {probe}"
+        return Check("destination path", True, detail)
+
+
+def _join(root: str, relpath: str) -> str:
+    root = root.rstrip("/")
+    return f"{root}/{relpath}" if relpath else (root or "/")
+
+
+def _task_failure(task: Any) -> str:
+    fatal = task.get("fatal_error") or {}
+    if fatal:
+        return f"task failed: {fatal.get('code')}: {fatal.get('description')}"
+    return f"task failed ({task.get('nice_status') or 'no reason given'})"
