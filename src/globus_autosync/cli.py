@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
+import shutil
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,7 +101,7 @@ def cli(
         debug=debug,
         quiet=quiet,
     )
-    needs_file_log = ctx.invoked_subcommand in ("run", "baseline", "watch")
+    needs_file_log = ctx.invoked_subcommand in ("run", "baseline", "watch", "login", "logout")
     setup_logging(ctx.obj.state_dir, debug, quiet, to_file=needs_file_log)
 
 
@@ -200,8 +202,15 @@ def baseline(obj: Context, job_name: str | None, before: str | None) -> None:
 @click.option(
     "--full", is_flag=True, help="Walk the whole tree (catches files rewritten in place)."
 )
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write Prometheus metrics here (node_exporter textfile-collector format).",
+)
 @pass_ctx
-def run(obj: Context, job_name: str | None, dry_run: bool, full: bool) -> None:
+def run(
+    obj: Context, job_name: str | None, dry_run: bool, full: bool, metrics_file: Path | None
+) -> None:
     """Run one sync cycle for every job (or one)."""
     cfg = obj.load()
     codes = []
@@ -225,7 +234,104 @@ def run(obj: Context, job_name: str | None, dry_run: bool, full: bool) -> None:
             )
         if not obj.quiet or summary.exit_code != EXIT_OK:
             click.echo(summary.line())
+    if metrics_file is not None and not dry_run:
+        from globus_autosync import metrics
+
+        try:
+            metrics.write_file(metrics_file, cfg, obj.state_dir)
+        except OSError as err:
+            log.error("cannot write the metrics file %s: %s", metrics_file, err.strerror)
+            codes.append(EXIT_PARTIAL)
     sys.exit(_worst(codes))
+
+
+@cli.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics on this port.",
+)
+@click.option(
+    "--metrics-address",
+    default="0.0.0.0",
+    show_default=True,
+    metavar="ADDR",
+    help="Address the metrics server listens on.",
+)
+@pass_ctx
+def watch(
+    obj: Context, job_name: str | None, metrics_port: int | None, metrics_address: str
+) -> None:
+    """Run as a service: a cycle of every job every `interval`, until SIGTERM (SIGHUP reloads)."""
+    from globus_autosync.watch import Watcher
+
+    cfg = obj.load()
+    watcher = Watcher(cfg, obj.state_dir, job_name)
+    watcher.install_signals()
+    if metrics_port is not None:
+        from globus_autosync import metrics
+
+        try:
+            metrics.serve(metrics_port, lambda: watcher.config, obj.state_dir, metrics_address)
+        except OSError as err:
+            raise UsageError(
+                f"cannot serve metrics on port {metrics_port}: {err.strerror}; choose another"
+            ) from None
+        log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
+    watcher.run()
+
+
+def _self_command(obj: Context) -> str:
+    """How this install is started, with the config and state dir spelled out."""
+    argv0 = Path(sys.argv[0])
+    exe = str(argv0.absolute()) if argv0.name == APP and argv0.exists() else shutil.which(APP)
+    base = shlex.quote(exe) if exe else f"{shlex.quote(sys.executable)} -m globus_autosync"
+    return (
+        f"{base} --config {shlex.quote(str(obj.config_path.absolute()))} "
+        f"--state-dir {shlex.quote(str(obj.state_dir.absolute()))}"
+    )
+
+
+@cli.group()
+def service() -> None:
+    """Print a systemd unit or a crontab line for this install."""
+
+
+@service.command("systemd")
+@pass_ctx
+def service_systemd(obj: Context) -> None:
+    """A systemd unit running `watch` (install it under ~/.config/systemd/user/)."""
+    click.echo(
+        f"""# globus-autosync.service: save as ~/.config/systemd/user/globus-autosync.service, then
+#   systemctl --user daemon-reload && systemctl --user enable --now globus-autosync
+#   (and 'loginctl enable-linger $USER' so it runs without a login session)
+[Unit]
+Description=globus-autosync: ship new instrument files as they settle
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+ExecStart={_self_command(obj)} watch
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=30
+# For a service account instead of 'globus-autosync login':
+# Environment=GLOBUS_AUTOSYNC_CLIENT_ID=...
+# EnvironmentFile=%h/.config/globus-autosync/secret.env
+
+[Install]
+WantedBy=default.target"""
+    )
+
+
+@service.command("cron")
+@pass_ctx
+def service_cron(obj: Context) -> None:
+    """A crontab line running `run` every five minutes (add it with `crontab -e`)."""
+    click.echo(f"*/5 * * * * {_self_command(obj)} --quiet run")
 
 
 def _open_readonly(obj: Context) -> Store | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,11 +52,12 @@ class Summary:
     skipped: int = 0
     seconds: float = 0.0
     in_flight: int = 0
+    problem: str | None = None  # the transport could not be reached; work stays queued
     would_send: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_PARTIAL if self.failed or self.skipped else EXIT_OK
+        return EXIT_PARTIAL if self.failed or self.skipped or self.problem else EXIT_OK
 
     @property
     def quiet(self) -> bool:
@@ -76,6 +77,8 @@ class Summary:
         )
         if self.in_flight:
             text += f", {self.in_flight} in flight"
+        if self.problem:
+            text += ", work left queued: transport unavailable"
         return f"{text}, {self.seconds:.2f} s"
 
 
@@ -132,8 +135,18 @@ def _memory_copy(state_dir: Path) -> Store:
 class Cycle:
     """Runs one cycle of one job against an open store and transport."""
 
-    def __init__(self, job: Job, store: Store, transport: Transport, dry_run: bool) -> None:
+    def __init__(
+        self,
+        job: Job,
+        store: Store,
+        transport: Transport,
+        dry_run: bool = False,
+        batch_window: float | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.job, self.store, self.transport, self.dry_run = job, store, transport, dry_run
+        self.batch_window = batch_window  # None: send whatever is queued (``run``)
+        self.should_stop = should_stop
         self.now = time.time()
         self.summary = Summary(job.name, dry_run=dry_run)
         self.job_id = store.job_id(job.name)
@@ -151,16 +164,17 @@ class Cycle:
             self.reconcile()
         full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
         self.summary.full = full
-        walker = Walker(self.job, self.store, self.tree, self._apply, self.now)
+        walker = Walker(self.job, self.store, self.tree, self._apply, self.now, self.should_stop)
         stats = walker.run(full)
-        if full and not self.dry_run:
+        if full and not self.dry_run and not walker.stopped:
             self.store.set_last_full_scan(self.job_id, self.now)
         self.summary.scanned, self.summary.dirs = stats.files, stats.dirs
         self.summary.changed = stats.changed
         self.summary.skipped += stats.skipped
         self.make_dirs(stats.empty_dirs)
         self.submit_all()
-        self.summary.in_flight = self.store.counts(self.job_id).submitted
+        if not self.dry_run:  # a dry run's batches are never sent, so never in flight
+            self.summary.in_flight = self.store.counts(self.job_id).submitted
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -186,8 +200,7 @@ class Cycle:
         try:
             task_id = self.transport.submit(batch.submission_id, batch.label, items)
         except TransportError as err:
-            log.warning("%s: batch %d not submitted, left for the next cycle: %s",
-                        self.job.name, batch.id, err)  # fmt: skip
+            self._transport_problem(f"batch {batch.id} left for the next cycle: {err}")
             return None
         self.store.batch_submitted(batch.id, task_id, time.time())
         if self.dry_run:
@@ -202,8 +215,7 @@ class Cycle:
         try:
             report = self.transport.poll(batch.task_id, items, submitted)
         except TransportError as err:
-            log.warning("%s: cannot learn the state of task %s: %s", self.job.name,
-                        batch.task_id, err)  # fmt: skip
+            self._transport_problem(f"cannot learn the state of task {batch.task_id}: {err}")
             return
         if not report.finished:
             return
@@ -248,6 +260,10 @@ class Cycle:
         self.summary.failed += counts["failed"]
         self.summary.skipped += counts["skipped"]
 
+    def _transport_problem(self, message: str) -> None:
+        log.warning("%s: %s", self.job.name, message)
+        self.summary.problem = message
+
     # -- submit ---------------------------------------------------------------------------
     def make_dirs(self, dir_ids: list[int]) -> None:
         if not dir_ids:
@@ -263,14 +279,20 @@ class Cycle:
     def submit_all(self) -> None:
         """Batch the queued files while the transport takes more."""
         while len(self.store.open_batches(self.job_id)) < self.transport.max_active:
+            if self.should_stop():
+                return
             files = self.store.queued(self.job_id, self.job.max_files_per_task)
             if not files:
                 return
+            if self.batch_window is not None and len(files) < self.job.max_files_per_task:
+                oldest = min(f.row.queued_at or self.now for f in files)
+                if time.time() < oldest + self.batch_window:
+                    return  # wait for more files, unless the window has passed
             label = f"AUTO_{self.job.name}_{time.strftime('%Y-%m-%d_%H%M%S')}"
             try:
                 sub = self.transport.new_submission_id()
             except TransportError as err:
-                log.warning("%s: cannot start a batch now: %s", self.job.name, err)
+                self._transport_problem(f"cannot start a batch now: {err}")
                 return
             batch = self.store.create_batch(self.job_id, sub, label, files, time.time())
             items = [self._item(f) for f in files]

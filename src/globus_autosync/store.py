@@ -465,6 +465,28 @@ class Store:
             last_run=tuple(last) if last else None,
         )
 
+    def run_times(self, job: int) -> tuple[float | None, float | None]:
+        """When the last successful cycle ended, and how long the last cycle took."""
+        ok = self.conn.execute(
+            "SELECT MAX(finished) FROM runs WHERE job=? AND result='ok'", (job,)
+        ).fetchone()[0]
+        last = self.conn.execute(
+            "SELECT finished - started FROM runs WHERE job=? ORDER BY id DESC LIMIT 1", (job,)
+        ).fetchone()
+        return ok, (last[0] if last else None)
+
+    def next_due(self, job: int, settle: float, batch_window: float) -> float | None:
+        """The earliest moment a file will settle, a batch window close or a retry fall due."""
+        row = self.conn.execute(
+            "SELECT MIN(CASE state "
+            "  WHEN 'seen' THEN MIN(since, mtime_ns / 1e9) + :settle "
+            "  WHEN 'queued' THEN queued_at + :window "
+            "  ELSE next_try END) "
+            "FROM files WHERE job=:job AND state IN ('seen', 'queued', 'failed')",
+            {"job": job, "settle": settle, "window": batch_window},
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def failures(self, job: int, limit: int = 20) -> list[tuple[int, Pending]]:
         """Failed and skipped files, newest first, for ``status``."""
         rows = self.conn.execute(

@@ -64,9 +64,19 @@ Apply = Callable[[int, DirPlan, Listing, int, int], None]
 
 
 class Walker:
-    def __init__(self, job: Job, store: Store, tree: DirTree, apply: Apply, now: float) -> None:
+    def __init__(
+        self,
+        job: Job,
+        store: Store,
+        tree: DirTree,
+        apply: Apply,
+        now: float,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.job, self.store, self.tree, self.apply = job, store, tree, apply
         self.now = now
+        self.should_stop = should_stop
+        self.stopped = False  # asked to stop before the walk was complete
         self.excluded = Excluder(job.exclude)
         self.follow = job.symlinks == "follow"
         self.stats = WalkStats()
@@ -80,6 +90,9 @@ class Walker:
             (self.tree.root, str(self.job.source), frozenset())
         ]
         while stack:
+            if self.should_stop():
+                self.stopped = True
+                break
             dir_id, path, ancestors = stack.pop()
             try:
                 st = os.stat(path) if self.follow else os.lstat(path)

@@ -1,0 +1,81 @@
+"""Prometheus metrics: served by ``watch --metrics-port``, written by ``run --metrics-file``.
+
+Every scrape reads the state database afresh (read-only), so the numbers are the store's truth,
+whichever process wrote it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from globus_autosync.config import Config
+from globus_autosync.store import Store
+
+PREFIX = "globus_autosync"
+FILE_STATES = ("done", "waiting", "queued", "in_flight", "failed", "skipped")
+
+
+class StoreCollector(Collector):
+    """Per job: files by state, bytes done, lag, last successful cycle, cycle duration."""
+
+    def __init__(self, config: Callable[[], Config], state_dir: Path) -> None:
+        self.config, self.state_dir = config, state_dir
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        files = GaugeMetricFamily(f"{PREFIX}_files", "Files by state", labels=["job", "state"])
+        done_bytes = GaugeMetricFamily(f"{PREFIX}_bytes_done", "Bytes confirmed", labels=["job"])
+        lag = GaugeMetricFamily(
+            f"{PREFIX}_lag_seconds", "Age of the oldest settled file not yet done", labels=["job"]
+        )
+        last_ok = GaugeMetricFamily(
+            f"{PREFIX}_last_success_timestamp_seconds",
+            "When the last successful cycle ended (Unix time)",
+            labels=["job"],
+        )
+        duration = GaugeMetricFamily(
+            f"{PREFIX}_cycle_duration_seconds", "How long the last cycle took", labels=["job"]
+        )
+        store = Store.open_readonly(self.state_dir)
+        try:
+            for job in self.config().jobs:
+                job_id = store.find_job(job.name) if store else None
+                if store is None or job_id is None:
+                    continue
+                c = store.counts(job_id)
+                counts = (c.done, c.seen, c.queued, c.submitted, c.failed, c.skipped)
+                for state, n in zip(FILE_STATES, counts, strict=True):
+                    files.add_metric([job.name, state], n)
+                done_bytes.add_metric([job.name], c.done_bytes)
+                age = time.time() - c.oldest_settled if c.oldest_settled is not None else 0.0
+                lag.add_metric([job.name], max(0.0, age))
+                ok, took = store.run_times(job_id)
+                if ok is not None:
+                    last_ok.add_metric([job.name], ok)
+                if took is not None:
+                    duration.add_metric([job.name], took)
+        finally:
+            if store is not None:
+                store.close()
+        yield from (files, done_bytes, lag, last_ok, duration)
+
+
+def registry(config: Callable[[], Config], state_dir: Path) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(StoreCollector(config, state_dir))
+    return reg
+
+
+def serve(port: int, config: Callable[[], Config], state_dir: Path, addr: str = "0.0.0.0") -> None:
+    """Serve /metrics on ``port`` from a daemon thread."""
+    start_http_server(port, addr=addr, registry=registry(config, state_dir))
+
+
+def write_file(path: Path, config: Config, state_dir: Path) -> None:
+    """The node_exporter textfile-collector format, written atomically."""
+    write_to_textfile(str(path), registry(lambda: config, state_dir))

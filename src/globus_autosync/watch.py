@@ -1,0 +1,169 @@
+"""``watch``: the long-running service. Cycles every job on its own ``interval``.
+
+It sleeps until the next job is due, or sooner when a file will settle or a batch window will
+close, so a file that stops changing is in a submitted batch within about
+settle + batch_window + interval. SIGTERM/SIGINT finish the step in hand and exit 0; SIGHUP
+reloads the configuration (a bad one is logged and the old one kept). Each cycle takes the job's
+lock, exactly as ``run`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from globus_autosync import config as config_mod
+from globus_autosync.config import Config, Job
+from globus_autosync.cycle import Cycle, Summary
+from globus_autosync.errors import AutosyncError, LockHeld
+from globus_autosync.lock import JobLock
+from globus_autosync.store import Store
+from globus_autosync.transports import Transport, make_transport
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 3600.0
+MAX_BACKOFF = 300.0
+TICK = 0.2  # how often a sleeping watcher looks at its signal flags
+
+
+@dataclass
+class JobState:
+    job: Job
+    transport: Transport | None = None
+    due: float = 0.0
+    failures: int = 0
+    totals: dict[str, int] = field(default_factory=lambda: {"confirmed": 0, "failed": 0})
+
+
+class Watcher:
+    def __init__(self, config: Config, state_dir: Path, job_name: str | None) -> None:
+        self.config, self.state_dir, self.job_name = config, state_dir, job_name
+        self.jobs = {j.name: JobState(j) for j in config.select(job_name)}
+        self.stop = False
+        self.reload = False
+        self.store = Store.open(state_dir)
+        self.last_heartbeat = time.monotonic()
+
+    # -- signals --------------------------------------------------------------------------
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop = True
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self.reload = True
+
+    def _reload(self) -> None:
+        self.reload = False
+        try:
+            new = config_mod.load(self.config.path)
+            jobs = new.select(self.job_name)
+        except AutosyncError as err:
+            log.error("configuration not reloaded, keeping the running one: %s", err)
+            return
+        old = self.jobs
+        self.jobs = {}
+        for job in jobs:
+            state = old.pop(job.name, None)
+            if state is not None and state.job == job:
+                self.jobs[job.name] = state
+            else:
+                self.jobs[job.name] = JobState(job)
+                if state is not None and state.transport is not None:
+                    state.transport.close()
+        for state in old.values():
+            if state.transport is not None:
+                state.transport.close()
+        self.config = new
+        log.info("configuration reloaded from %s: %d job(s)", new.path, len(self.jobs))
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        log.info("watch: started, %d job(s): %s", len(self.jobs), ", ".join(self.jobs))
+        try:
+            while not self.stop:
+                if self.reload:
+                    self._reload()
+                now = time.time()
+                for state in list(self.jobs.values()):
+                    if self.stop:
+                        break
+                    if state.due <= now:
+                        self._cycle(state)
+                self._heartbeat()
+                self._sleep_until(min((s.due for s in self.jobs.values()), default=now + 60))
+        finally:
+            for state in self.jobs.values():
+                if state.transport is not None:
+                    state.transport.close()
+            self.store.close()
+        log.info("watch: stopped")
+
+    def _sleep_until(self, when: float) -> None:
+        while not self.stop and not self.reload and time.time() < when:
+            time.sleep(min(TICK, max(0.0, when - time.time())))
+
+    def _cycle(self, state: JobState) -> None:
+        job = state.job
+        started = time.time()
+        try:
+            if state.transport is None:
+                state.transport = make_transport(job, self.config, self.state_dir)
+            with JobLock(self.state_dir, job.name):
+                cycle = Cycle(job, self.store, state.transport, batch_window=job.batch_window,
+                              should_stop=lambda: self.stop)  # fmt: skip
+                summary = cycle.run(full=False)
+                result = "ok" if summary.exit_code == 0 else "partial"
+                self.store.record_run(cycle.job_id, started, time.time(), summary.full, result,
+                                      summary.line())  # fmt: skip
+                due = self.store.next_due(cycle.job_id, job.settle, job.batch_window)
+        except LockHeld as err:
+            log.debug("%s", err)
+            state.due = time.time() + job.interval
+            return
+        except AutosyncError as err:
+            self._failed(state, str(err))
+            return
+        except Exception as err:  # a bug must not take the service down; it is logged in full
+            log.exception("%s: unexpected error: %s", job.name, err)
+            self._failed(state, f"unexpected error: {err}")
+            return
+        state.failures = 0
+        self._report(state, summary)
+        now = time.time()
+        state.due = now + job.interval
+        if due is not None and due > now:  # what is overdue already waits on the transport
+            state.due = min(state.due, due + 0.05)
+
+    def _failed(self, state: JobState, message: str) -> None:
+        state.failures += 1
+        wait = min(MAX_BACKOFF, state.job.interval * 2 ** min(state.failures, 10))
+        log.error("%s; trying again in %.0f s", message, wait)
+        state.due = time.time() + wait
+
+    def _report(self, state: JobState, summary: Summary) -> None:
+        state.totals["confirmed"] += summary.confirmed
+        state.totals["failed"] += summary.failed
+        if not summary.quiet:  # a cycle that did nothing logs nothing
+            level = logging.INFO if summary.exit_code == 0 else logging.WARNING
+            log.log(level, "%s", summary.line())
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self.last_heartbeat < HEARTBEAT:
+            return
+        self.last_heartbeat = time.monotonic()
+        parts = [
+            f"{s.job.name}: {s.totals['confirmed']} confirmed, {s.totals['failed']} failed"
+            for s in self.jobs.values()
+        ]
+        log.info("watch: alive; in the last hour %s", "; ".join(parts) or "no jobs")
+        for s in self.jobs.values():
+            s.totals = {"confirmed": 0, "failed": 0}
