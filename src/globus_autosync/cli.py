@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import click
 import platformdirs
 
 from globus_autosync import __version__, config, report
 from globus_autosync.cycle import baseline_job, human_bytes, run_job
+from globus_autosync.display import ScanProgress, table
 from globus_autosync.errors import (
     EXIT_JOB,
     EXIT_LOCKED,
@@ -185,7 +187,11 @@ def baseline(obj: Context, job_name: str | None, before: str | None) -> None:
     codes = []
     for job in cfg.select(job_name):
         try:
-            result = baseline_job(job, obj.state_dir, before_ns)
+            progress = _progress(obj, f"{job.name}: baseline")
+            try:
+                result = baseline_job(job, obj.state_dir, before_ns, progress)
+            finally:
+                progress.close()
         except AutosyncError as err:
             log.error("%s", err)
             codes.append(err.exit_code)
@@ -216,7 +222,13 @@ def run(
     codes = []
     for job in cfg.select(job_name):
         try:
-            summary = run_job(job, cfg, obj.state_dir, dry_run=dry_run, full=full)
+            progress = _progress(obj, f"{job.name}: scanning")
+            try:
+                summary = run_job(
+                    job, cfg, obj.state_dir, dry_run=dry_run, full=full, progress=progress
+                )
+            finally:
+                progress.close()
         except AutosyncError as err:
             log.error("%s", err)
             codes.append(err.exit_code)
@@ -334,6 +346,10 @@ def service_cron(obj: Context) -> None:
     click.echo(f"*/5 * * * * {_self_command(obj)} --quiet run")
 
 
+def _progress(obj: Context, label: str) -> ScanProgress:
+    return ScanProgress(label, enabled=sys.stderr.isatty() and not obj.quiet)
+
+
 def _open_readonly(obj: Context) -> Store | None:
     return Store.open_readonly(obj.state_dir)
 
@@ -354,6 +370,9 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"jobs": rows}, indent=2))
         return
+    if sys.stdout.isatty():
+        _status_table(rows)
+        return
     for r in rows:
         click.echo(
             f"{r['job']}: done {r['done']} ({human_bytes(r['bytes_done'])}), "
@@ -366,6 +385,25 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
             click.echo("  never run")
         for p in r["problems"]:
             click.echo(f"  {p['state']}: {p['path']}: {p['reason']}")
+
+
+def _status_table(rows: list[dict[str, Any]]) -> None:
+    cols = ["job", "done", "bytes done", "waiting", "queued", "in flight", "failed", "skipped",
+            "lag", "last run"]  # fmt: skip
+    table(
+        "globus-autosync status",
+        cols,
+        [
+            [r["job"], str(r["done"]), human_bytes(r["bytes_done"]), str(r["waiting"]),
+             str(r["queued"]), str(r["in_flight"]), str(r["failed"]), str(r["skipped"]),
+             _age(r["lag_seconds"]), f"{r['last_run'] or 'never'} {r['last_result'] or ''}"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    problems = [[r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows
+                for p in r["problems"]]  # fmt: skip
+    if problems:
+        table("failed and skipped files (newest first)", ["job", "state", "path", "why"], problems)
 
 
 def _age(seconds: float) -> str:
@@ -398,6 +436,18 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
             store.close()
     if as_json:
         click.echo(json.dumps({"tasks": rows}, indent=2))
+        return
+    if rows and sys.stdout.isatty():
+        cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished"]
+        table(
+            "recent batches",
+            cols,
+            [
+                [t["job"], str(t["batch"]), t["state"], str(t["files"]), human_bytes(t["bytes"]),
+                 (t["url"] or t["task_id"] or "-"), t["submitted"] or "-", t["finished"] or "-"]
+                for t in rows
+            ],
+        )  # fmt: skip
         return
     if not rows:
         click.echo("no batches yet")

@@ -22,7 +22,7 @@ from globus_autosync.scan import Listing, join
 from globus_autosync.store import BatchRow, QueuedFile, Store
 from globus_autosync.transports import Item, TaskReport, Transport, make_transport
 from globus_autosync.transports.base import DONE, RETRY, SKIP, Check, Outcome
-from globus_autosync.walk import DirTree, Walker
+from globus_autosync.walk import DirTree, Walker, WalkStats
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,10 @@ class Cycle:
         dry_run: bool = False,
         batch_window: float | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        progress: Callable[[WalkStats], None] | None = None,
     ) -> None:
         self.job, self.store, self.transport, self.dry_run = job, store, transport, dry_run
+        self.progress = progress
         self.batch_window = batch_window  # None: send whatever is queued (``run``)
         self.should_stop = should_stop
         self.now = time.time()
@@ -164,7 +166,9 @@ class Cycle:
             self.reconcile()
         full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
         self.summary.full = full
-        walker = Walker(self.job, self.store, self.tree, self._apply, self.now, self.should_stop)
+        walker = Walker(
+            self.job, self.store, self.tree, self._apply, self.now, self.should_stop, self.progress
+        )
         stats = walker.run(full)
         if full and not self.dry_run and not walker.stopped:
             self.store.set_last_full_scan(self.job_id, self.now)
@@ -306,7 +310,13 @@ class Cycle:
 
 
 def run_job(
-    job: Job, config: Config, state_dir: Path, *, dry_run: bool = False, full: bool = False
+    job: Job,
+    config: Config,
+    state_dir: Path,
+    *,
+    dry_run: bool = False,
+    full: bool = False,
+    progress: Callable[[WalkStats], None] | None = None,
 ) -> Summary:
     """One cycle of one job, with its lock held (except for a dry run, which writes nothing)."""
     started = time.time()
@@ -321,7 +331,7 @@ def run_job(
             store = Store.open(state_dir)
             transport = real
         stack.callback(store.close)
-        cycle = Cycle(job, store, transport, dry_run)
+        cycle = Cycle(job, store, transport, dry_run, progress=progress)
         summary = cycle.run(full)
         if dry_run:
             assert isinstance(transport, DryTransport)
@@ -351,7 +361,12 @@ class BaselineResult:
         return text
 
 
-def baseline_job(job: Job, state_dir: Path, before_ns: int | None) -> BaselineResult:
+def baseline_job(
+    job: Job,
+    state_dir: Path,
+    before_ns: int | None,
+    progress: Callable[[WalkStats], None] | None = None,
+) -> BaselineResult:
     """Record the files now in the source as transferred, without sending them."""
     if not job.source.is_dir():
         raise JobError(f"job {job.name!r}: source {job.source} is not a readable directory")
@@ -376,7 +391,7 @@ def baseline_job(job: Job, state_dir: Path, before_ns: int | None) -> BaselineRe
                 result.bytes += sum(size for size, _ in files.values())
                 result.left += left
 
-            Walker(job, store, tree, apply, time.time()).run(full=True)
+            Walker(job, store, tree, apply, time.time(), progress=progress).run(full=True)
         finally:
             store.close()
     return result

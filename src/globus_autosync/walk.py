@@ -72,8 +72,10 @@ class Walker:
         apply: Apply,
         now: float,
         should_stop: Callable[[], bool] = lambda: False,
+        progress: Callable[[WalkStats], None] | None = None,
     ) -> None:
         self.job, self.store, self.tree, self.apply = job, store, tree, apply
+        self.progress = progress
         self.now = now
         self.should_stop = should_stop
         self.stopped = False  # asked to stop before the walk was complete
@@ -109,6 +111,8 @@ class Walker:
                 continue
             below = ancestors | {here}
             self.stats.dirs += 1
+            if self.progress is not None:
+                self.progress(self.stats)
             row = self.tree.rows[dir_id]
             if full or dir_id in busy or (row.mtime_ns, row.ino) != (st.st_mtime_ns, st.st_ino):
                 subdirs = self._list(dir_id, path, st)
