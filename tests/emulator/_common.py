@@ -23,11 +23,7 @@ def new_request_id() -> str:
 
 def iso_time(ts: float) -> str:
     """Task document time format: ``2021-09-02T18:04:47+00:00``."""
-    return (
-        datetime.datetime.fromtimestamp(ts, tz=datetime.UTC)
-        .replace(microsecond=0)
-        .isoformat()
-    )
+    return datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).replace(microsecond=0).isoformat()
 
 
 def space_time(ts: float) -> str:

@@ -293,6 +293,9 @@ class AuthService:
         username: str | None = None,
         client_id: str | None = None,
     ) -> JSONDict:
+        if "@" in identity_id and username is None:  # a username was given
+            username = identity_id
+            identity_id = str(uuid.uuid5(uuid.NAMESPACE_URL, username))
         ident = self.identity(identity_id, username)
         try:
             roots = parse_scopes(scope)
@@ -331,11 +334,11 @@ class AuthService:
         if handler is not None:
             return handler(req)
         parts = path.strip("/").split("/")
-        if req.method == "GET" and len(parts) == 5 and parts[:3] == ["v2", "api", "identities"]:
-            if parts[4] == "consents":
+        if req.method == "GET" and parts[:3] == ["v2", "api", "identities"]:
+            if len(parts) == 5 and parts[4] == "consents":
                 return self._consents(req, parts[3])
-        if req.method == "GET" and len(parts) == 4 and parts[:3] == ["v2", "api", "identities"]:
-            return self._identity(req, parts[3])
+            if len(parts) == 4:
+                return self._identity(req, parts[3])
         raise _auth_error(404, "not_found", f"No such Auth resource: {req.method} {path}")
 
     def _client_from_basic(self, req: Request) -> str | None:
@@ -513,9 +516,7 @@ class AuthService:
                     }
                 )
         for username in names:
-            found = next(
-                (i for i in self.identities.values() if i.username == username), None
-            )
+            found = next((i for i in self.identities.values() if i.username == username), None)
             if found is None:
                 found = self.identity(str(uuid.uuid5(uuid.NAMESPACE_URL, username)), username)
             docs.append(self._identity_doc(found))

@@ -45,6 +45,12 @@ def describe(err: globus_sdk.GlobusAPIError) -> str:
     return f"Globus answered {err.http_status} {err.code} (request id {err.request_id}): {text}"
 
 
+def consent_collections(err: globus_sdk.GlobusAPIError) -> list[str]:
+    """The collections whose data_access consent a ConsentRequired error asks for."""
+    scopes = " ".join(err.info.consent_required.required_scopes or [])
+    return sorted(set(_SCOPE_COLLECTION.findall(scopes)))
+
+
 @contextmanager
 def globus_errors(what: str, collections: Sequence[str] = ()) -> Iterator[None]:
     """Turn any globus-sdk error into an AuthError (fix it, then run again) or a TransportError
@@ -53,8 +59,13 @@ def globus_errors(what: str, collections: Sequence[str] = ()) -> Iterator[None]:
         yield
     except globus_sdk.GlobusAPIError as err:
         if err.info.consent_required:
-            found = _SCOPE_COLLECTION.findall(" ".join(err.info.consent_required.required_scopes))
-            needed = found or list(collections)
+            needed = consent_collections(err) or list(collections)
+            if globus_auth.is_service_account():
+                raise AuthError(
+                    f"{what}: the service account may not access collection {', '.join(needed)}; "
+                    "give its client identity access to the collection (a role or an ACL), "
+                    "then run again"
+                ) from None
             raise AuthError(
                 f"{what}: Globus needs your consent to access collection "
                 f"{', '.join(needed)}; run: {consent_command(needed)}"
@@ -92,7 +103,17 @@ class GlobusTransport:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         with globus_errors(f"{self.job.name}: {what}", [self.src, self.dst]):
-            return fn()
+            try:
+                return fn()
+            except globus_sdk.GlobusAPIError as err:
+                # A service account consents by asking for the scope: add it, try once more.
+                needed = consent_collections(err) if err.info.consent_required else []
+                if not needed or not globus_auth.is_service_account():
+                    raise
+                log.info("%s: asking for data access to %s", self.job.name, ", ".join(needed))
+                for cid in needed:
+                    self.tc.add_app_data_access_scope(cid)
+                return fn()
 
     def src_path(self, relpath: str) -> str:
         return _join(self.src_root, relpath)

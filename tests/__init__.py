@@ -1,0 +1,3 @@
+"""Test suite of globus-autosync."""
+
+from __future__ import annotations

@@ -1,0 +1,488 @@
+"""A local emulation of the Globus Transfer API v0.10 and of the Globus Auth token endpoints.
+
+Only the standard library: a :class:`http.server.ThreadingHTTPServer` on 127.0.0.1 (port
+0) in a daemon thread, plus a worker thread that runs tasks by copying files between the
+local directories that stand for collections. Point the SDK at it with :meth:`env`::
+
+    with TransferEmulator({SRC: src_dir, DST: dst_dir}) as emu:
+        monkeypatch.setenv(...)  # emu.env()
+        app = globus_sdk.ClientApp(client_id=emu.DEFAULT_CLIENT_ID, ...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import socket
+import threading
+import time
+import traceback
+import types
+import urllib.parse
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Self, cast
+
+from ._common import HTTPError, JSONDict, Reply, Request, new_request_id, transfer_error
+from .auth import (
+    DEFAULT_TOKEN_LIFETIME,
+    DEFAULT_USER_ID,
+    TRANSFER_RS,
+    TRANSFER_SCOPE,
+    AuthService,
+)
+from .tasks import EmulatedTask, execute
+from .transfer import TransferService
+
+ERROR_CODES = {
+    400: "ClientError.BadRequest",
+    401: "AuthenticationFailed",
+    403: "PermissionDenied",
+    404: "ClientError.NotFound",
+    409: "ClientError.Conflict",
+    429: "ClientError.TooManyRequests",
+    500: "InternalError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+
+@dataclasses.dataclass
+class _Fault:
+    remaining: int
+    path_prefix: str
+    status: int | None  # None: drop the connection
+    retry_after: int | None = None
+    code: str | None = None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, emulator: TransferEmulator) -> None:
+        self.emulator = emulator
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def close_open_connections(self) -> None:
+        """Shut keep-alive connections down so that their handler threads end."""
+        with self.connections_lock:
+            connections = list(self.open_connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "GlobusEmulator/1.0"
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body are separate writes: avoid Nagle + delayed-ACK stalls (~40 ms)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        server = cast(_Server, self.server)
+        with server.connections_lock:
+            server.open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        server = cast(_Server, self.server)
+        with server.connections_lock:
+            server.open_connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr access log."""
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        split = urllib.parse.urlsplit(self.path)
+        req = Request(
+            method=self.command,
+            path=urllib.parse.unquote(split.path),
+            query=urllib.parse.parse_qs(split.query, keep_blank_values=True),
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body,
+        )
+        emulator = cast(_Server, self.server).emulator
+        reply = emulator._respond(req)
+        if reply is None:  # injected dropped connection: no answer at all
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        data = reply.encode()
+        self.send_response(reply.status)
+        if reply.body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = _dispatch
+    do_POST = _dispatch
+    do_PUT = _dispatch
+    do_PATCH = _dispatch
+    do_DELETE = _dispatch
+
+
+class TransferEmulator:
+    """Globus Transfer v0.10 + Globus Auth, emulated over local directories.
+
+    :param collections: collection id -> local directory that is the collection's "/".
+    :param clients: client_id -> client_secret accepted by the client-credentials grant
+        (default: ``{DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}``).
+    :param max_active: tasks of one owner (and of one type) running at once; more wait
+        ACTIVE with nice_status "Queued", like the real service (3 there).
+    :param task_delay: seconds a task holds its running slot before the worker runs it.
+    """
+
+    DEFAULT_CLIENT_ID = "9f7c3e2a-4b1d-4c8e-a6f5-1d2e3f4a5b6c"
+    DEFAULT_CLIENT_SECRET = "emulator-client-secret"
+    DEFAULT_USER_ID = DEFAULT_USER_ID
+    TRANSFER_SCOPE = TRANSFER_SCOPE
+
+    def __init__(
+        self,
+        collections: dict[str, Path],
+        *,
+        clients: dict[str, str] | None = None,
+        max_active: int = 3,
+        task_delay: float = 0.0,
+        token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+    ) -> None:
+        if clients is None:
+            clients = {self.DEFAULT_CLIENT_ID: self.DEFAULT_CLIENT_SECRET}
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._auth = AuthService(clients, token_lifetime=token_lifetime)
+        self._transfer = TransferService(collections, max_active=max_active, task_delay=task_delay)
+        self._faults: deque[_Fault] = deque()
+        self._server: _Server | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        #: (method, path, status) of every request answered, in order
+        self.requests: list[tuple[str, str, int]] = []
+        #: (method, path) of every request whose connection was dropped on purpose
+        self.dropped: list[tuple[str, str]] = []
+        #: tracebacks of unexpected exceptions in handlers or in the worker (should be empty)
+        self.server_errors: list[str] = []
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already started")
+        self._stopping = False
+        self._server = _Server(self)
+        serve = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="globus-emulator-http",
+            daemon=True,
+        )
+        worker = threading.Thread(target=self._work, name="globus-emulator-worker", daemon=True)
+        self._threads = [serve, worker]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        server.shutdown()
+        server.server_close()
+        server.close_open_connections()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads = []
+        self._server = None
+
+    def __enter__(self) -> Self:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/`` (the Transfer base URL; Auth is under ``auth/``)."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        return f"http://127.0.0.1:{self._server.server_port}/"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point globus-sdk (and globus-cli) at the emulator."""
+        return {
+            "GLOBUS_SDK_SERVICE_URL_TRANSFER": self.url,
+            "GLOBUS_SDK_SERVICE_URL_AUTH": self.url + "auth/",
+        }
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def tasks(self) -> dict[str, EmulatedTask]:
+        """task_id -> task, in submission order (live objects: read, do not mutate)."""
+        return self._transfer.tasks
+
+    @property
+    def submissions(self) -> list[str]:
+        """Every submission id that created a task, in order (duplicates add nothing)."""
+        return self._transfer.submissions
+
+    @property
+    def max_concurrent_active(self) -> int:
+        """Highest number of tasks of one owner (and type) that held a running slot."""
+        return self._transfer.max_concurrent_active
+
+    @max_concurrent_active.setter
+    def max_concurrent_active(self, value: int) -> None:
+        with self._lock:
+            self._transfer.max_concurrent_active = value
+
+    @property
+    def collection_docs(self) -> dict[str, JSONDict]:
+        """collection id -> the endpoint document served (tests may edit fields)."""
+        return self._transfer.collection_docs
+
+    @property
+    def retry_interval(self) -> float:
+        """Seconds a task in error waits before it is retried (default 0.5)."""
+        return self._transfer.retry_interval
+
+    @retry_interval.setter
+    def retry_interval(self, value: float) -> None:
+        with self._lock:
+            self._transfer.retry_interval = value
+
+    @property
+    def page_limit_cap(self) -> int:
+        """Largest ``limit`` honoured by offset-paged lists (task_list, event_list)."""
+        return self._transfer.page_limit_cap
+
+    @page_limit_cap.setter
+    def page_limit_cap(self, value: int) -> None:
+        with self._lock:
+            self._transfer.page_limit_cap = value
+
+    @property
+    def marker_page_size(self) -> int:
+        """Page size of marker-paged lists (successful_transfers, skipped_errors)."""
+        return self._transfer.marker_page_size
+
+    @marker_page_size.setter
+    def marker_page_size(self, value: int) -> None:
+        with self._lock:
+            self._transfer.marker_page_size = value
+
+    def task_document(self, task_id: str) -> JSONDict:
+        """The task document as GET /task/<id> would answer it."""
+        with self._lock:
+            return self._transfer.tasks[task_id].document(self._transfer.collection_docs)
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until no task is ACTIVE, except stuck ones (injected, or backing off
+        after an error such as FILE_NOT_FOUND). Raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._transfer.is_idle():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    busy = [
+                        f"{t.task_id} ({t.nice_status})"
+                        for t in self._transfer.tasks.values()
+                        if t.status == "ACTIVE" and not t.stuck
+                    ]
+                    raise TimeoutError(f"emulator tasks still active: {', '.join(busy)}")
+                self._cond.wait(min(remaining, 0.05))
+
+    # ----------------------------------------------------------------- tokens
+
+    def issue_token(
+        self,
+        scope: str = TRANSFER_SCOPE,
+        identity: str = DEFAULT_USER_ID,
+        *,
+        username: str | None = None,
+        client_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Mint a user access + refresh token pair, as if ``identity`` had logged in.
+
+        Returns a token response (``access_token``, ``refresh_token``, ``expires_in``,
+        ``expires_at_seconds``, ``resource_server``, ``scope``, ``token_type``,
+        ``other_tokens`` for other resource servers) plus ``identity_id``. ``identity``
+        is an identity id, or a username (containing "@") whose id is derived. Dependent
+        scopes (``transfer:all[*https://auth.globus.org/scopes/X/data_access]``) count
+        as consented. With ``client_id``, only that client may refresh the tokens.
+        """
+        with self._lock:
+            return self._auth.issue_user_tokens(
+                scope, identity, username=username, client_id=client_id
+            )
+
+    def expire_tokens(self) -> None:
+        """Invalidate every token issued so far (access and refresh)."""
+        with self._lock:
+            self._auth.expire_all()
+
+    # ----------------------------------------------------------------- faults
+
+    def fail_requests(
+        self,
+        n: int,
+        status: int = 503,
+        path_prefix: str = "/v0.10/",
+        retry_after: int | None = None,
+        *,
+        code: str | None = None,
+    ) -> None:
+        """The next ``n`` requests whose path starts with ``path_prefix`` answer ``status``
+        with a Globus error body (and ``Retry-After`` when ``retry_after`` is given)."""
+        with self._lock:
+            self._faults.append(_Fault(n, path_prefix, status, retry_after, code))
+
+    def drop_connections(self, n: int, path_prefix: str = "/v0.10/") -> None:
+        """The next ``n`` matching requests get their connection closed, unanswered."""
+        with self._lock:
+            self._faults.append(_Fault(n, path_prefix, None))
+
+    def fail_next_task(
+        self, reason: str = "PERMISSION_DENIED", description: str | None = None
+    ) -> None:
+        """The next submitted task ends FAILED with fatal_error {code: reason, ...}."""
+        with self._lock:
+            self._transfer.pending_failures.append(
+                (reason, description or reason.replace("_", " ").lower())
+            )
+
+    def stick_next_task(self, nice_status: str = "PERMISSION_DENIED") -> None:
+        """The next submitted task stays ACTIVE with ``nice_status`` and never runs
+        (until canceled, or failed EXPIRED when its deadline passes)."""
+        with self._lock:
+            self._transfer.pending_sticks.append(nice_status)
+
+    def require_consent(self, collection_id: str) -> None:
+        """Operations on this collection (submit, ls, stat, mkdir; not endpoint GET) need
+        its data_access consent: without it they answer 403 ConsentRequired."""
+        with self._lock:
+            self._transfer.consent_required.add(collection_id)
+
+    # ----------------------------------------------------------------- internals
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        for fault in self._faults:
+            if fault.remaining > 0 and path.startswith(fault.path_prefix):
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _respond(self, req: Request) -> Reply | None:
+        with self._cond:
+            fault = self._take_fault(req.path)
+            if fault is not None and fault.status is None:
+                self.dropped.append((req.method, req.path))
+                return None
+            try:
+                if fault is not None and fault.status is not None:
+                    reply = self._fault_reply(req, fault, fault.status)
+                else:
+                    reply = self._route(req)
+            except HTTPError as err:
+                reply = err.reply
+            except Exception:
+                self.server_errors.append(traceback.format_exc())
+                reply = transfer_error(
+                    500, "InternalError", "Emulator error (see server_errors)", req.path
+                ).reply
+            self.requests.append((req.method, req.path, reply.status))
+            self._cond.notify_all()
+            return reply
+
+    @staticmethod
+    def _fault_reply(req: Request, fault: _Fault, status: int) -> Reply:
+        code = fault.code or ERROR_CODES.get(status, f"HTTPError{status}")
+        reply = transfer_error(
+            status, code, f"Injected failure: HTTP {status}", req.path.removeprefix("/v0.10")
+        ).reply
+        if fault.retry_after is not None:
+            reply.headers["Retry-After"] = str(fault.retry_after)
+        return reply
+
+    def _route(self, req: Request) -> Reply:
+        if req.path.startswith("/auth/"):
+            return self._auth.handle(req, req.path[len("/auth") :])
+        if req.path.startswith("/v0.10/"):
+            path = req.path[len("/v0.10") :]
+            header = req.header("Authorization") or ""
+            if not header.lower().startswith("bearer "):
+                raise transfer_error(
+                    401, "AuthenticationFailed", "No Authorization header provided", path
+                )
+            token = self._auth.lookup_access(header[7:].strip())
+            if token is None:
+                raise transfer_error(401, "AuthenticationFailed", "Token is not active", path)
+            if token.resource_server != TRANSFER_RS:
+                raise transfer_error(
+                    401,
+                    "AuthenticationFailed",
+                    f"Token is for {token.resource_server}, not {TRANSFER_RS}",
+                    path,
+                )
+            return self._transfer.handle(req, path, token)
+        raise HTTPError(
+            404,
+            {
+                "code": "ClientError.NotFound",
+                "message": f"Nothing is emulated at {req.path}",
+                "request_id": new_request_id(),
+                "resource": req.path,
+            },
+        )
+
+    def _work(self) -> None:
+        roots = self._transfer.roots
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                try:
+                    task = self._transfer.schedule(time.time())
+                except Exception:
+                    self.server_errors.append(traceback.format_exc())
+                    task = None
+                if task is None:
+                    self._cond.notify_all()
+                    self._cond.wait(0.02)
+                    continue
+            try:
+                outcome = execute(task, roots)
+            except Exception:
+                self.server_errors.append(traceback.format_exc())
+                with self._cond:
+                    task.executing = False
+                    self._transfer.fail(task, "UNKNOWN", "emulator error", now=time.time())
+                    self._cond.notify_all()
+                continue
+            with self._cond:
+                self._transfer.apply(task, outcome, time.time())
+                self._cond.notify_all()
