@@ -15,7 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from globus_autosync.config import Config, Job
-from globus_autosync.errors import EXIT_OK, EXIT_PARTIAL, JobError, TransportError
+from globus_autosync.errors import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    AutosyncError,
+    JobError,
+    TransportError,
+)
 from globus_autosync.lock import JobLock
 from globus_autosync.plan import FAILED, SEEN, SKIPPED, DirPlan, Pending, backoff
 from globus_autosync.scan import Listing, join
@@ -332,15 +338,20 @@ def run_job(
             transport = real
         stack.callback(store.close)
         cycle = Cycle(job, store, transport, dry_run, progress=progress)
-        summary = cycle.run(full)
+        try:
+            summary = cycle.run(full)
+        except AutosyncError as err:
+            if not dry_run:  # `status` shows why the last run did not happen
+                store.record_run(cycle.job_id, started, time.time(), full, "error", str(err))
+            raise
         if dry_run:
             assert isinstance(transport, DryTransport)
             summary.would_send = [i.relpath for i in transport.items]
             summary.would_send += [f"{d}/" for d in transport.dirs]
         else:
             result = "ok" if summary.exit_code == EXIT_OK else "partial"
-            store.record_run(cycle.job_id, started, time.time(), summary.full, result,
-                             summary.line())  # fmt: skip
+            line = summary.line()
+            store.record_run(cycle.job_id, started, time.time(), summary.full, result, line)
     return summary
 
 
