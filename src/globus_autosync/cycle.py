@@ -189,7 +189,10 @@ class Cycle:
         return self.summary
 
     def _apply(self, dir_id: int, plan: DirPlan, listing: Listing, mtime: int, ino: int) -> None:
-        self.store.apply_dir(self.job_id, dir_id, plan, mtime, ino, None)
+        row = self.tree.rows[dir_id]
+        if plan.upserts or plan.deletes or (row.mtime_ns, row.ino) != (mtime, ino):
+            self.store.apply_dir(self.job_id, dir_id, plan, mtime, ino, None)
+        # else: nothing to write; a no-change full walk makes no transaction per directory
 
     # -- reconcile ------------------------------------------------------------------------
     def reconcile(self) -> None:
