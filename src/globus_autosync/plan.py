@@ -49,8 +49,12 @@ def settled(size_mtime: tuple[int, int], since: float, now: float, settle: float
 
 
 def backoff(attempts: int) -> float:
-    """Seconds to wait before retry number ``attempts`` (1, 2, ...): 30 s doubling, at most 1 h."""
-    return float(min(30 * 2 ** max(attempts - 1, 0), 3600))
+    """Seconds to wait before retry number ``attempts`` (1, 2, ...): the first at the next cycle
+    (the cause may be fixed by then: space freed, a permission changed), then 30 s doubling, at
+    most 1 h."""
+    if attempts <= 1:
+        return 0.0
+    return float(min(30 * 2 ** (attempts - 2), 3600))
 
 
 def _observe(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -132,6 +133,23 @@ class Counts:
     last_run: tuple[float, str, str] | None  # finished, result, summary
 
 
+_TIMEOUT = 60.0  # seconds to wait for another job's writer
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. Two processes creating the database at once: the switch answers
+    "database is locked" at once instead of waiting for the busy timeout, so wait here."""
+    deadline = time.monotonic() + _TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _pending(r: tuple[object, ...]) -> Pending:
     return Pending(*r)  # type: ignore[arg-type]
 
@@ -150,8 +168,8 @@ class Store:
         path = state_dir / FILE_NAME
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn = sqlite3.connect(path, timeout=_TIMEOUT, isolation_level=None)
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             store = cls(conn, path)
             store.ensure_schema()

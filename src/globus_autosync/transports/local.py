@@ -13,6 +13,7 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,6 +89,11 @@ class LocalTransport:
             raise TransportError(
                 f"destination {self.destination} is not a directory; create it or mount it"
             )
+        if not os.access(self.destination, os.W_OK | os.X_OK):
+            raise TransportError(
+                f"destination {self.destination} is not writable; check its permissions and "
+                "that it is not mounted read-only"
+            )
 
     def new_submission_id(self) -> str:
         return str(uuid.uuid4())
@@ -119,17 +125,26 @@ class LocalTransport:
                 return Outcome(DONE)
         except OSError:
             pass
+        tmp = dst.parent / temp_name(dst.name)
         try:
             fsrc = os.open(src, os.O_RDONLY)
         except FileNotFoundError:
+            # a copy of it that a killed run left half-written would never be finished
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             return Outcome(SKIP, "vanished before it could be sent")
         except OSError as err:
-            return Outcome(SKIP, f"cannot read: {_error(err)}")
-        tmp = dst.parent / temp_name(dst.name)
+            # unreadable now (a permission, an I/O error): retried, so that fixing the cause
+            # is enough to have it sent
+            return Outcome(FAIL, f"cannot read: {_error(err)}")
         try:
             before = os.fstat(fsrc)
+            if not stat.S_ISREG(before.st_mode):
+                return Outcome(RETRY, "no longer a regular file")
             if (before.st_size, before.st_mtime_ns) != (item.size, item.mtime_ns):
                 return Outcome(RETRY, "changed since it was scanned")
+            if dst.is_dir() and not dst.is_symlink():
+                return Outcome(FAIL, f"cannot write {dst}: a directory is in the way")
             dst.parent.mkdir(parents=True, exist_ok=True)
             fdst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
@@ -152,8 +167,6 @@ class LocalTransport:
         except OSError as err:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            if err.errno == errno.EISDIR or isinstance(err, IsADirectoryError):
-                return Outcome(SKIP, f"cannot read: {_error(err)}")
             return Outcome(FAIL, f"cannot write {dst}: {_error(err)}")
         finally:
             os.close(fsrc)
@@ -171,6 +184,8 @@ class LocalTransport:
             except OSError:
                 ok = False
             outcomes[item.relpath] = Outcome(DONE) if ok else Outcome(RETRY, "interrupted")
+        if all(o.result == DONE for o in outcomes.values()):
+            return TaskReport(True, outcomes, state="SUCCEEDED")
         return TaskReport(True, outcomes, reason="interrupted", state="INTERRUPTED")
 
     def mkdirs(self, relpaths: Sequence[str]) -> dict[str, str]:

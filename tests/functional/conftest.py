@@ -1,0 +1,34 @@
+"""Fixtures for the end-to-end tests: each test gets its own source, destination and state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .helpers import CliEnv
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> CliEnv:
+    return CliEnv(tmp_path)
+
+
+@pytest.fixture
+def clean_logging() -> Iterator[None]:
+    """For tests that call the CLI in-process: it replaces the root logger's handlers; put back
+    what was there and close what it opened."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in before:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in before:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)

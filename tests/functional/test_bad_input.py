@@ -1,0 +1,354 @@
+"""Files and trees that cannot be sent as they are: each is logged with its path and counted, the
+rest of the run completes, the exit code is 1, and once the cause is gone the next run sends it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from globus_autosync import cli
+from globus_autosync.transports import local
+from globus_autosync.transports.base import Item, Outcome
+
+from .helpers import CliEnv, assert_mirrored, job_toml, part_files, tree, unprivileged_prefix
+
+
+def _unprivileged() -> list[str]:
+    prefix = unprivileged_prefix()
+    if prefix is None:
+        pytest.skip("running as root without setpriv able to drop CAP_DAC_OVERRIDE")
+    return prefix
+
+
+def _summary(res: subprocess.CompletedProcess[str]) -> str:
+    return res.stdout.strip().splitlines()[-1]
+
+
+def test_unreadable_file(env: CliEnv) -> None:
+    prefix = _unprivileged()
+    env.write("ok/a.dat", "a")
+    secret = env.write("ok/secret.dat", "s")
+    env.write("ok/z.dat", "z")
+    secret.chmod(0)
+    res = env.cli("run", prefix=prefix, code=1)
+    assert "failed 1" in _summary(res) or "skipped 1" in _summary(res)
+    assert "ok/secret.dat" in res.stderr
+    assert "ok/secret.dat" in "\n".join(env.log_lines())
+    assert sorted(tree(env.dst)) == ["ok/a.dat", "ok/z.dat"]
+    assert part_files(env.dst) == []
+    problems = env.status()["problems"]
+    assert [p["path"] for p in problems] == ["ok/secret.dat"]
+    assert "ermission denied" in problems[0]["reason"]
+    secret.chmod(0o644)  # the cause is fixed: the next run sends it
+    env.cli("run", prefix=prefix)
+    assert_mirrored(env.src, env.dst)
+    st = env.status()
+    assert (st["done"], st["failed"], st["skipped"], st["problems"]) == (3, 0, 0, [])
+
+
+def test_unreadable_directory(env: CliEnv) -> None:
+    prefix = _unprivileged()
+    env.write("a.dat", "a")
+    env.write("locked/inside.dat", "i")
+    env.write("open/b.dat", "b")
+    (env.src / "locked").chmod(0)
+    res = env.cli("run", prefix=prefix, code=1)
+    assert "skipped 1" in _summary(res) or "failed 1" in _summary(res)
+    assert "locked" in res.stderr
+    assert "locked" in "\n".join(env.log_lines())
+    assert sorted(tree(env.dst)) == ["a.dat", "open/b.dat"]
+    (env.src / "locked").chmod(0o755)
+    env.cli("run", prefix=prefix)
+    assert_mirrored(env.src, env.dst)
+
+
+def test_destination_not_writable_is_exit_3(env: CliEnv) -> None:
+    prefix = _unprivileged()
+    env.write("a.dat", "a")
+    env.dst.chmod(0o555)
+    try:
+        res = env.cli("run", prefix=prefix, code=3)
+        assert str(env.dst) in res.stderr
+        res = env.cli("check", prefix=prefix, code=3)
+        assert any(
+            line.startswith("FAIL") and str(env.dst) in line for line in res.stdout.splitlines()
+        )
+    finally:
+        env.dst.chmod(0o755)
+    env.cli("run", prefix=prefix)
+    assert_mirrored(env.src, env.dst)
+
+
+def test_a_job_that_cannot_run_is_exit_3(env: CliEnv) -> None:
+    env.write("a.dat", "a")
+    env.dst.rmdir()
+    res = env.run(code=3)
+    assert str(env.dst) in res.stderr
+    assert "Traceback" not in res.stderr
+    env.dst.mkdir()
+    shutil.rmtree(env.src)
+    res = env.run(code=3)
+    assert str(env.src) in res.stderr
+    # with two jobs, the one that can run still runs
+    (env.root / "src2").mkdir()
+    (env.root / "src2" / "b.dat").write_text("b")
+    env.configure(job_toml(), job_toml(name="fine", source="src2"))
+    res = env.run(code=3)
+    assert (env.dst / "b.dat").read_text() == "b"
+
+
+def test_unusable_store_is_exit_3(env: CliEnv) -> None:
+    env.write("a.dat", "a")
+    env.state.mkdir()
+    env.db_path.write_bytes(b"garbage, not SQLite " * 200)
+    for args in (["run"], ["run", "--dry-run"], ["status"], ["tasks"], ["baseline"]):
+        res = env.cli(*args, code=3)
+        assert "state.db" in res.stderr, args
+        assert "Traceback" not in res.stderr
+    assert tree(env.dst) == {}
+    # a state directory that cannot be created
+    blocker = env.root / "a-file"
+    blocker.write_text("")
+    res = env.cli("--state-dir", str(blocker / "state"), "run", code=3)
+    assert "Traceback" not in res.stderr
+    assert tree(env.dst) == {}
+
+
+def test_names_that_cannot_be_sent(env: CliEnv) -> None:
+    env.write("good.dat", "g")
+    bad = os.fsencode(env.src) + b"/caf\xe9.dat"  # Latin-1, not UTF-8
+    with open(bad, "wb") as fh:
+        fh.write(b"latin")
+    os.mkdir(os.fsencode(env.src) + b"/dir\xff")
+    with open(os.fsencode(env.src) + b"/dir\xff/inside.dat", "wb") as fh:
+        fh.write(b"x")
+    env.write("two\nlines.dat", "n")
+    res = env.run(code=1)
+    assert "skipped 3" in _summary(res)
+    log = "\n".join(env.log_lines())
+    for shown in ("caf\\xe9.dat", "dir\\xff", "two\\nlines.dat"):
+        assert shown in res.stderr
+        assert shown in log
+    assert sorted(tree(env.dst)) == ["good.dat"]
+    st = env.status()
+    assert st["skipped"] == 3
+    assert {p["path"] for p in st["problems"]} == {"caf\\xe9.dat", "dir\\xff", "two\\nlines.dat"}
+    res = env.run()  # reported once, not on every run
+    assert "skipped 0" in _summary(res)
+    # renamed to something sendable: sent, and no longer reported
+    os.rename(bad, env.src / "cafe.dat")
+    env.run()
+    assert (env.dst / "cafe.dat").read_bytes() == b"latin"
+    assert env.status()["skipped"] == 2
+
+
+def test_symlinks_skipped(env: CliEnv) -> None:
+    env.write("real/a.dat", "a")
+    (env.src / "link.dat").symlink_to(env.src / "real" / "a.dat")
+    (env.src / "linkdir").symlink_to(env.src / "real")
+    res = env.run(code=1)
+    assert "skipped 2" in _summary(res)
+    assert "link.dat" in res.stderr
+    assert "symbolic link" in res.stderr
+    assert sorted(tree(env.dst)) == ["real/a.dat"]
+    assert not (env.dst / "link.dat").exists()
+    assert not (env.dst / "linkdir").exists()
+
+
+def test_symlinks_followed_with_loops_detected(env: CliEnv) -> None:
+    env.configure(job_toml(symlinks="follow"))
+    env.write("real/a.dat", "a")
+    (env.src / "link.dat").symlink_to(env.src / "real" / "a.dat")
+    (env.src / "linkdir").symlink_to("real")
+    (env.src / "real" / "loop").symlink_to("..")  # real/loop -> the source itself
+    (env.src / "dangling.dat").symlink_to("nothing-here")
+    res = env.run(code=1)
+    assert "loop" in res.stderr
+    assert "dangling.dat" in res.stderr
+    got = tree(env.dst)
+    assert got["link.dat"] == b"a"
+    assert got["linkdir/a.dat"] == b"a"
+    assert not (env.dst / "link.dat").is_symlink()  # the target's content, as a file
+    assert all(k.count("loop") <= 1 for k in got)  # went round the loop at most once
+    assert len(got) < 10
+
+
+def test_special_files_are_skipped(env: CliEnv) -> None:
+    env.write("a.dat", "a")
+    os.mkfifo(env.src / "pipe")
+    res = env.run(code=1)
+    assert "pipe" in res.stderr
+    assert "not a regular file" in res.stderr
+    assert sorted(tree(env.dst)) == ["a.dat"]
+
+
+def test_a_directory_replaced_by_a_file(env: CliEnv) -> None:
+    env.write("sub/a.dat", "a")
+    env.write("sub/deeper/b.dat", "b")
+    env.write("other.dat", "o")
+    env.run()
+    shutil.rmtree(env.src / "sub")
+    env.write("sub", "now a file")
+    env.write("new.dat", "n")
+    res = env.run(code=1)  # the destination still holds the directory: never deleted
+    assert "failed 1" in _summary(res)
+    assert "sub" in res.stderr
+    assert (env.dst / "new.dat").read_text() == "n"
+    assert (env.dst / "sub" / "a.dat").read_text() == "a"
+    assert part_files(env.dst) == []
+    # whoever owns the destination moves the old directory away: the file follows
+    (env.dst / "sub").rename(env.root / "old-sub")
+    env.run()
+    assert (env.dst / "sub").read_text() == "now a file"
+    st = env.status()
+    assert (st["failed"], st["queued"], st["in_flight"]) == (0, 0, 0)
+    # and back again: a directory where a file was sent
+    (env.src / "sub").unlink()
+    env.write("sub/c.dat", "c")
+    env.run(code=1)
+    (env.dst / "sub").unlink()
+    env.run()
+    assert (env.dst / "sub" / "c.dat").read_text() == "c"
+
+
+# -- in-process: the faults a test cannot easily cause from outside ----------------------------
+
+
+def _main(env: CliEnv, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """Run the CLI in this process (so that a test can patch it); answers the exit code."""
+    monkeypatch.setenv("GLOBUS_AUTOSYNC_STATE_DIR", str(env.state))
+    monkeypatch.setenv("GLOBUS_AUTOSYNC_CONFIG", str(env.config))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(args))
+    code = exit_info.value.code
+    assert isinstance(code, int)
+    return code
+
+
+def _patch_send(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[local.LocalTransport, Item], None]
+) -> None:
+    real = local.LocalTransport._send
+
+    def send(self: local.LocalTransport, item: Item, touched: set[str]) -> Outcome:
+        before(self, item)
+        return real(self, item, touched)
+
+    monkeypatch.setattr(local.LocalTransport, "_send", send)
+
+
+@pytest.mark.usefixtures("clean_logging")
+def test_a_file_that_vanishes_before_it_is_copied(
+    env: CliEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.write("d/a.dat", "a")
+    env.write("d/gone.dat", "g")
+    env.write("d/z.dat", "z")
+
+    def vanish(t: local.LocalTransport, item: Item) -> None:
+        if item.relpath == "d/gone.dat":
+            (env.src / item.relpath).unlink()
+
+    _patch_send(monkeypatch, vanish)
+    assert _main(env, monkeypatch, "run") == 1
+    out, err = capsys.readouterr()
+    assert "skipped 1" in out
+    assert "d/gone.dat" in err
+    assert sorted(tree(env.dst)) == ["d/a.dat", "d/z.dat"]
+    monkeypatch.undo()
+    env.run()  # a vanished file is simply forgotten
+    assert env.status()["skipped"] == 0
+    env.write("d/gone.dat", "back")  # and sent if it comes back
+    env.run()
+    assert_mirrored(env.src, env.dst)
+
+
+@pytest.mark.usefixtures("clean_logging")
+def test_a_file_that_changes_while_it_is_copied(
+    env: CliEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.write("d/a.dat", "a")
+    env.write("d/growing.dat", "first part")
+
+    def append(t: local.LocalTransport, item: Item) -> None:
+        if item.relpath == "d/growing.dat":
+            with open(env.src / item.relpath, "a") as fh:
+                fh.write(" and more")
+
+    _patch_send(monkeypatch, append)
+    assert _main(env, monkeypatch, "run") == 0
+    assert not (env.dst / "d" / "growing.dat").exists()  # never a half-written file
+    monkeypatch.undo()
+    env.run()
+    assert (env.dst / "d" / "growing.dat").read_text() == "first part and more"
+    assert_mirrored(env.src, env.dst)
+
+
+@pytest.mark.usefixtures("clean_logging")
+def test_destination_full_in_process(
+    env: CliEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.write("a.dat", "a")
+    env.write("big.dat", os.urandom(300_000))
+    env.write("z.dat", "z")
+    real = local._copy_data
+
+    def full_disk(src: int, dst: int, size: int) -> None:
+        if size > 100_000:
+            os.write(dst, b"x" * 1000)  # some of it got through
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(src, dst, size)
+
+    monkeypatch.setattr(local, "_copy_data", full_disk)
+    assert _main(env, monkeypatch, "run") == 1
+    out, err = capsys.readouterr()
+    assert "failed 1" in out
+    assert "big.dat" in err
+    assert "No space left on device" in err
+    assert sorted(tree(env.dst)) == ["a.dat", "z.dat"]  # no partial file, no temp file
+    monkeypatch.undo()
+    env.run()  # space freed: the next run sends it
+    assert_mirrored(env.src, env.dst)
+    st = env.status()
+    assert (st["done"], st["failed"]) == (3, 0)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs (needs root and permission to mount; skipped otherwise)."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_destination_full_on_a_real_filesystem(tmp_path: Path, tiny_tmpfs: Path) -> None:
+    (tmp_path / "job").mkdir()
+    env = CliEnv(tmp_path / "job")
+    dst = tiny_tmpfs / "dst"
+    dst.mkdir()
+    env.configure(job_toml(source=str(env.src), destination=str(dst)))
+    env.write("a.dat", os.urandom(100_000))
+    env.write("huge.dat", os.urandom(2_000_000))
+    env.write("z.dat", os.urandom(100_000))
+    res = env.run(code=1)
+    assert "failed 1" in _summary(res)
+    assert "huge.dat" in res.stderr
+    assert sorted(tree(dst)) == ["a.dat", "z.dat"]
+    subprocess.run(["mount", "-o", "remount,size=8m", str(tiny_tmpfs)], check=True)
+    env.run()
+    assert_mirrored(env.src, dst)

@@ -1,0 +1,164 @@
+"""The configuration file: defaults, durations, paths, and errors that name file, job and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from globus_autosync.config import Config, Job, load, parse_duration
+from globus_autosync.errors import EXIT_USAGE, ConfigError
+
+UUID_A = "ddb59aef-6d04-11e5-ba46-22000b92c6ec"
+UUID_B = "ddb59af0-6d04-11e5-ba46-22000b92c6ec"
+
+
+def _load(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "conf" / "autosync.toml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return load(path)
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, text)
+    assert info.value.exit_code == EXIT_USAGE
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(tmp_path / "conf" / "autosync.toml"))
+    return message
+
+
+MINIMAL = '[[job]]\nname = "det"\nsource = "/data/det"\ndestination = "/mnt/det"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0s", 0), ("30s", 30), ("5m", 300), ("24h", 86400), ("2d", 172800), ("1.5h", 5400),
+     (" 10 s ", 10)],
+)  # fmt: skip
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "s", "30 seconds", "1w", "-5s", "5ms", "1h30m", "1e3s"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    (job,) = _load(tmp_path, MINIMAL).jobs
+    assert job == Job(name="det", source=Path("/data/det"), destination="/mnt/det")
+    assert (job.transport, job.settle, job.exclude, job.symlinks) == ("local", 30.0, (), "skip")
+    assert job.full_scan_every == 86400.0
+
+
+def test_every_documented_key(tmp_path: Path) -> None:
+    cfg = _load(
+        tmp_path,
+        '[[job]]\nname = "a.b_c-1"\nsource = "/s"\ndestination = "/d"\ntransport = "local"\n'
+        'settle = "0s"\nexclude = ["*.tmp", "raw/*"]\nsymlinks = "follow"\n'
+        'full_scan_every = "1d"\n',
+    )
+    (job,) = cfg.jobs
+    assert (job.name, job.settle, job.exclude, job.symlinks, job.full_scan_every) == (
+        "a.b_c-1", 0.0, ("*.tmp", "raw/*"), "follow", 86400.0,
+    )  # fmt: skip
+
+
+def test_relative_paths_resolve_against_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cfg = _load(
+        tmp_path, '[[job]]\nname = "j"\nsource = "data/in"\ndestination = "../out"\n'
+        '[[job]]\nname = "k"\nsource = "~/in"\ndestination = "/abs"\n',
+    )  # fmt: skip
+    j, k = cfg.jobs
+    assert j.source == tmp_path / "conf" / "data" / "in"
+    assert Path(j.destination) == (tmp_path / "conf" / ".." / "out").absolute()
+    assert k.source == tmp_path / "home" / "in"
+    assert cfg.path == tmp_path / "conf" / "autosync.toml"
+
+
+def test_a_relative_config_path_still_resolves_against_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "c.toml").write_text(MINIMAL.replace("/data/det", "src"))
+    monkeypatch.chdir(tmp_path)
+    (job,) = load(Path("conf/c.toml")).jobs
+    assert job.source == tmp_path / "conf" / "src"
+
+
+def test_select(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, MINIMAL + MINIMAL.replace('"det"', '"other"'))
+    assert [j.name for j in cfg.select(None)] == ["det", "other"]
+    assert [j.name for j in cfg.select("other")] == ["other"]
+    with pytest.raises(ConfigError, match="did you mean 'other'"):
+        cfg.select("othr")
+    with pytest.raises(ConfigError, match="known: det, other"):
+        cfg.select("zzzzzz")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (MINIMAL + 'setle = "1s"\n', ["job 'det'", "key 'setle'", "did you mean 'settle'"]),
+        (MINIMAL + 'settle = "fast"\n', ["job 'det'", "key 'settle'", "30s, 5m"]),
+        (MINIMAL + "settle = 30\n", ["job 'det'", "key 'settle'", "expected a string"]),
+        (MINIMAL + 'full_scan_every = "0s"\n', ["key 'full_scan_every'", "at least"]),
+        (MINIMAL + 'symlinks = "yes"\n', ["key 'symlinks'", "skip, follow"]),
+        (MINIMAL + 'transport = "scp"\n', ["key 'transport'", "local, globus"]),
+        (MINIMAL + 'exclude = "*.tmp"\n', ["key 'exclude'", "a list"]),
+        (MINIMAL + 'exclude = ["*.tmp", 3]\n', ["key 'exclude'", "glob patterns"]),
+        (MINIMAL + 'exclude = [""]\n', ["key 'exclude'"]),
+        (MINIMAL + f'source_collection = "{UUID_A}"\n', ["key 'source_collection'", "globus"]),
+        (MINIMAL.replace('"det"', '"no spaces"'), ["key 'name'", "letters, digits"]),
+        (MINIMAL.replace('"det"', "7"), ["key 'name'", "expected a string"]),
+        (MINIMAL.replace('name = "det"\n', ""), ["[[job]] number 1", "'name'", "missing"]),
+        (MINIMAL.replace('source = "/data/det"\n', ""), ["job 'det'", "'source'", "missing"]),
+        (MINIMAL.replace('destination = "/mnt/det"\n', ""), ["job 'det'", "'destination'"]),
+        (MINIMAL + MINIMAL, ["job 'det'", "key 'name'", "duplicate"]),
+        (MINIMAL + MINIMAL.replace("det", "two") + "bogus = 1\n", ["job 'two'", "key 'bogus'"]),
+        ('[job]\nname = "det"\n', ["top level", "key 'job'", "a list"]),
+        ("[[job]]\nname = \n", ["not valid TOML", "line"]),
+        ("jobs = []\n", ["top level", "key 'jobs'", "did you mean 'job'"]),
+        ("", ["no [[job]]"]),
+        ("[globus]\nclientid = 'x'\n" + MINIMAL, ["[globus]", "key 'clientid'", "client_id"]),
+        (
+            '[[job]]\nname = "g"\nsource = "/s"\ndestination = "rel"\ntransport = "globus"\n'
+            f'source_collection = "{UUID_A}"\ndestination_collection = "{UUID_B}"\n',
+            ["job 'g'", "key 'destination'", "absolute"],
+        ),
+        (
+            '[[job]]\nname = "g"\nsource = "/s"\ndestination = "/d"\ntransport = "globus"\n'
+            'source_collection = "not-a-uuid"\n',
+            ["job 'g'", "key 'source_collection'", "UUID"],
+        ),
+    ],
+)
+def test_errors_name_file_job_and_key(tmp_path: Path, text: str, words: list[str]) -> None:
+    message = _error(tmp_path, text)
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "conf.toml"
+    path.write_bytes(b"[[job]]\nname = '\xff'\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(path)
+
+
+def test_missing_file_suggests_init(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="globus-autosync init"):
+        load(tmp_path / "nope.toml")
+
+
+def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path)

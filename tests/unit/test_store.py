@@ -1,0 +1,218 @@
+"""The state database: opening, the directory trie, work in progress, batches, runs, counts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from globus_autosync import codec
+from globus_autosync.errors import EXIT_JOB, StoreError
+from globus_autosync.plan import FAILED, QUEUED, SEEN, SKIPPED, SUBMITTED, DirPlan, Pending
+from globus_autosync.store import SCHEMA_VERSION, QueuedFile, Store
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store.open(tmp_path / "state")
+
+
+def _row(name: str, state: str = QUEUED, size: int = 10, **kw: object) -> Pending:
+    return Pending(name, size, 1000 + size, state, since=NOW - 100, queued_at=NOW - 50, **kw)  # type: ignore[arg-type]
+
+
+def test_open_creates_a_wal_database_with_a_schema_version(tmp_path: Path) -> None:
+    state = tmp_path / "deep" / "state"
+    Store.open(state).close()
+    conn = sqlite3.connect(state / "state.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+        str(SCHEMA_VERSION),
+    )
+    conn.close()
+    Store.open(state).close()  # and opens again
+
+
+def test_garbage_is_refused_with_a_one_line_error(tmp_path: Path) -> None:
+    tmp_path.joinpath("state.db").write_bytes(b"\x00garbage" * 1000)
+    for opener in (Store.open, Store.open_readonly):
+        with pytest.raises(StoreError) as info:
+            opener(tmp_path)
+        assert info.value.exit_code == EXIT_JOB
+        assert "state.db" in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def test_another_schema_version_is_refused(tmp_path: Path) -> None:
+    Store.open(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / "state.db")
+    conn.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    for opener in (Store.open, Store.open_readonly):
+        with pytest.raises(StoreError, match="schema version 999"):
+            opener(tmp_path)
+
+
+def test_a_state_dir_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="cannot create the state directory"):
+        Store.open(tmp_path / "file" / "state")
+
+
+def test_open_readonly_never_creates(tmp_path: Path) -> None:
+    assert Store.open_readonly(tmp_path / "state") is None
+    assert not (tmp_path / "state").exists()
+    Store.open(tmp_path).close()
+    ro = Store.open_readonly(tmp_path)
+    assert ro is not None
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        ro.conn.execute("INSERT INTO jobs (name) VALUES ('x')")
+    ro.close()
+
+
+def test_jobs_and_the_directory_trie(store: Store) -> None:
+    a = store.job_id("a")
+    assert store.job_id("a") == a
+    b = store.job_id("b")
+    assert a != b
+    assert store.find_job("nope") is None
+    root = store.add_dir(a, 0, "")
+    y2018 = store.add_dir(a, root, "2018")
+    run = store.add_dir(a, y2018, "run_Sep2018")
+    assert store.add_dir(a, y2018, "run_Sep2018") == run  # idempotent
+    other = store.add_dir(b, 0, "")
+    rows = store.dirs(a)
+    assert [(r.id, r.parent, r.name) for r in rows] == [
+        (root, 0, ""), (y2018, root, "2018"), (run, y2018, "run_Sep2018"),
+    ]  # fmt: skip
+    assert all(not r.made and r.mtime_ns == -1 for r in rows)
+    assert [r.id for r in store.dirs(b)] == [other]
+
+
+def test_apply_dir_and_dir_state(store: Store) -> None:
+    job = store.job_id("j")
+    d = store.add_dir(job, 0, "")
+    plan = DirPlan(upserts=[_row("a", SEEN), _row("b", QUEUED), _row("c", SKIPPED, reason="bad")])
+    store.apply_dir(job, d, plan, mtime_ns=123, ino=456, made=None)
+    done, pending = store.dir_state(d)
+    assert done == {}
+    assert sorted(pending) == ["a", "b", "c"]
+    assert pending["c"].reason == "bad"
+    assert pending["b"] == _row("b", QUEUED)
+    assert store.busy_dirs(job) == {d}  # seen and queued files keep it under watch
+    (row,) = store.dirs(job)
+    assert (row.mtime_ns, row.ino, row.made) == (123, 456, False)
+    store.apply_dir(job, d, DirPlan(deletes=["a", "b"]), mtime_ns=124, ino=456, made=True)
+    assert list(store.dir_state(d)[1]) == ["c"]
+    assert store.busy_dirs(job) == set()  # a skipped file alone does not
+    assert store.dirs(job)[0].made
+
+
+def test_a_batch_from_journal_to_confirmation(store: Store) -> None:
+    job = store.job_id("j")
+    d1 = store.add_dir(job, 0, "")
+    d2 = store.add_dir(job, d1, "sub")
+    store.apply_dir(job, d1, DirPlan(upserts=[_row("a", size=1), _row("b", size=2)]), 5, 6, None)
+    store.apply_dir(job, d2, DirPlan(upserts=[_row("c", size=4), _row("w", SEEN)]), 5, 7, None)
+    queued = store.queued(job, limit=10)
+    assert [(q.dir, q.row.name) for q in queued] == [(d1, "a"), (d1, "b"), (d2, "c")]
+    assert len(store.queued(job, limit=2)) == 2
+
+    batch = store.create_batch(job, "sub-1", "label", queued, NOW)
+    assert (batch.state, batch.files, batch.bytes, batch.task_id) == ("new", 3, 7, None)
+    assert store.queued(job, 10) == []
+    assert [b.id for b in store.open_batches(job)] == [batch.id]
+    files = store.batch_files(batch.id)
+    assert [f.row.state for f in files] == [SUBMITTED] * 3
+    assert store.counts(job).submitted == 3
+
+    store.batch_submitted(batch.id, "task-1", NOW + 1)
+    (open_batch,) = store.open_batches(job)
+    assert (open_batch.task_id, open_batch.state) == ("task-1", "submitted")
+
+    done = [f for f in files if f.row.name != "b"]
+    failed = [(f.dir, Pending(f.row.name, f.row.size, f.row.mtime_ns, FAILED, f.row.since,
+                              attempts=1, next_try=NOW + 30, reason="disk full"))
+              for f in files if f.row.name == "b"]  # fmt: skip
+    store.resolve_batch(job, batch.id, "failed", None, done, failed, NOW + 2)
+    assert store.open_batches(job) == []
+    (recent,) = store.recent_batches(job, 5)
+    assert (recent.state, recent.finished) == ("failed", NOW + 2)
+
+    # confirmed files left the files table for their directory's compact listing
+    done1, pending1 = store.dir_state(d1)
+    assert done1 == {"a": (1, 1001)}
+    assert pending1["b"].state == FAILED
+    done2, pending2 = store.dir_state(d2)
+    assert done2 == {"c": (4, 1004)}
+    assert list(pending2) == ["w"]
+    c = store.counts(job)
+    assert (c.done, c.done_bytes, c.seen, c.queued, c.submitted, c.failed, c.skipped) == (
+        2, 5, 1, 0, 0, 1, 0,
+    )  # fmt: skip
+    assert [(p.name, p.reason) for _, p in store.failures(job)] == [("b", "disk full")]
+    # and the directories are listed again: a file may have changed while in flight
+    assert all(r.mtime_ns == -1 for r in store.dirs(job))
+
+
+def test_a_confirmed_file_sent_again_replaces_its_old_record(store: Store) -> None:
+    job = store.job_id("j")
+    d = store.add_dir(job, 0, "")
+    for size in (10, 20):
+        store.apply_dir(job, d, DirPlan(upserts=[_row("f", size=size)]), 1, 1, None)
+        q = store.queued(job, 10)
+        b = store.create_batch(job, None, "l", q, NOW)
+        store.resolve_batch(job, b.id, "succeeded", None, q, [], NOW)
+    assert store.dir_state(d) == ({"f": (20, 1020)}, {})
+    c = store.counts(job)
+    assert (c.done, c.done_bytes) == (1, 20)
+
+
+def test_baseline_confirms_without_a_batch(store: Store) -> None:
+    job = store.job_id("j")
+    d = store.add_dir(job, 0, "")
+    store.apply_dir(job, d, DirPlan(upserts=[_row("x", SEEN), _row("y", QUEUED)]), 1, 1, None)
+    store.confirm_baseline(d, {"x": (1, 2), "z": (3, 4)})
+    done, pending = store.dir_state(d)
+    assert done == {"x": (1, 2), "z": (3, 4)}
+    assert list(pending) == ["y"]
+    assert store.recent_batches(job, 5) == []
+
+
+def test_runs_are_kept_for_status_and_pruned(store: Store) -> None:
+    job = store.job_id("j")
+    assert store.counts(job).last_run is None
+    for i in range(1010):
+        store.record_run(job, NOW + i, NOW + i + 1, False, "ok", f"run {i}")
+    assert store.counts(job).last_run == (NOW + 1010, "ok", "run 1009")
+    n = store.conn.execute("SELECT COUNT(*) FROM runs WHERE job=?", (job,)).fetchone()[0]
+    assert n <= 1001
+
+
+def test_the_store_never_keeps_full_paths(store: Store) -> None:
+    job = store.job_id("j")
+    parent = store.add_dir(job, 0, "")
+    for name in ("2018", "run", "YAG"):
+        parent = store.add_dir(job, parent, name)
+    names = [r[0] for r in store.conn.execute("SELECT name FROM dirs")]
+    assert names == ["", "2018", "run", "YAG"]
+
+
+def test_done_blob_is_the_codec_format(store: Store) -> None:
+    job = store.job_id("j")
+    d = store.add_dir(job, 0, "")
+    store.confirm_baseline(d, {"f": (1, 2)})
+    blob = store.conn.execute("SELECT done, nfiles, nbytes FROM dirs WHERE id=?", (d,)).fetchone()
+    assert codec.decode(blob[0]) == {"f": (1, 2)}
+    assert blob[1:] == (1, 1)
+
+
+def test_queued_file_carries_its_directory(store: Store) -> None:
+    job = store.job_id("j")
+    d = store.add_dir(job, 0, "")
+    store.apply_dir(job, d, DirPlan(upserts=[_row("f")]), 1, 1, None)
+    assert store.queued(job, 1) == [QueuedFile(d, _row("f"))]
