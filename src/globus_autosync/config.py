@@ -176,7 +176,14 @@ def _job(path: Path, index: int, table: Any) -> Job:
     source = _resolve(base, r.get("source", str, required=True))
     raw_dest: str = r.get("destination", str, required=True)
     if transport == "local":
-        destination = str(_resolve(base, raw_dest))
+        dest_path = _resolve(base, raw_dest)
+        if dest_path == source or source in dest_path.parents or dest_path in source.parents:
+            raise r.fail(
+                "destination",
+                f"{dest_path} overlaps the source {source}; each run would copy its own output "
+                "(or overwrite its input): choose a directory outside the source",
+            )
+        destination = str(dest_path)
         for key in _GLOBUS_ONLY:
             if key in table:
                 raise r.fail(key, 'applies only to transport = "globus"')

@@ -162,3 +162,16 @@ def test_missing_file_suggests_init(tmp_path: Path) -> None:
 def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("source", "destination"),
+    [("data", "data"), ("data", "data/mirror"), ("data/inner", "data")],
+)
+def test_a_local_destination_may_not_overlap_the_source(
+    tmp_path: Path, source: str, destination: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[[job]]\nname = "d"\nsource = "{source}"\ndestination = "{destination}"\n')
+    with pytest.raises(ConfigError, match=r"job 'd', key 'destination': .* overlaps the source"):
+        load(path)
