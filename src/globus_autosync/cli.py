@@ -63,11 +63,12 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def _worst(codes: list[int]) -> int:
-    """Several jobs: a job that could not run outweighs a lock, which outweighs failed files."""
-    for code in (EXIT_JOB, EXIT_LOCKED, EXIT_PARTIAL):
+    """Several jobs: a configuration error outweighs a job that could not run, which outweighs
+    a lock, which outweighs failed files."""
+    for code in (EXIT_USAGE, EXIT_JOB, EXIT_LOCKED, EXIT_PARTIAL):
         if code in codes:
             return code
-    return EXIT_OK
+    return next((code for code in codes if code != EXIT_OK), EXIT_OK)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

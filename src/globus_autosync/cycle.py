@@ -159,6 +159,7 @@ class Cycle:
         self.summary = Summary(job.name, dry_run=dry_run)
         self.job_id = store.job_id(job.name)
         self.tree = DirTree(store, self.job_id)
+        self.reported: set[tuple[int, str]] = set()  # (dir, name) skipped by the transport
 
     def run(self, full: bool) -> Summary:
         started = time.monotonic()
@@ -189,6 +190,10 @@ class Cycle:
         return self.summary
 
     def _apply(self, dir_id: int, plan: DirPlan, listing: Listing, mtime: int, ino: int) -> None:
+        if self.reported and plan.deletes:
+            # a file the transport skipped in this cycle's reconcile (it vanished from the
+            # source) stays reported until a later listing, not forgotten by this very walk
+            plan.deletes = [n for n in plan.deletes if (dir_id, n) not in self.reported]
         row = self.tree.rows[dir_id]
         if plan.upserts or plan.deletes or (row.mtime_ns, row.ino) != (mtime, ino):
             self.store.apply_dir(self.job_id, dir_id, plan, mtime, ino, None)
@@ -201,9 +206,10 @@ class Cycle:
             files = self.store.batch_files(batch.id)
             items = [self._item(f) for f in files]
             if batch.task_id is None:
-                if not self._submit(batch, items):
+                task_id = self._submit(batch, items)
+                if task_id is None:
                     return
-                batch = replace(batch, task_id=batch.submission_id)
+                batch = replace(batch, task_id=task_id)
             self._poll(batch, files, items)
 
     def _item(self, f: QueuedFile) -> Item:
@@ -252,6 +258,7 @@ class Cycle:
                 row = replace(row, state=SEEN, since=now)
             elif outcome.result == SKIP:
                 row = replace(row, state=SKIPPED)
+                self.reported.add((f.dir, f.row.name))
             else:
                 attempts = row.attempts + 1
                 row = replace(row, state=FAILED, attempts=attempts,

@@ -53,9 +53,18 @@ ERROR_CODES = {
 class _Fault:
     remaining: int
     path_prefix: str
-    status: int | None  # None: drop the connection
+    status: int | None  # None: drop the connection (unless ``delay`` is set)
     retry_after: int | None = None
     code: str | None = None
+    delay: float = 0.0  # > 0: answer normally, but only after this many seconds
+    method: str | None = None  # only requests with this method (any when None)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            self.remaining > 0
+            and path.startswith(self.path_prefix)
+            and (self.method is None or self.method == method.upper())
+        )
 
 
 class _Server(ThreadingHTTPServer):
@@ -111,21 +120,23 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
         )
         emulator = cast(_Server, self.server).emulator
-        reply = emulator._respond(req)
+        reply, delayed = emulator._respond(req)
         if reply is None:  # injected dropped connection: no answer at all
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         data = reply.encode()
-        self.send_response(reply.status)
-        if reply.body is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        # a held answer may find its client gone (killed while it waited): not an error
+        with contextlib.suppress(OSError) if delayed else contextlib.nullcontext():
+            self.send_response(reply.status)
+            if reply.body is not None:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
 
     do_GET = _dispatch
     do_POST = _dispatch
@@ -166,6 +177,7 @@ class TransferEmulator:
         self._auth = AuthService(clients, token_lifetime=token_lifetime)
         self._transfer = TransferService(collections, max_active=max_active, task_delay=task_delay)
         self._faults: deque[_Fault] = deque()
+        self._release_generation = 0
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -173,6 +185,8 @@ class TransferEmulator:
         self.requests: list[tuple[str, str, int]] = []
         #: (method, path) of every request whose connection was dropped on purpose
         self.dropped: list[tuple[str, str]] = []
+        #: (method, path, status) of every request whose answer was held back on purpose
+        self.delayed: list[tuple[str, str, int]] = []
         #: tracebacks of unexpected exceptions in handlers or in the worker (should be empty)
         self.server_errors: list[str] = []
 
@@ -364,6 +378,46 @@ class TransferEmulator:
         with self._lock:
             self._faults.append(_Fault(n, path_prefix, None))
 
+    def delay_replies(
+        self,
+        n: int,
+        seconds: float,
+        path_prefix: str = "/v0.10/transfer",
+        method: str | None = "POST",
+    ) -> None:
+        """The next ``n`` matching requests are carried out at once (a submission creates its
+        task), but their answer is sent only after ``seconds``, or sooner on
+        :meth:`release_replies` or :meth:`stop`. A client killed meanwhile never learns the
+        answer: the window between the service acting and the caller recording it."""
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        wanted = method.upper() if method else None
+        with self._lock:
+            self._faults.append(_Fault(n, path_prefix, None, delay=seconds, method=wanted))
+
+    def release_replies(self) -> None:
+        """Send every answer held back by :meth:`delay_replies` now."""
+        with self._cond:
+            self._release_generation += 1
+            self._cond.notify_all()
+
+    def clear_faults(self) -> None:
+        """Forget injected request faults not used yet (not task faults)."""
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def tasks_held(self) -> bool:
+        """True while :meth:`hold_tasks` keeps accepted tasks from running."""
+        return self._transfer.tasks_held
+
+    def hold_tasks(self, held: bool = True) -> None:
+        """While held, tasks are accepted (and get their running slots) but none starts its
+        file work; ``hold_tasks(False)`` lets them run. ``wait_idle`` times out while held."""
+        with self._cond:
+            self._transfer.tasks_held = held
+            self._cond.notify_all()
+
     def fail_next_task(
         self, reason: str = "PERMISSION_DENIED", description: str | None = None
     ) -> None:
@@ -387,21 +441,25 @@ class TransferEmulator:
 
     # ----------------------------------------------------------------- internals
 
-    def _take_fault(self, path: str) -> _Fault | None:
+    def _take_fault(self, path: str, method: str = "GET") -> _Fault | None:
         for fault in self._faults:
-            if fault.remaining > 0 and path.startswith(fault.path_prefix):
+            if fault.matches(method, path):
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self._faults.remove(fault)
                 return fault
         return None
 
-    def _respond(self, req: Request) -> Reply | None:
+    def _respond(self, req: Request) -> tuple[Reply | None, bool]:
+        """The answer (None: drop the connection) and whether it was held back."""
         with self._cond:
-            fault = self._take_fault(req.path)
+            fault = self._take_fault(req.path, req.method)
+            delay = fault.delay if fault is not None else 0.0
+            if delay > 0:
+                fault = None  # carried out normally, answered late
             if fault is not None and fault.status is None:
                 self.dropped.append((req.method, req.path))
-                return None
+                return None, False
             try:
                 if fault is not None and fault.status is not None:
                     reply = self._fault_reply(req, fault, fault.status)
@@ -416,7 +474,14 @@ class TransferEmulator:
                 ).reply
             self.requests.append((req.method, req.path, reply.status))
             self._cond.notify_all()
-            return reply
+            if delay <= 0:
+                return reply, False
+            self.delayed.append((req.method, req.path, reply.status))
+            generation = self._release_generation
+            self._cond.wait_for(
+                lambda: self._stopping or self._release_generation != generation, timeout=delay
+            )
+            return reply, True
 
     @staticmethod
     def _fault_reply(req: Request, fault: _Fault, status: int) -> Reply:

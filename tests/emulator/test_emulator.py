@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -274,6 +275,44 @@ def test_dropped_connections_are_retried(globus_emulator: EmulatorHarness) -> No
     h.emulator.drop_connections(2)
     assert tc.get_endpoint(h.src_id)["id"] == h.src_id
     assert h.emulator.dropped == [("GET", f"/v0.10/endpoint/{h.src_id}")] * 2
+
+
+def test_delayed_reply_acts_at_once_and_answers_late(globus_emulator: EmulatorHarness) -> None:
+    h = globus_emulator
+    write(h.src_dir / "f", b"f")
+    tc = h.transfer_client()
+    tc.get_submission_id()  # a token first: only the submission is held
+    h.emulator.delay_replies(1, 30, "/v0.10/transfer", "POST")
+    answers: list[str] = []
+    caller = threading.Thread(target=lambda: answers.append(submit(tc, h, [("/f", "/f")])))
+    caller.start()
+    wait_for(lambda: len(h.emulator.tasks) == 1)  # the task exists, its id not yet told
+    assert answers == []
+    assert h.emulator.delayed == [("POST", "/v0.10/transfer", 202)]
+    h.emulator.release_replies()
+    caller.join(10)
+    assert answers == list(h.emulator.tasks)
+    assert tc.get_submission_id()["DATA_TYPE"] == "submission_id"  # later requests answer at once
+    h.emulator.fail_requests(5, 503, "/v0.10/endpoint")
+    h.emulator.clear_faults()
+    assert tc.get_endpoint(h.src_id)["id"] == h.src_id
+
+
+def test_held_tasks_wait_until_let_go(globus_emulator: EmulatorHarness) -> None:
+    h = globus_emulator
+    write(h.src_dir / "f", b"f")
+    tc = h.transfer_client()
+    h.emulator.hold_tasks()
+    assert h.emulator.tasks_held
+    task_id = submit(tc, h, [("/f", "/f")])
+    with pytest.raises(TimeoutError):
+        h.emulator.wait_idle(timeout=0.3)
+    assert tc.get_task(task_id)["status"] == "ACTIVE"
+    assert not (h.dst_dir / "f").exists()
+    h.emulator.hold_tasks(False)
+    h.emulator.wait_idle()
+    assert tc.get_task(task_id)["status"] == "SUCCEEDED"
+    assert (h.dst_dir / "f").read_bytes() == b"f"
 
 
 def test_consent_required_is_parsed_by_the_sdk(globus_emulator: EmulatorHarness) -> None:

@@ -84,6 +84,7 @@ class TransferService:
         self.max_concurrent_active = 0
         self.pending_failures: deque[tuple[str, str]] = deque()
         self.pending_sticks: deque[str] = deque()
+        self.tasks_held = False
 
     @staticmethod
     def _collection_doc(collection_id: str, index: int) -> JSONDict:
@@ -171,6 +172,8 @@ class TransferService:
                 task.nice_status = "Queued"
         if counts:
             self.max_concurrent_active = max(self.max_concurrent_active, *counts.values())
+        if self.tasks_held:
+            return None
         for task in self.tasks.values():
             if (
                 task.status == "ACTIVE"

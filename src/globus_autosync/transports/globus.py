@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import globus_sdk
+from globus_sdk.scopes import TransferScopes
 from globus_sdk.token_storage import TokenValidationError
 
 from globus_autosync import globus_auth
@@ -45,6 +47,29 @@ def describe(err: globus_sdk.GlobusAPIError) -> str:
     return f"Globus answered {err.http_status} {err.code} (request id {err.request_id}): {text}"
 
 
+class ConsentNeeded(AuthError):
+    """Globus wants a data_access consent for these collections before it touches them."""
+
+    def __init__(self, message: str, collections: Sequence[str]) -> None:
+        super().__init__(message)
+        self.collections = list(collections)
+
+
+def consent_message(what: str, needed: Sequence[str]) -> str:
+    """What to do about a missing consent: the exact login command, or for a service account,
+    the access its client identity lacks."""
+    ids, prefix = ", ".join(needed), f"{what}: " if what else ""
+    if globus_auth.is_service_account():
+        return (
+            f"{prefix}the service account may not access collection {ids}; give its client "
+            "identity access to the collection (a role or an ACL), then run again"
+        )
+    return (
+        f"{prefix}Globus needs your consent to access collection {ids}; "
+        f"run: {consent_command(needed)}"
+    )
+
+
 def consent_collections(err: globus_sdk.GlobusAPIError) -> list[str]:
     """The collections whose data_access consent a ConsentRequired error asks for."""
     scopes = " ".join(err.info.consent_required.required_scopes or [])
@@ -60,16 +85,7 @@ def globus_errors(what: str, collections: Sequence[str] = ()) -> Iterator[None]:
     except globus_sdk.GlobusAPIError as err:
         if err.info.consent_required:
             needed = consent_collections(err) or list(collections)
-            if globus_auth.is_service_account():
-                raise AuthError(
-                    f"{what}: the service account may not access collection {', '.join(needed)}; "
-                    "give its client identity access to the collection (a role or an ACL), "
-                    "then run again"
-                ) from None
-            raise AuthError(
-                f"{what}: Globus needs your consent to access collection "
-                f"{', '.join(needed)}; run: {consent_command(needed)}"
-            ) from None
+            raise ConsentNeeded(consent_message(what, needed), needed) from None
         if err.http_status == 401 or isinstance(err, globus_sdk.AuthAPIError):
             raise AuthError(f"{what}: {globus_auth.login_hint()} ({describe(err)})") from None
         raise TransportError(f"{what}: {describe(err)}") from None
@@ -89,6 +105,7 @@ class GlobusTransport:
         self.src, self.dst = job.source_collection, job.destination_collection
         self.max_active = job.max_active_tasks
         self.src_root = job.source_collection_path or str(job.source)
+        self._app: globus_sdk.GlobusApp | None = None
         self._client: globus_sdk.TransferClient | None = None
         self._made: set[str] = set()
 
@@ -98,7 +115,7 @@ class GlobusTransport:
         if self._client is None:
             app = globus_auth.make_app(self.config, self.state_dir)
             globus_auth.require_login(app)
-            self._client = globus_sdk.TransferClient(app=app)
+            self._app, self._client = app, globus_sdk.TransferClient(app=app)
         return self._client
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -113,6 +130,10 @@ class GlobusTransport:
                 log.info("%s: asking for data access to %s", self.job.name, ", ".join(needed))
                 for cid in needed:
                     self.tc.add_app_data_access_scope(cid)
+                # The stored token, got without that consent, would be used again as it is
+                # (the SDK cannot see a client's consents): drop it, so a new one is asked for.
+                if self._app is not None:
+                    self._app.token_storage.remove_token_data(TransferScopes.resource_server)
                 return fn()
 
     def src_path(self, relpath: str) -> str:
@@ -226,12 +247,16 @@ class GlobusTransport:
     def _mkdir(self, path: str) -> None:
         if path in self._made:
             return
-        with globus_errors(f"{self.job.name}: make directory {path}", [self.dst]):
+
+        def make() -> None:
             try:
                 self.tc.operation_mkdir(self.dst, path)
             except globus_sdk.TransferAPIError as err:
                 if not (err.http_status == 502 and "Exists" in str(err.code)):
                     raise
+
+        # through _call: a service account asks for a consent it lacks, as for a submission
+        self._call(f"make directory {path}", make)
         self._made.add(path)
 
     def task_url(self, task_id: str) -> str | None:
@@ -241,15 +266,19 @@ class GlobusTransport:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._app is not None:
+            self._app.close()
+            self._app = None
 
     # -- check ----------------------------------------------------------------------------
     def checks(self) -> list[Check]:
-        out: list[Check] = []
         try:
-            self.ready()
-            out.append(Check("credentials", True, "Globus login or client credentials are valid"))
+            # a request that needs a valid token: a refused secret or a dead login shows here
+            self._call("credentials", lambda: self.tc.task_list(limit=1))
         except (AuthError, TransportError) as err:
             return [Check("credentials", False, str(err))]
+        who = "the service account's" if globus_auth.is_service_account() else "your Globus"
+        out = [Check("credentials", True, f"{who} credentials are valid")]
         for role, cid in (("source collection", self.src), ("destination collection", self.dst)):
             try:
                 doc = self._endpoint(role, cid)
@@ -258,9 +287,13 @@ class GlobusTransport:
                 out.append(Check(role, False, f"{err}; check the collection id in the config"))
         if not all(c.ok for c in out):
             return out
+        out.append(self._consent())
+        if not out[-1].ok:
+            return out  # every later line would fail for the same reason
         try:
             self._call(
-                "list the source", lambda: self.tc.operation_ls(self.src, path=self.src_root)
+                "list the source",
+                lambda: self.tc.operation_ls(self.src, path=self.src_root, limit=1),
             )
             out.append(
                 Check("source path", True, f"{self.src_root} lists on the source collection")
@@ -273,9 +306,31 @@ class GlobusTransport:
     def _endpoint(self, role: str, cid: str) -> globus_sdk.GlobusHTTPResponse:
         return self._call(f"{role} {cid}", lambda: self.tc.get_endpoint(cid))
 
+    def _consent(self) -> Check:
+        """Data access to both collections. Globus checks the consent before it looks at a
+        path, so any other answer to a stat (a destination not made yet) means it is there."""
+        needed: list[str] = []
+        refused: list[str] = []
+        for cid, path in ((self.src, self.src_root), (self.dst, self.job.destination)):
+            try:
+                self._call(f"data access to {cid}", partial(self.tc.operation_stat, cid, path))
+            except ConsentNeeded as err:
+                needed += [c for c in err.collections or [cid] if c not in needed]
+            except AuthError as err:
+                refused.append(str(err))
+            except TransportError:
+                pass  # past the consent check; the path lines say what is wrong with the path
+        if needed:
+            return Check("consent", False, consent_message("", needed))
+        if refused:
+            return Check("consent", False, "; ".join(refused))
+        return Check("consent", True, "data access to both collections is granted (or not needed)")
+
     def _probe(self) -> Check:
         probe = self.dst_path(f".globus-autosync-probe-{uuid.uuid4().hex[:12]}")
         try:
+            if self.job.destination != "/":
+                self._mkdir(self.job.destination)  # the first run makes it anyway
             self._call("make a probe directory", lambda: self.tc.operation_mkdir(self.dst, probe))
         except (AuthError, TransportError) as err:
             return Check(

@@ -1,0 +1,655 @@
+"""The Globus transport end to end: the real console script against the emulated Transfer and
+Auth services (tests/emulator), which copy between local directories standing for collections.
+
+The source collection is rooted at the instrument's directory (its job source is ``/src`` on it);
+the destination collection stands for a cluster file system, the job writing below
+``/clusterfs/xmas/xmas-storage/2018``. Each test checks what a user would: bytes at the
+destination, rows in the store, the exit code and the message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from globus_sdk.token_storage import SQLiteTokenStorage, TokenStorageData
+
+from tests.emulator import DATA_ACCESS_SCOPE, TRANSFER_SCOPE, TransferEmulator
+from tests.emulator.fixtures import DST_COLLECTION, SRC_COLLECTION
+
+from .helpers import LONG_AGO, CliEnv, assert_mirrored, console_script, tree
+
+JOB = "xmas"
+NATIVE_APP = "5c3a1f2e-8d4b-4e6a-9b7c-2d1e0f3a4b5c"  # the [globus] client_id of a user login
+SRC_PATH = "/src"  # the job's source on the source collection
+DST_PATH = "/clusterfs/xmas/xmas-storage/2018"
+LABEL = re.compile(rf"^AUTO_{JOB}_\d{{4}}-\d\d-\d\d_\d{{6}}$")
+TASK_LINK = "https://app.globus.org/activity/"
+TRANSFER_RS = "transfer.api.globus.org"
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def stderr_lines(res: Any) -> list[str]:
+    return [line for line in str(res.stderr).splitlines() if line.strip()]
+
+
+@dataclass
+class Globus:
+    """A CliEnv whose job ships through the emulator."""
+
+    env: CliEnv
+    emu: TransferEmulator
+    cluster: Path  # the destination collection's "/"
+    service: bool = True  # run as the emulator's service account (client credentials)
+
+    @property
+    def src(self) -> Path:
+        return self.env.src
+
+    @property
+    def dst(self) -> Path:
+        """The job's destination, as a local directory."""
+        return self.cluster / DST_PATH.lstrip("/")
+
+    def configure(self, **changes: Any) -> None:
+        """The issue's example configuration, laid out as it is there (no ``settle``: the test
+        files are old), with the collections and paths of this test; ``changes`` replace keys."""
+        job = {
+            "name": JOB,
+            "source": str(self.src),
+            "destination": DST_PATH,
+            "transport": "globus",
+            "source_collection": SRC_COLLECTION,
+            "destination_collection": DST_COLLECTION,
+            "source_collection_path": SRC_PATH,
+            "sync_level": "mtime",
+            "verify_checksum": True,
+            "preserve_timestamp": True,
+            "max_files_per_task": 10000,
+            "max_active_tasks": 3,
+            "task_deadline": "24h",
+            "notify": False,
+        } | changes
+        lines = ["[globus]", f'client_id = "{NATIVE_APP}"', "[[job]]"]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in job.items()]
+        self.env.config.write_text("\n".join(lines) + "\n")
+
+    def environ(self, **extra: str | None) -> dict[str, str]:
+        env = {k: v for k, v in self.env.environ().items() if not k.startswith("GLOBUS_SDK_")}
+        env.pop("GLOBUS_AUTOSYNC_CLIENT_ID", None)
+        env.pop("GLOBUS_AUTOSYNC_CLIENT_SECRET", None)
+        env.update(self.emu.env())
+        if self.service:
+            env["GLOBUS_AUTOSYNC_CLIENT_ID"] = self.emu.DEFAULT_CLIENT_ID
+            env["GLOBUS_AUTOSYNC_CLIENT_SECRET"] = self.emu.DEFAULT_CLIENT_SECRET
+        for key, value in extra.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        return env
+
+    def cli(self, *args: str, code: int | None = 0, **extra: str | None) -> Any:
+        return self.env.cli(*args, code=code, env=self.environ(**extra))
+
+    def run(self, code: int | None = 0) -> Any:
+        return self.cli("run", code=code)
+
+    def status(self) -> dict[str, Any]:
+        out = json.loads(self.cli("status", "--job", JOB, "--json").stdout)
+        rows: list[dict[str, Any]] = out["jobs"]
+        return rows[0]
+
+    def tasks_json(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = json.loads(self.cli("tasks", "--json").stdout)["tasks"]
+        return rows
+
+    def rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        with self.env.db() as db:
+            return db.execute(sql, args).fetchall()
+
+    def open_batches(self) -> int:
+        return int(
+            self.rows("SELECT COUNT(*) FROM batches WHERE state IN ('new', 'submitted')")[0][0]
+        )
+
+    def send(self, runs: int = 6) -> None:
+        """Run cycles, letting the emulator finish its tasks in between, until nothing is
+        queued or in flight."""
+        for _ in range(runs):
+            self.run(code=None)
+            self.emu.wait_idle()
+            st = self.status()
+            if not (st["queued"] or st["in_flight"] or st["waiting"] or st["failed"]):
+                return
+        raise AssertionError(f"work left after {runs} runs: {self.status()}")
+
+    def seed_login(self, *, expired: bool = False, consents: Sequence[str] = ()) -> str:
+        """A user's login, as `globus-autosync login [--collection ID]...` would have stored it;
+        answers the identity id."""
+        scope = TRANSFER_SCOPE
+        if consents:
+            scope += "[" + " ".join(f"*{DATA_ACCESS_SCOPE.format(c)}" for c in consents) + "]"
+        # a login stores a token for Auth (openid) and one for Transfer
+        tokens = self.emu.issue_token(f"openid {scope}", client_id=NATIVE_APP)
+        identity = str(tokens["identity_id"])
+        data = {
+            entry["resource_server"]: TokenStorageData(
+                resource_server=entry["resource_server"],
+                identity_id=identity,
+                scope=entry["scope"],
+                access_token=entry["access_token"],
+                refresh_token=entry["refresh_token"],
+                expires_at_seconds=(
+                    int(time.time()) - 10 if expired else entry["expires_at_seconds"]
+                ),
+                token_type="Bearer",
+            )
+            for entry in [tokens, *tokens["other_tokens"]]
+        }
+        assert set(data) == {"auth.globus.org", TRANSFER_RS}
+        self.env.state.mkdir(parents=True, exist_ok=True)
+        storage = SQLiteTokenStorage(self.env.state / "tokens.db", namespace=f"u-{NATIVE_APP}")
+        try:
+            storage.store_token_data_by_resource_server(data)
+        finally:
+            storage.close()
+        return identity
+
+
+@pytest.fixture
+def gx(tmp_path: Path) -> Iterator[Globus]:
+    instrument = tmp_path / "instrument"
+    instrument.mkdir()
+    env = CliEnv(instrument)
+    cluster = tmp_path / "cluster"
+    (cluster / "clusterfs" / "xmas" / "xmas-storage").mkdir(parents=True)
+    emu = TransferEmulator({SRC_COLLECTION: instrument, DST_COLLECTION: cluster}, max_active=10)
+    emu.start()
+    g = Globus(env, emu, cluster)
+    g.configure()
+    try:
+        yield g
+    finally:
+        emu.stop()
+    assert not emu.server_errors, "emulator internal errors:\n" + "\n".join(emu.server_errors)
+
+
+def populate(g: Globus) -> dict[str, bytes]:
+    files = {
+        "run_Sep2018/YAGline9test/YAGline9test_01791.tif": os.urandom(4000),
+        "run_Sep2018/YAGline9test/YAGline9test_01792.tif": os.urandom(3000),
+        "run_Sep2018/notes.txt": b"beam at 3 GeV\n",
+        "run_Oct2018/a/b/c/deep.dat": os.urandom(100),
+        "top.dat": b"",
+    }
+    for i, (rel, data) in enumerate(sorted(files.items())):
+        g.env.write(rel, data, mtime=LONG_AGO + i * 1000 + 0.25)
+    (g.src / "run_Oct2018" / "empty" / "deeper").mkdir(parents=True)
+    return files
+
+
+# --------------------------------------------------------------------------------------------
+# 1. a tree end to end
+
+
+def test_a_tree_is_sent_as_one_task_with_full_paths(gx: Globus) -> None:
+    files = populate(gx)
+    res = gx.run()
+    assert f"sent {len(files)}" in res.stdout
+    assert f"{len(files)} in flight" in res.stdout
+    [task] = gx.emu.tasks.values()
+    # the submission id was asked of the service first (and journaled), then used
+    calls = [(m, p) for (m, p, _) in gx.emu.requests if p.endswith(("/submission_id", "/transfer"))]
+    assert calls == [("GET", "/v0.10/submission_id"), ("POST", "/v0.10/transfer")]
+    gx.emu.wait_idle()
+    res = gx.run()
+    assert f"confirmed {len(files)}" in res.stdout
+
+    # the bytes, with their mtimes, under the destination path; the empty directory made
+    assert_mirrored(gx.src, gx.dst)
+    assert tree(gx.dst).keys() == files.keys()
+    assert (gx.dst / "run_Oct2018" / "empty" / "deeper").is_dir()
+    assert not any((gx.dst / "run_Oct2018" / "empty" / "deeper").iterdir())
+
+    # the task: one item per file, full paths, the label, the options of the config
+    assert {(i.source_path, i.destination_path, i.recursive) for i in task.items} == {
+        (f"{SRC_PATH}/{rel}", f"{DST_PATH}/{rel}", False) for rel in files
+    }
+    assert len(task.items) == len(files)
+    assert task.label is not None and LABEL.match(task.label), task.label
+    assert task.skip_source_errors is True
+    assert task.sync_level == 2
+    assert task.verify_checksum is True
+    assert task.preserve_timestamp is True
+    assert task.source_endpoint_id == SRC_COLLECTION
+    assert task.destination_endpoint_id == DST_COLLECTION
+    assert task.owner == gx.emu.DEFAULT_CLIENT_ID
+    assert not any(task.notify.values())
+    assert 23 * 3600 < task.deadline - task.request_time <= 24 * 3600 + 60
+
+    # the store and the reports
+    st = gx.status()
+    assert (st["done"], st["queued"], st["in_flight"], st["failed"], st["skipped"]) == (
+        len(files), 0, 0, 0, 0,
+    )  # fmt: skip
+    assert gx.rows("SELECT submission_id, task_id, label, state, files FROM batches") == [
+        (task.submission_id, task.task_id, task.label, "succeeded", len(files))
+    ]
+    assert gx.rows("SELECT COUNT(*) FROM files") == [(0,)]
+    assert gx.rows("SELECT COUNT(*) FROM dirs WHERE made=1")[0][0] >= 1
+    [row] = gx.tasks_json()
+    assert row["task_id"] == task.task_id
+    assert row["url"] == TASK_LINK + task.task_id
+    text = gx.cli("tasks").stdout
+    assert TASK_LINK + task.task_id in text
+
+    # a new empty directory in one that exists: "already exists" answers are fine
+    (gx.src / "run_Sep2018" / "later" / "empty").mkdir(parents=True)
+    res = gx.run()
+    assert "failed 0, skipped 0" in res.stdout
+    assert (gx.dst / "run_Sep2018" / "later" / "empty").is_dir()
+    mkdirs = [s for (m, p, s) in gx.emu.requests if m == "POST" and p.endswith("/mkdir")]
+    assert 502 in mkdirs  # ExternalError.MkdirFailed.Exists for the directories already there
+    assert len(gx.emu.tasks) == 1  # nothing sent twice
+
+
+# --------------------------------------------------------------------------------------------
+# 8. client credentials
+
+
+def test_whoami_with_client_credentials(gx: Globus) -> None:
+    res = gx.cli("whoami")
+    cid = gx.emu.DEFAULT_CLIENT_ID
+    assert res.stdout.strip() == (
+        f"{cid}@clients.auth.globus.org (service account, identity {cid})"
+    )
+
+
+@pytest.mark.parametrize("missing", ["GLOBUS_AUTOSYNC_CLIENT_ID", "GLOBUS_AUTOSYNC_CLIENT_SECRET"])
+@pytest.mark.parametrize("command", ["whoami", "run"])
+def test_one_client_credential_without_the_other_is_a_config_error(
+    gx: Globus, missing: str, command: str
+) -> None:
+    gx.env.write("f.dat", b"x")
+    res = gx.cli(command, code=2, **{missing: None})
+    [line] = stderr_lines(res)
+    assert f"{missing} is not set" in line
+    assert "GLOBUS_AUTOSYNC_CLIENT_ID and GLOBUS_AUTOSYNC_CLIENT_SECRET go together" in line
+    assert gx.emu.requests == []  # nothing was asked of Globus
+    assert not gx.dst.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# 2. a crash between the service creating the task and the tool recording it
+
+
+def test_sigkill_after_submission_then_the_rerun_finds_the_same_task(gx: Globus) -> None:
+    files = populate(gx)
+    # the service makes the task at once, but its answer is held: the kill lands in between
+    gx.emu.delay_replies(1, 60, "/v0.10/transfer", "POST")
+    proc = subprocess.Popen(
+        [*console_script(), "run"],
+        env=gx.environ(),
+        cwd=gx.env.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for("the task to be created", lambda: len(gx.emu.tasks) == 1)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        gx.emu.release_replies()
+    [task] = gx.emu.tasks.values()
+
+    # the journal: the batch with its submission id, no task id; its files in it
+    [(batch, sub, task_id, state)] = gx.rows(
+        "SELECT id, submission_id, task_id, state FROM batches"
+    )
+    assert (sub, task_id, state) == (task.submission_id, None, "new")
+    assert gx.rows("SELECT COUNT(*) FROM files WHERE state='submitted' AND batch=?", batch) == [
+        (len(files),)
+    ]
+
+    gx.emu.wait_idle()
+    res = gx.run()  # resubmits the batch with the same id: Globus answers with the same task
+    assert f"confirmed {len(files)}" in res.stdout
+    assert len(gx.emu.tasks) == 1
+    assert gx.emu.submissions == [sub]
+    posts = [s for (m, p, s) in gx.emu.requests if (m, p) == ("POST", "/v0.10/transfer")]
+    assert posts == [202, 200]  # Accepted, then Duplicate
+    assert gx.rows("SELECT submission_id, task_id, state FROM batches") == [
+        (sub, task.task_id, "succeeded")
+    ]
+    assert_mirrored(gx.src, gx.dst)
+    assert gx.status()["done"] == len(files)
+
+
+# --------------------------------------------------------------------------------------------
+# 3., 4. tasks that fail or get stuck: their files are queued again and sent by a later run
+
+
+def _retried(gx: Globus, n: int, why: str) -> None:
+    """After a run that resolved a failed or canceled task: every file failed once, with the
+    reason; then later runs send them."""
+    rows = gx.rows("SELECT state, attempts, reason, batch FROM files")
+    assert len(rows) == n
+    for state, attempts, reason, batch in rows:
+        assert (state, attempts, batch) == ("failed", 1, None)
+        assert why in reason
+    st = gx.status()
+    assert (st["failed"], st["done"], st["in_flight"]) == (n, 0, 0)
+    assert all(why in p["reason"] and p["attempts"] == 1 for p in st["problems"])
+    [(state, reason)] = gx.rows("SELECT state, reason FROM batches")
+    assert state == "failed" and why in reason
+    # Waiting out the backoff: the first retry is due at once, later ones 30 s, doubling. Setting
+    # next_try to 0 stands for that wait whatever the backoff is, so the test does not sleep.
+    with gx.env.db() as db:
+        db.execute("UPDATE files SET next_try=0")
+        db.commit()
+    res = gx.run()
+    assert f"sent {n}" in res.stdout
+    gx.emu.wait_idle()
+    res = gx.run()
+    assert f"confirmed {n}" in res.stdout
+    assert_mirrored(gx.src, gx.dst)
+    assert gx.rows("SELECT state FROM batches ORDER BY id") == [("failed",), ("succeeded",)]
+    assert gx.status()["done"] == n
+
+
+def test_a_failed_task_is_retried(gx: Globus) -> None:
+    for i in range(4):
+        gx.env.write(f"run/f{i}.dat", os.urandom(100), mtime=LONG_AGO)
+    gx.emu.fail_next_task("ENDPOINT_ERROR", "the endpoint is broken")
+    gx.run()
+    gx.emu.wait_idle()
+    res = gx.run(code=1)
+    assert "failed 4" in res.stdout
+    _retried(gx, 4, "ENDPOINT_ERROR")
+    first, second = gx.emu.tasks.values()
+    assert first.fatal_error == {"code": "ENDPOINT_ERROR", "description": "the endpoint is broken"}
+    assert second.status == "SUCCEEDED"
+    assert first.submission_id != second.submission_id
+    assert {i.source_path for i in first.items} == {i.source_path for i in second.items}
+
+
+def test_a_stuck_task_is_canceled_and_retried(gx: Globus) -> None:
+    for i in range(3):
+        gx.env.write(f"run/f{i}.dat", os.urandom(100), mtime=LONG_AGO)
+    gx.emu.stick_next_task("PERMISSION_DENIED")
+    gx.run()
+    [stuck] = gx.emu.tasks.values()
+    assert (stuck.status, stuck.nice_status) == ("ACTIVE", "PERMISSION_DENIED")
+    res = gx.run(code=1)  # sees the task will not get better by waiting
+    assert "failed 3" in res.stdout
+    assert stuck.status == "FAILED"
+    assert stuck.fatal_error is not None and stuck.fatal_error["code"] == "CANCELED"
+    canceled = [line for line in gx.env.log_lines() if f"canceling task {stuck.task_id}" in line]
+    assert len(canceled) == 1 and "Permission denied" in canceled[0], canceled
+    _retried(gx, 3, "canceled")
+    assert len(gx.emu.tasks) == 2
+
+
+def test_a_task_past_its_deadline_is_canceled_and_retried(gx: Globus) -> None:
+    for i in range(2):
+        gx.env.write(f"run/f{i}.dat", os.urandom(100), mtime=LONG_AGO)
+    gx.emu.hold_tasks()  # accepted, never started: ACTIVE and "OK" for as long as it is held
+    gx.run()
+    [late] = gx.emu.tasks.values()
+    # a day goes by: the batch's submission time is moved back past task_deadline (24h)
+    with gx.env.db() as db:
+        db.execute("UPDATE batches SET submitted = submitted - 86400 - 60")
+        db.commit()
+    res = gx.run(code=1)
+    assert "failed 2" in res.stdout
+    assert late.status == "FAILED"
+    assert late.fatal_error is not None and late.fatal_error["code"] == "CANCELED"
+    assert f"canceling task {late.task_id}, past its deadline" in res.stderr
+    gx.emu.hold_tasks(False)
+    _retried(gx, 2, "past its deadline")
+
+
+# --------------------------------------------------------------------------------------------
+# 5., 12. 503s: survived by the SDK's retries; beyond them, the work waits for the next run
+
+
+def test_a_storm_of_503s_and_a_dropped_connection_are_survived(gx: Globus) -> None:
+    files = populate(gx)
+    # the SDK retries a dropped connection and a 503 itself (after Retry-After); the retried
+    # submission keeps its id
+    gx.emu.drop_connections(1, "/v0.10/submission_id")
+    gx.emu.fail_requests(3, 503, "/v0.10/transfer", retry_after=1)
+    res = gx.run()
+    assert gx.emu.dropped == [("GET", "/v0.10/submission_id")]
+    assert f"sent {len(files)}" in res.stdout
+    posts = [s for (m, p, s) in gx.emu.requests if (m, p) == ("POST", "/v0.10/transfer")]
+    assert posts == [503, 503, 503, 202]
+    gx.emu.wait_idle()
+    gx.run()
+    assert len(gx.emu.tasks) == 1
+    assert_mirrored(gx.src, gx.dst)
+    assert gx.status()["done"] == len(files)
+
+
+def test_503s_beyond_the_sdk_retries_leave_the_work_queued(gx: Globus) -> None:
+    files = populate(gx)
+    # the SDK makes 1 + 5 attempts: all answer 503 (with Retry-After: 1, to keep this quick)
+    gx.emu.fail_requests(6, 503, "/v0.10/submission_id", retry_after=1)
+    res = gx.run(code=1)
+    assert "work left queued" in res.stdout
+    assert [s for (_m, p, s) in gx.emu.requests if p == "/v0.10/submission_id"] == [503] * 6
+    errors = [line for line in stderr_lines(res) if "Globus answered" in line]
+    assert len(errors) == 1, res.stderr
+    assert re.search(
+        r"Globus answered 503 ServiceUnavailable \(request id [A-Za-z0-9]+\): Injected failure",
+        errors[0],
+    ), errors[0]
+    st = gx.status()
+    assert (st["queued"], st["in_flight"], st["done"]) == (len(files), 0, 0)
+    assert gx.rows("SELECT COUNT(*) FROM batches") == [(0,)]
+    assert gx.emu.tasks == {}
+
+    res = gx.run()  # the next run carries on
+    assert f"sent {len(files)}" in res.stdout
+    gx.emu.wait_idle()
+    gx.run()
+    assert len(gx.emu.tasks) == 1
+    assert_mirrored(gx.src, gx.dst)
+    assert gx.status()["done"] == len(files)
+
+
+# --------------------------------------------------------------------------------------------
+# 6. more files than one task holds
+
+
+def test_many_files_make_several_tasks_never_more_than_three_at_once(gx: Globus) -> None:
+    gx.configure(max_files_per_task=5, max_active_tasks=3)
+    names = [f"d{i % 4}/frame_{i:03}.tif" for i in range(23)]
+    for i, rel in enumerate(names):
+        gx.env.write(rel, os.urandom(50 + i), mtime=LONG_AGO + i)
+    most_open = 0
+
+    def run(code: int = 0) -> Any:
+        nonlocal most_open
+        res = gx.run(code=code)
+        most_open = max(most_open, gx.open_batches())
+        active = [t for t in gx.emu.tasks.values() if t.status == "ACTIVE"]
+        assert len(active) <= 3
+        return res
+
+    gx.emu.hold_tasks()  # the emulator would run ten at once: the tool must hold back
+    res = run()
+    assert "sent 15" in res.stdout
+    assert len(gx.emu.tasks) == 3
+    res = run()  # three in flight: nothing more is sent, the rest waits in the store
+    assert "sent 0" in res.stdout
+    assert len(gx.emu.tasks) == 3
+    st = gx.status()
+    assert (st["queued"], st["in_flight"]) == (8, 15)
+    gx.emu.hold_tasks(False)
+    gx.emu.wait_idle()
+    res = run()
+    assert "confirmed 15" in res.stdout
+    assert "sent 8" in res.stdout
+    gx.emu.wait_idle()
+    res = run()
+    assert "confirmed 8" in res.stdout
+
+    assert most_open == 3
+    assert gx.emu.max_concurrent_active <= 3
+    tasks = list(gx.emu.tasks.values())
+    assert sorted(len(t.items) for t in tasks) == [3, 5, 5, 5, 5]
+    sent = [i.source_path for t in tasks for i in t.items]
+    assert sorted(sent) == sorted(f"{SRC_PATH}/{rel}" for rel in names)  # each once
+    assert all(t.status == "SUCCEEDED" and t.label and LABEL.match(t.label) for t in tasks)
+    assert len(gx.rows("SELECT DISTINCT submission_id FROM batches")) == 5
+    assert gx.status()["done"] == 23
+    assert_mirrored(gx.src, gx.dst)
+
+
+# --------------------------------------------------------------------------------------------
+# 7. consent
+
+
+def test_missing_consent_names_the_login_command(gx: Globus) -> None:
+    gx.service = False
+    gx.seed_login()
+    gx.emu.require_consent(DST_COLLECTION)
+    files = populate(gx)
+    command = f"globus-autosync login --collection {DST_COLLECTION}"
+    res = gx.run(code=3)
+    [line] = stderr_lines(res)
+    assert line.endswith(f"Globus needs your consent to access collection {DST_COLLECTION}; "
+                         f"run: {command}"), line  # fmt: skip
+    assert gx.emu.tasks == {}
+
+    res = gx.cli("check", code=3)
+    failed = [line for line in res.stdout.splitlines() if not line.startswith("ok  ")]
+    assert failed == [
+        f"FAIL  {JOB}: consent: Globus needs your consent to access collection {DST_COLLECTION}; "
+        f"run: {command}"
+    ], res.stdout
+
+    # the user runs that login (here: a login with the consent is stored), and the next run
+    # sends the batch that was journaled
+    gx.seed_login(consents=[DST_COLLECTION])
+    gx.send()
+    assert len(gx.emu.tasks) == 1
+    assert_mirrored(gx.src, gx.dst)
+    assert gx.status()["done"] == len(files)
+
+
+def test_a_service_account_asks_for_data_access_itself(gx: Globus) -> None:
+    gx.emu.require_consent(DST_COLLECTION)
+    files = populate(gx)
+    res = gx.run()
+    assert f"sent {len(files)}" in res.stdout
+    assert f"asking for data access to {DST_COLLECTION}" in res.stderr
+    gx.send()
+    assert len(gx.emu.tasks) == 1
+    # refused once; the token got with the consent is kept and serves the later runs
+    assert [p for (_m, p, s) in gx.emu.requests if s == 403] == [
+        f"/v0.10/operation/endpoint/{DST_COLLECTION}/mkdir"
+    ]
+    assert_mirrored(gx.src, gx.dst)
+    assert (gx.dst / "run_Oct2018" / "empty" / "deeper").is_dir()
+
+
+# --------------------------------------------------------------------------------------------
+# 9. check
+
+
+def test_check_passes_against_good_collections(gx: Globus) -> None:
+    res = gx.cli("check")
+    lines = res.stdout.splitlines()
+    assert all(line.startswith("ok  ") for line in lines), res.stdout
+    text = res.stdout
+    for what in ("credentials", "source collection", "destination collection", "consent",
+                 "source path", "destination path"):  # fmt: skip
+        assert sum(f"{JOB}: {what}" in line for line in lines) == 1, (what, text)
+    assert "probe made and deleted" in text
+    assert not [p for p in gx.cluster.rglob("*") if "probe" in p.name]
+
+
+def test_check_fails_on_an_unknown_collection(gx: Globus) -> None:
+    unknown = str(uuid.uuid4())
+    gx.configure(destination_collection=unknown)
+    res = gx.cli("check", code=3)
+    failed = [line for line in res.stdout.splitlines() if not line.startswith("ok  ")]
+    assert len(failed) == 1, res.stdout
+    assert failed[0].startswith(f"FAIL  {JOB}: destination collection")
+    assert unknown in failed[0] and "404" in failed[0] and "EndpointNotFound" in failed[0]
+    assert "Traceback" not in res.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# 10. a user login that expired, was revoked, or never happened
+
+
+@pytest.mark.parametrize("login", ["revoked", "expired", "never"])
+def test_a_dead_login_says_to_run_login(gx: Globus, login: str) -> None:
+    gx.service = False
+    if login != "never":
+        gx.seed_login(expired=login == "expired")
+        gx.emu.expire_tokens()  # revoked (or expired) at Globus: refreshing is refused
+    gx.env.write("f.dat", b"x", mtime=LONG_AGO)
+    res = gx.run(code=3)
+    lines = stderr_lines(res)
+    assert len(lines) == 1, res.stderr
+    assert "run: globus-autosync login" in lines[0]
+    assert "Traceback" not in res.stderr
+    assert gx.emu.tasks == {}
+
+
+# --------------------------------------------------------------------------------------------
+# 11. a file that vanished between the scan and the transfer
+
+
+def test_a_file_deleted_before_the_task_ran_is_marked_skipped(gx: Globus) -> None:
+    files = populate(gx)
+    gone = "run_Sep2018/YAGline9test/YAGline9test_01792.tif"
+    gx.emu.hold_tasks()  # the task is accepted but does not start: the file goes meanwhile
+    gx.run()
+    [task] = gx.emu.tasks.values()
+    (gx.src / gone).unlink()
+    gx.emu.hold_tasks(False)
+    gx.emu.wait_idle()
+    assert task.status == "SUCCEEDED" and len(task.skipped_errors) == 1
+    res = gx.run(code=1)  # exit 1: a file was skipped
+    assert f"confirmed {len(files) - 1}" in res.stdout
+    assert "skipped 1" in res.stdout
+
+    st = gx.status()
+    assert (st["done"], st["skipped"], st["failed"], st["queued"]) == (len(files) - 1, 1, 0, 0)
+    [problem] = st["problems"]
+    assert (problem["path"], problem["state"]) == (gone, "skipped")
+    assert problem["reason"].startswith("Globus skipped it: FILE_NOT_FOUND")
+    assert f"{SRC_PATH}/{gone}" in problem["reason"]
+    assert gx.rows("SELECT state, reason FROM files") == [("skipped", problem["reason"])]
+    assert gx.rows("SELECT state FROM batches") == [("succeeded",)]
+    text = gx.cli("status").stdout
+    assert f"skipped: {gone}: Globus skipped it: FILE_NOT_FOUND" in text
+    assert not (gx.dst / gone).exists()
+    assert_mirrored(gx.src, gx.dst)
