@@ -332,9 +332,11 @@ def unsent(view_before: StoreView | None, source: dict[str, tuple[int, int]]) ->
 
 
 def check_matches_source(w: World, job: Job, where: str) -> StoreView:
-    """Every file of the source is at the job's destination, same bytes and mtime, confirmed."""
-    src, _ = snapshot(w.tree.root)
-    dst, _ = snapshot(Path(job.destination))
+    """Every file of the source is at the job's destination, same bytes and mtime, confirmed;
+    every directory of the source is there too (an empty one included)."""
+    src, src_dirs = snapshot(w.tree.root)
+    dst, dst_dirs = snapshot(Path(job.destination))
+    assert src_dirs <= dst_dirs, f"{where}: {job.name}: missing dirs {src_dirs - dst_dirs}"
     state = w.full_state if job is w.full else w.inc_state
     view = store_view(state, job)
     for rel, (data, mtime) in src.items():
