@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -10,16 +11,14 @@ import shutil
 import sys
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import platformdirs
 
-from globus_autosync import __version__, config, report
+from globus_autosync import __version__, cli_globus, config, report
 from globus_autosync.cycle import baseline_job, human_bytes, run_job
-from globus_autosync.display import ScanProgress, table
 from globus_autosync.errors import (
     EXIT_JOB,
     EXIT_LOCKED,
@@ -33,6 +32,11 @@ from globus_autosync.logs import SUMMARY_LOGGER
 from globus_autosync.logs import setup as setup_logging
 from globus_autosync.store import Store
 from globus_autosync.transports import make_transport
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from globus_autosync.walk import WalkStats
 
 log = logging.getLogger("globus_autosync")
 
@@ -116,6 +120,8 @@ def init(obj: Context, path: Path | None) -> None:
     target = path or obj.config_path
     if target.exists():
         raise UsageError(f"{target} already exists; edit it, or name another file: init PATH")
+    from importlib import resources
+
     text = resources.files("globus_autosync").joinpath("example.toml").read_text("utf-8")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -188,11 +194,8 @@ def baseline(obj: Context, job_name: str | None, before: str | None) -> None:
     codes = []
     for job in cfg.select(job_name):
         try:
-            progress = _progress(obj, f"{job.name}: baseline")
-            try:
+            with _progress(obj, f"{job.name}: baseline") as progress:
                 result = baseline_job(job, obj.state_dir, before_ns, progress)
-            finally:
-                progress.close()
         except AutosyncError as err:
             log.error("%s", err)
             codes.append(err.exit_code)
@@ -223,13 +226,10 @@ def run(
     codes = []
     for job in cfg.select(job_name):
         try:
-            progress = _progress(obj, f"{job.name}: scanning")
-            try:
+            with _progress(obj, f"{job.name}: scanning") as progress:
                 summary = run_job(
                     job, cfg, obj.state_dir, dry_run=dry_run, full=full, progress=progress
                 )
-            finally:
-                progress.close()
         except AutosyncError as err:
             log.error("%s", err)
             codes.append(err.exit_code)
@@ -347,8 +347,19 @@ def service_cron(obj: Context) -> None:
     click.echo(f"*/5 * * * * {_self_command(obj)} --quiet run")
 
 
-def _progress(obj: Context, label: str) -> ScanProgress:
-    return ScanProgress(label, enabled=sys.stderr.isatty() and not obj.quiet)
+@contextlib.contextmanager
+def _progress(obj: Context, label: str) -> Iterator[Callable[[WalkStats], None] | None]:
+    """A progress line on a terminal (rich is imported only then: start-up time counts)."""
+    if obj.quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from globus_autosync.display import ScanProgress
+
+    progress = ScanProgress(label, enabled=True)
+    try:
+        yield progress
+    finally:
+        progress.close()
 
 
 def _open_readonly(obj: Context) -> Store | None:
@@ -389,6 +400,8 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
 
 
 def _status_table(rows: list[dict[str, Any]]) -> None:
+    from globus_autosync.display import table
+
     cols = ["job", "done", "bytes done", "waiting", "queued", "in flight", "failed", "skipped",
             "lag", "last run"]  # fmt: skip
     table(
@@ -439,6 +452,8 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
         click.echo(json.dumps({"tasks": rows}, indent=2))
         return
     if rows and sys.stdout.isatty():
+        from globus_autosync.display import table
+
         cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished"]
         table(
             "recent batches",
@@ -465,92 +480,9 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
             click.echo(f"  {t['url']}")
 
 
-def _globus_collections(cfg: config.Config) -> list[str]:
-    ids = []
-    for job in cfg.jobs:
-        if job.transport == "globus":
-            ids += [c for c in (job.source_collection, job.destination_collection) if c]
-    return ids
-
-
-@cli.command()
-@click.option("--no-browser", is_flag=True, help="Print a link and ask for the code it gives.")
-@click.option(
-    "--collection",
-    "collections",
-    multiple=True,
-    metavar="ID",
-    help="Also grant data access to this collection (repeatable).",
-)
-@pass_ctx
-def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
-    """Log in to Globus once; the tokens are kept (mode 0600) in the state directory."""
-    import globus_sdk
-
-    from globus_autosync import globus_auth
-    from globus_autosync.transports.globus import globus_errors
-
-    cfg = obj.load()
-    if globus_auth.is_service_account():
-        click.echo(
-            f"{globus_auth.ENV_ID} is set: the service account logs itself in; no login needed"
-        )
-        return
-    consents = set(collections)
-    with globus_errors("login"):
-        app = globus_auth.make_app(
-            cfg, obj.state_dir, interactive=True, no_browser=no_browser, consents=consents
-        )
-        app.login(force=True)
-        tc = globus_sdk.TransferClient(app=app)
-        needed = globus_auth.collections_needing_consent(tc, _globus_collections(cfg))
-        if set(needed) - consents:
-            click.echo(
-                f"collections {', '.join(needed)} need your consent for data access; "
-                "one more login grants it"
-            )
-            app = globus_auth.make_app(
-                cfg,
-                obj.state_dir,
-                interactive=True,
-                no_browser=no_browser,
-                consents=consents | set(needed),
-            )
-            app.login(force=True)
-    click.echo(f"logged in; tokens kept in {obj.state_dir / globus_auth.TOKEN_FILE}")
-
-
-@cli.command()
-@pass_ctx
-def logout(obj: Context) -> None:
-    """Revoke the stored Globus tokens and delete them."""
-    from globus_autosync import globus_auth
-    from globus_autosync.transports.globus import globus_errors
-
-    cfg = obj.load()
-    with globus_errors("logout"):
-        app = globus_auth.make_app(cfg, obj.state_dir)
-        app.logout(sweep=True)
-    click.echo("logged out: tokens revoked and deleted")
-
-
-@cli.command()
-@pass_ctx
-def whoami(obj: Context) -> None:
-    """Show the Globus identity the tool acts as."""
-    import globus_sdk
-
-    from globus_autosync import globus_auth
-    from globus_autosync.transports.globus import globus_errors
-
-    cfg = obj.load()
-    with globus_errors("whoami"):
-        app = globus_auth.make_app(cfg, obj.state_dir)
-        globus_auth.require_login(app)
-        info = globus_sdk.AuthClient(app=app).userinfo()
-    who = info.get("preferred_username") or info.get("sub")
-    kind = "service account" if globus_auth.is_service_account() else "user"
-    click.echo(f"{who} ({kind}, identity {info.get('sub')})")
+cli.add_command(cli_globus.login)
+cli.add_command(cli_globus.logout)
+cli.add_command(cli_globus.whoami)
 
 
 def main(argv: list[str] | None = None) -> None:

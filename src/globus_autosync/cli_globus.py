@@ -1,0 +1,101 @@
+"""The Globus commands: ``login``, ``logout``, ``whoami``. globus-sdk is imported only here
+and in the Globus transport, so the local commands start quickly."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from globus_autosync import config
+
+if TYPE_CHECKING:
+    from globus_autosync.cli import Context
+
+
+def _globus_collections(cfg: config.Config) -> list[str]:
+    ids = []
+    for job in cfg.jobs:
+        if job.transport == "globus":
+            ids += [c for c in (job.source_collection, job.destination_collection) if c]
+    return ids
+
+
+@click.command()
+@click.option("--no-browser", is_flag=True, help="Print a link and ask for the code it gives.")
+@click.option(
+    "--collection",
+    "collections",
+    multiple=True,
+    metavar="ID",
+    help="Also grant data access to this collection (repeatable).",
+)
+@click.pass_obj
+def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
+    """Log in to Globus once; the tokens are kept (mode 0600) in the state directory."""
+    import globus_sdk
+
+    from globus_autosync import globus_auth
+    from globus_autosync.transports.globus import globus_errors
+
+    cfg = obj.load()
+    if globus_auth.is_service_account():
+        click.echo(
+            f"{globus_auth.ENV_ID} is set: the service account logs itself in; no login needed"
+        )
+        return
+    consents = set(collections)
+    with globus_errors("login"):
+        app = globus_auth.make_app(
+            cfg, obj.state_dir, interactive=True, no_browser=no_browser, consents=consents
+        )
+        app.login(force=True)
+        tc = globus_sdk.TransferClient(app=app)
+        needed = globus_auth.collections_needing_consent(tc, _globus_collections(cfg))
+        if set(needed) - consents:
+            click.echo(
+                f"collections {', '.join(needed)} need your consent for data access; "
+                "one more login grants it"
+            )
+            app = globus_auth.make_app(
+                cfg,
+                obj.state_dir,
+                interactive=True,
+                no_browser=no_browser,
+                consents=consents | set(needed),
+            )
+            app.login(force=True)
+    click.echo(f"logged in; tokens kept in {obj.state_dir / globus_auth.TOKEN_FILE}")
+
+
+@click.command()
+@click.pass_obj
+def logout(obj: Context) -> None:
+    """Revoke the stored Globus tokens and delete them."""
+    from globus_autosync import globus_auth
+    from globus_autosync.transports.globus import globus_errors
+
+    cfg = obj.load()
+    with globus_errors("logout"):
+        app = globus_auth.make_app(cfg, obj.state_dir)
+        app.logout(sweep=True)
+    click.echo("logged out: tokens revoked and deleted")
+
+
+@click.command()
+@click.pass_obj
+def whoami(obj: Context) -> None:
+    """Show the Globus identity the tool acts as."""
+    import globus_sdk
+
+    from globus_autosync import globus_auth
+    from globus_autosync.transports.globus import globus_errors
+
+    cfg = obj.load()
+    with globus_errors("whoami"):
+        app = globus_auth.make_app(cfg, obj.state_dir)
+        globus_auth.require_login(app)
+        info = globus_sdk.AuthClient(app=app).userinfo()
+    who = info.get("preferred_username") or info.get("sub")
+    kind = "service account" if globus_auth.is_service_account() else "user"
+    click.echo(f"{who} ({kind}, identity {info.get('sub')})")
