@@ -8,7 +8,6 @@ high bytes line up, and the whole is zlib-compressed. Encoding and decoding run 
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from array import array
@@ -37,8 +36,11 @@ def _front_code(names: list[bytes]) -> bytes:
     out: list[bytes] = []
     prev = b""
     for name in names:
-        shared = min(len(os.path.commonprefix([prev, name])), 254)  # noqa: RUF071
-        out.append(bytes((shared + 1,)) + name[shared:])  # never a NUL
+        # the shared prefix's length, from the highest differing byte of the two as integers
+        n = min(len(prev), len(name))
+        diff = int.from_bytes(prev[:n], "big") ^ int.from_bytes(name[:n], "big")
+        shared = min(n - (diff.bit_length() + 7) // 8, 254)
+        out.append(b"%c%b" % (shared + 1, name[shared:]))  # never a NUL
         prev = name
     return b"\0".join(out)
 

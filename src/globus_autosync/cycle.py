@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -126,14 +127,16 @@ class DryTransport:
         pass
 
 
-def _memory_copy(state_dir: Path) -> Store:
-    """The state database copied into memory: a dry run may plan freely and write nothing."""
-    mem = sqlite3.connect(":memory:", isolation_level=None)
+def _scratch_copy(state_dir: Path, stack: ExitStack) -> Store:
+    """The state database copied to a scratch file outside the state dir (deleted when the
+    stack closes): a dry run may plan freely and write nothing, and memory stays flat."""
+    scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="autosync-dry-run-")))
+    copy = sqlite3.connect(scratch / "state.db", isolation_level=None)
     disk = Store.open_readonly(state_dir)
     if disk is not None:
-        disk.conn.backup(mem)
+        disk.conn.backup(copy)
         disk.close()
-    store = Store(mem, Path(":memory:"))
+    store = Store(copy, scratch / "state.db")
     store.ensure_schema()
     return store
 
@@ -340,7 +343,7 @@ def run_job(
         real = make_transport(job, config, state_dir)
         stack.callback(real.close)
         if dry_run:
-            store = _memory_copy(state_dir)
+            store = _scratch_copy(state_dir, stack)
             transport: Transport = DryTransport(real)
         else:
             stack.enter_context(JobLock(state_dir, job.name))
@@ -412,7 +415,10 @@ def baseline_job(
                 result.bytes += sum(size for size, _ in files.values())
                 result.left += left
 
-            Walker(job, store, tree, apply, time.time(), progress=progress).run(full=True)
+            started = time.time()
+            Walker(job, store, tree, apply, started, progress=progress).run(full=True)
+            if before_ns is None:  # everything is known now: the next run need not walk it all
+                store.set_last_full_scan(job_id, started)
         finally:
             store.close()
     return result

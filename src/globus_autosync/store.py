@@ -335,10 +335,11 @@ class Store:
         """Record files as confirmed without sending them (``baseline``)."""
         with self.tx():
             self._merge_done(dir_id, files)
-            self.conn.executemany(
-                "DELETE FROM files WHERE dir=? AND name=? AND state!=?",
-                ((dir_id, n, SUBMITTED) for n in files),
-            )
+            if self.conn.execute("SELECT 1 FROM files WHERE dir=? LIMIT 1", (dir_id,)).fetchone():
+                self.conn.executemany(
+                    "DELETE FROM files WHERE dir=? AND name=? AND state!=?",
+                    ((dir_id, n, SUBMITTED) for n in files),
+                )
 
     def _merge_done(self, dir_id: int, files: dict[str, tuple[int, int]]) -> None:
         row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
