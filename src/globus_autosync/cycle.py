@@ -416,7 +416,7 @@ def baseline_job(
                 result.left += left
 
             started = time.time()
-            Walker(job, store, tree, apply, started, progress=progress).run(full=True)
+            Walker(job, store, tree, apply, started, progress=progress, plan=False).run(full=True)
             if before_ns is None:  # everything is known now: the next run need not walk it all
                 store.set_last_full_scan(job_id, started)
         finally:

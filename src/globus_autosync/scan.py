@@ -1,8 +1,8 @@
 """The filesystem side: list one directory at a time. No database, no network.
 
 A listing says which regular files a directory holds (with size and mtime in nanoseconds), which
-subdirectories, and which entries cannot be sent and why. One stat per file: ``DirEntry`` answers
-the type questions from the directory itself.
+subdirectories, and which entries cannot be sent and why. One lstat per entry, which also tells
+its type.
 """
 
 from __future__ import annotations
@@ -67,50 +67,106 @@ def join(relpath: str, name: str) -> str:
     return f"{relpath}/{name}" if relpath else name
 
 
+_FMT, _REG, _DIR, _LNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+
+
 def list_dir(path: str, relpath: str, excluded: Excluder, follow_symlinks: bool) -> Listing:
-    """List one directory. Raises OSError when the directory itself cannot be read."""
+    """List one directory. Raises OSError when the directory itself cannot be read.
+
+    The directory is opened once; each entry costs one lstat relative to it (fstatat: no path
+    lookup) and its type is read from that mode. The names are checked for sendability all at
+    once when they are plain ASCII without line breaks, as detector files are.
+    """
     out = Listing()
-    with os.scandir(path) as it:
-        for entry in it:
-            name = entry.name
-            if excluded.patterns and excluded(name, join(relpath, name)):
+    files, subdirs, skipped = out.files, out.subdirs, out.skipped
+    patterns = excluded.patterns
+    lstat = os.lstat
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        names = os.listdir(fd)
+        every = "/".join(names)  # "/" is never in a name
+        check = not every.isascii() or "\n" in every or "\r" in every
+        entries: dict[str, os.DirEntry[str]] | None = None
+        for name in names:
+            if patterns and excluded(name, join(relpath, name)):
                 continue
-            why = unsendable(name)
-            if why is not None:
-                out.skipped[printable(name)] = why
-                continue
+            if check:
+                why = unsendable(name)
+                if why is not None:
+                    skipped[printable(name)] = why
+                    continue
             try:
-                if entry.is_symlink():
-                    if not follow_symlinks:
-                        out.skipped[name] = SKIPPED_SYMLINK
-                        continue
-                    try:
-                        st = entry.stat(follow_symlinks=True)
-                    except FileNotFoundError:
-                        out.skipped[name] = DANGLING_SYMLINK
-                        continue
-                    mode = st.st_mode
-                elif entry.is_dir(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    out.subdirs.append(Subdir(name, entry.path, st.st_dev, st.st_ino))
-                    continue
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    out.files[name] = (st.st_size, st.st_mtime_ns)
-                    continue
-                else:
-                    out.skipped[name] = SKIPPED_SPECIAL
-                    continue
+                st = lstat(name, dir_fd=fd)
             except FileNotFoundError:
                 continue  # vanished while we looked: nothing to send
-            except OSError as err:
-                out.skipped[name] = f"cannot stat: {err.strerror}"
+            except OSError:
+                # the entry cannot be looked at (a directory we may read but not search): judge
+                # it by the type the directory itself records, as a listing by type would
+                if entries is None:
+                    entries = {e.name: e for e in os.scandir(fd)}
+                entry = entries.get(name)
+                if entry is not None:
+                    _by_type(entry, os.path.join(path, name), out, follow_symlinks)
                 continue
-            # a followed symbolic link
-            if stat.S_ISDIR(mode):
-                out.subdirs.append(Subdir(name, entry.path, st.st_dev, st.st_ino))
-            elif stat.S_ISREG(mode):
-                out.files[name] = (st.st_size, st.st_mtime_ns)
+            kind = st.st_mode & _FMT
+            if kind == _REG:
+                files[name] = (st.st_size, st.st_mtime_ns)
+            elif kind == _DIR:
+                subdirs.append(Subdir(name, os.path.join(path, name), st.st_dev, st.st_ino))
+            elif kind != _LNK:
+                skipped[name] = SKIPPED_SPECIAL
+            elif not follow_symlinks:
+                skipped[name] = SKIPPED_SYMLINK
             else:
-                out.skipped[name] = SKIPPED_SPECIAL
+                _followed(name, os.path.join(path, name), fd, out)
+    finally:
+        os.close(fd)
     return out
+
+
+def _followed(name: str, path: str, fd: int, out: Listing) -> None:
+    """A symbolic link, followed (symlinks = follow)."""
+    try:
+        st = os.stat(name, dir_fd=fd)
+    except FileNotFoundError:
+        out.skipped[name] = DANGLING_SYMLINK
+        return
+    except OSError as err:
+        out.skipped[name] = f"cannot stat: {err.strerror}"
+        return
+    _add(name, path, st, out)
+
+
+def _add(name: str, path: str, st: os.stat_result, out: Listing) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        out.subdirs.append(Subdir(name, path, st.st_dev, st.st_ino))
+    elif stat.S_ISREG(st.st_mode):
+        out.files[name] = (st.st_size, st.st_mtime_ns)
+    else:
+        out.skipped[name] = SKIPPED_SPECIAL
+
+
+def _by_type(entry: os.DirEntry[str], path: str, out: Listing, follow_symlinks: bool) -> None:
+    """An entry whose lstat failed, judged by its directory's record of its type."""
+    name = entry.name
+    try:
+        if entry.is_symlink():
+            if not follow_symlinks:
+                out.skipped[name] = SKIPPED_SYMLINK
+                return
+            try:
+                st = entry.stat(follow_symlinks=True)
+            except FileNotFoundError:
+                out.skipped[name] = DANGLING_SYMLINK
+                return
+        elif entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+            st = entry.stat(follow_symlinks=False)
+        else:
+            out.skipped[name] = SKIPPED_SPECIAL
+            return
+    except FileNotFoundError:
+        return  # vanished while we looked: nothing to send
+    except OSError as err:
+        out.skipped[name] = f"cannot stat: {err.strerror}"
+        return
+    _add(name, path, st, out)

@@ -298,6 +298,32 @@ class Store:
         rows = self.conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE dir=?", (dir_id,))
         return done, {r[0]: _pending(r) for r in rows}
 
+    # -- for the walker (walk.py); added for issue 4 -------------------------------------
+    def dirs_with_rows(self, job: int) -> set[int]:
+        """Directories with any row in ``files`` (work in progress or skipped): the others need
+        no ``files`` query when they are listed."""
+        rows = self.conn.execute("SELECT DISTINCT dir FROM files WHERE job=?", (job,))
+        return {r[0] for r in rows}
+
+    def dir_raw_state(
+        self, dir_id: int, rows: bool = True
+    ) -> tuple[bytes | None, dict[str, Pending]]:
+        """``dir_state`` with the confirmed listing still encoded (a worker process decodes it);
+        ``rows=False`` when the caller knows the directory has no row in ``files``."""
+        row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
+        if not rows:
+            return (row[0] if row else None), {}
+        found = self.conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE dir=?", (dir_id,))
+        return (row[0] if row else None), {r[0]: _pending(r) for r in found}
+
+    def confirmed_files(self, job: int) -> int:
+        """How many files of a job are confirmed: the size of its tree, for the walker."""
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(nfiles), 0) FROM dirs WHERE job=?", (job,)
+        ).fetchone()
+        return int(row[0])
+
+    # ---------------------------------------------------------------------------------------
     def apply_dir(
         self, job: int, dir_id: int, plan: DirPlan, mtime_ns: int, ino: int, made: bool | None
     ) -> None:

@@ -5,6 +5,10 @@ walk stats every known directory and lists only those whose (mtime, inode) chang
 or that still hold work in progress. A directory whose mtime is too close to the moment it was
 listed is "racy" (a file created in the same clock tick would not change it) and is listed again
 next time.
+
+A full walk of a large tree (``PARALLEL_FROM`` confirmed files) lists and plans its directories
+in worker processes and in this one (parwalk); the traversal, the racy rule, loop detection,
+exclusion and every SQL statement stay here.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from globus_autosync.config import Job
-from globus_autosync.plan import DirPlan, plan_dir
-from globus_autosync.scan import Excluder, Listing, join, list_dir, printable
+from globus_autosync.parwalk import Inline, Result, Setup, Task, WorkerError, Workers
+from globus_autosync.plan import DirPlan
+from globus_autosync.scan import Excluder, Listing, join, printable
 from globus_autosync.store import DirRow, Store
 
 log = logging.getLogger(__name__)
@@ -60,7 +65,38 @@ class DirTree:
         return dir_id
 
 
+# apply(dir id, plan, listing, mtime_ns to record (-1: racy), inode) after each listed directory.
+# With plan=True the listing carries the subdirectories and the entries passed over, not the
+# files (a parallel walk does not send a million names back; the plan says what changed); with
+# plan=False (``baseline``) the plan is empty and the listing has every file.
 Apply = Callable[[int, DirPlan, Listing, int, int], None]
+
+PARALLEL_FROM = 50_000  # confirmed files from which a full walk lists in worker processes
+MAX_WORKERS = 3  # worker processes at most; the walk's own process lists too
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Lister(Protocol):
+    """Where a walk's directories are listed and planned: ``Inline`` or ``Workers``."""
+
+    @property
+    def busy(self) -> int:
+        """Tasks given and not yet collected."""
+
+    def has_room(self) -> bool: ...
+    def submit(self, task: Task) -> None: ...
+    def collect(self) -> list[tuple[Task, Result]]: ...
+    def close(self, kill: bool = False) -> None: ...
+
+
+# (dir id, path, ancestors' (dev, inode) for loop detection)
+Entry = tuple[int, str, frozenset[tuple[int, int]]]
 
 
 class Walker:
@@ -73,6 +109,10 @@ class Walker:
         now: float,
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[WalkStats], None] | None = None,
+        *,
+        plan: bool = True,
+        workers: int | None = None,
+        parallel_from: int | None = None,
     ) -> None:
         self.job, self.store, self.tree, self.apply = job, store, tree, apply
         self.progress = progress
@@ -83,78 +123,128 @@ class Walker:
         self.follow = job.symlinks == "follow"
         self.stats = WalkStats()
         self.full = False
+        self.plan = plan  # False: no plan, apply gets the files (``baseline``)
+        if workers is None:
+            workers = min(MAX_WORKERS, _cpus() - 1)
+        self.workers = workers  # processes for a full walk of a large tree; 0: none
+        self.parallel_from = PARALLEL_FROM if parallel_from is None else parallel_from
+        self.busy: set[int] = set()
+        self.with_rows: set[int] = set()
 
     def run(self, full: bool) -> WalkStats:
         self.full = full
-        busy = self.store.busy_dirs(self.tree.job_id)
-        # (dir id, path, ancestors' (dev, inode) for loop detection)
-        stack: list[tuple[int, str, frozenset[tuple[int, int]]]] = [
-            (self.tree.root, str(self.job.source), frozenset())
-        ]
-        while stack:
-            if self.should_stop():
-                self.stopped = True
-                break
-            dir_id, path, ancestors = stack.pop()
-            try:
-                st = os.stat(path) if self.follow else os.lstat(path)
-            except FileNotFoundError:
-                continue  # gone since its parent was listed
-            except OSError as err:
-                self._problem(dir_id, f"cannot stat directory: {err.strerror}")
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                continue  # replaced by something else; its parent's listing says what
-            here = (st.st_dev, st.st_ino)
-            if here in ancestors:
-                self._problem(dir_id, "symbolic link loop, not followed")
-                continue
-            below = ancestors | {here}
-            self.stats.dirs += 1
-            if self.progress is not None:
-                self.progress(self.stats)
-            row = self.tree.rows[dir_id]
-            if full or dir_id in busy or (row.mtime_ns, row.ino) != (st.st_mtime_ns, st.st_ino):
-                subdirs = self._list(dir_id, path, st)
-                if subdirs is None:
-                    continue
-            else:
-                known = self.tree.children.get(dir_id, {})
-                rel = self.tree.rel[dir_id]
-                subdirs = [
-                    (child, os.path.join(path, name))
-                    for name, child in known.items()
-                    if not self.excluded(name, join(rel, name))
-                ]
-            stack.extend((child, sub, below) for child, sub in reversed(subdirs))
+        self.busy = self.store.busy_dirs(self.tree.job_id)
+        self.with_rows = self.store.dirs_with_rows(self.tree.job_id) if self.plan else set()
+        lister = self._lister()
+        try:
+            self._walk(lister)
+        except WorkerError:
+            lister.close(kill=True)
+            if not self.should_stop():
+                raise
+            self.stopped = True  # the signal that stops us ended the workers first
+        except BaseException:
+            lister.close(kill=True)
+            raise
+        else:
+            lister.close()
         return self.stats
 
-    def _list(self, dir_id: int, path: str, st: os.stat_result) -> list[tuple[int, str]] | None:
-        rel = self.tree.rel[dir_id]
+    def _lister(self) -> Lister:
+        setup = Setup(self.job.exclude, self.follow, self.plan, self.full, self.now,
+                      self.job.settle)  # fmt: skip
+        if (
+            self.full
+            and self.workers > 0
+            and self.store.confirmed_files(self.tree.job_id) >= self.parallel_from
+        ):
+            try:
+                return Workers(self.workers, setup)
+            except OSError as err:
+                log.warning("%s: cannot start worker processes (%s); listing in this one",
+                            self.job.name, err)  # fmt: skip
+        return Inline(setup)
+
+    def _walk(self, lister: Lister) -> None:
+        stack: list[Entry] = [(self.tree.root, str(self.job.source), frozenset())]
+        given: dict[int, tuple[os.stat_result, frozenset[tuple[int, int]]]] = {}  # to the lister
+        while stack or lister.busy:
+            while stack and lister.has_room():
+                if self.should_stop():
+                    self.stopped = True  # what is in flight is dropped, as if not yet seen
+                    return
+                self._visit(stack.pop(), stack, lister, given)
+            if lister.busy:
+                for task, result in lister.collect():
+                    st, below = given.pop(task.dir_id)
+                    subdirs = self._listed(task, result, st)
+                    stack.extend((child, sub, below) for child, sub in reversed(subdirs))
+
+    def _visit(
+        self,
+        here: Entry,
+        stack: list[Entry],
+        lister: Lister,
+        given: dict[int, tuple[os.stat_result, frozenset[tuple[int, int]]]],
+    ) -> None:
+        dir_id, path, ancestors = here
         try:
-            listing = list_dir(path, rel, self.excluded, self.follow)
+            st = os.stat(path) if self.follow else os.lstat(path)
+        except FileNotFoundError:
+            return  # gone since its parent was listed
         except OSError as err:
-            self._problem(dir_id, f"cannot list directory: {err.strerror}")
-            return None
-        self.stats.listed += 1
-        self.stats.files += len(listing.files)
-        done, pending = self.store.dir_state(dir_id)
-        plan = plan_dir(
-            listing.files, listing.skipped, done, pending, self.now, self.job.settle, self.full
+            self._problem(dir_id, f"cannot stat directory: {err.strerror}")
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            return  # replaced by something else; its parent's listing says what
+        inode = (st.st_dev, st.st_ino)
+        if inode in ancestors:
+            self._problem(dir_id, "symbolic link loop, not followed")
+            return
+        below = ancestors | {inode}
+        self.stats.dirs += 1
+        if self.progress is not None:
+            self.progress(self.stats)
+        row = self.tree.rows[dir_id]
+        rel = self.tree.rel[dir_id]
+        changed = (row.mtime_ns, row.ino) != (st.st_mtime_ns, st.st_ino)
+        if self.full or dir_id in self.busy or changed:
+            given[dir_id] = (st, below)
+            if self.plan:
+                done, pending = self.store.dir_raw_state(dir_id, rows=dir_id in self.with_rows)
+            else:
+                done, pending = None, {}
+            lister.submit(Task(dir_id, path, rel, done, pending))
+            return
+        known = self.tree.children.get(dir_id, {})
+        stack.extend(
+            (child, os.path.join(path, name), below)
+            for name, child in reversed(known.items())
+            if not self.excluded(name, join(rel, name))
         )
+
+    def _listed(self, task: Task, result: Result, st: os.stat_result) -> list[tuple[int, str]]:
+        dir_id, rel = task.dir_id, task.rel
+        if result.error is not None:
+            self._problem(dir_id, f"cannot list directory: {result.error}")
+            return []
+        self.stats.listed += 1
+        self.stats.files += result.nfiles
+        plan = result.plan or DirPlan()
         for row in plan.newly_skipped:
             log.warning("%s: skipped %s: %s", self.job.name, join(rel, row.name), row.reason)
         self.stats.changed += plan.changed
         self.stats.skipped += len(plan.newly_skipped)
         mtime = st.st_mtime_ns
-        if time.time_ns() - mtime < RACY_NS:
+        if result.listed_ns - mtime < RACY_NS:
             mtime = -1  # racy: a change in the same clock tick would go unseen; list it again
-        if not listing.files and not listing.subdirs and not self.tree.rows[dir_id].made:
+        if not result.nfiles and not result.subdirs and not self.tree.rows[dir_id].made:
             self.stats.empty_dirs.append(dir_id)
+        listing = Listing(result.files or {}, list(result.subdirs), result.skipped or {})
         self.apply(dir_id, plan, listing, mtime, st.st_ino)
         children = self.tree.children.get(dir_id, {})
         out = []
-        for sub in listing.subdirs:
+        for sub in result.subdirs:
             child = children.get(sub.name)
             if child is None:
                 child = self.tree.add(dir_id, sub.name)

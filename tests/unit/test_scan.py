@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +82,89 @@ def test_list_dir(tmp_path: Path) -> None:
 def test_list_dir_of_an_unreadable_or_missing_directory_raises(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         list_dir(str(tmp_path / "missing"), "", Excluder(()), follow_symlinks=False)
+
+
+def test_list_dir_skips_a_file_that_vanishes_while_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("a.dat", "gone.dat", "gone_dir"):
+        (tmp_path / name).write_text(name)
+    real = os.lstat
+
+    def lstat(path: str, *, dir_fd: int | None = None) -> os.stat_result:
+        if path.startswith("gone"):
+            raise FileNotFoundError(2, "No such file or directory")
+        return real(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    out = list_dir(str(tmp_path), "", Excluder(()), follow_symlinks=False)
+    assert (set(out.files), out.subdirs, out.skipped) == ({"a.dat"}, [], {})
+
+
+def test_an_entry_that_cannot_be_looked_at_is_judged_by_its_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory that may be read but not searched: what its listing tells of each entry."""
+    (tmp_path / "f.dat").write_text("x")
+    (tmp_path / "link").symlink_to("f.dat")
+    os.mkfifo(tmp_path / "fifo")
+
+    def lstat(path: str, *, dir_fd: int | None = None) -> os.stat_result:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    out = list_dir(str(tmp_path), "", Excluder(()), follow_symlinks=False)
+    assert out.skipped["link"] == SKIPPED_SYMLINK
+    assert out.skipped["fifo"] == SKIPPED_SPECIAL
+
+
+def _list_as_nobody(path: Path, follow: bool) -> tuple[Any, ...]:
+    """list_dir in a child process without privileges (root may search any directory)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            out = list_dir(str(path), "", Excluder(()), follow)
+            answer = repr((out.files, [s.name for s in out.subdirs], out.skipped))
+            os.write(write, answer.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        text = fh.read()
+    os.waitpid(pid, 0)
+    return tuple(eval(text))  # our own repr of dicts and lists of strings
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_directory_that_can_be_read_but_not_searched() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(os.path.realpath(tmp))
+        base.chmod(0o755)
+        if any(os.stat(p).st_mode & 0o001 == 0 for p in base.parents):
+            pytest.skip("the temporary directory is not reachable by another user")
+        _not_searchable(base / "d")
+
+
+def _not_searchable(d: Path) -> None:
+    d.mkdir()
+    (d / "f.dat").write_text("x")
+    (d / "sub").mkdir()
+    (d / "link").symlink_to("f.dat")
+    (d / "dangling").symlink_to("nowhere")
+    os.mkfifo(d / "fifo")
+    d.chmod(0o644)
+    try:
+        files, subdirs, skipped = _list_as_nobody(d, follow=False)
+        denied = "cannot stat: Permission denied"
+        assert (files, subdirs) == ({}, [])
+        assert skipped == {"f.dat": denied, "sub": denied, "link": SKIPPED_SYMLINK,
+                           "dangling": SKIPPED_SYMLINK, "fifo": SKIPPED_SPECIAL}  # fmt: skip
+        files, subdirs, skipped = _list_as_nobody(d, follow=True)
+        assert skipped["link"] == skipped["dangling"] == denied
+    finally:
+        d.chmod(0o755)
