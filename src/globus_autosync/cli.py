@@ -362,8 +362,15 @@ def _progress(obj: Context, label: str) -> Iterator[Callable[[WalkStats], None] 
         progress.close()
 
 
-def _open_readonly(obj: Context) -> Store | None:
-    return Store.open_readonly(obj.state_dir)
+@contextlib.contextmanager
+def _readonly_store(obj: Context) -> Iterator[Store | None]:
+    """The state database for reading (None before the first run), closed afterwards."""
+    store = Store.open_readonly(obj.state_dir)
+    try:
+        yield store
+    finally:
+        if store is not None:
+            store.close()
 
 
 @cli.command()
@@ -373,12 +380,8 @@ def _open_readonly(obj: Context) -> Store | None:
 def status(obj: Context, job_name: str | None, as_json: bool) -> None:
     """Show per job what is done, waiting, queued, in flight, failed and skipped."""
     cfg = obj.load()
-    store = _open_readonly(obj)
-    try:
+    with _readonly_store(obj) as store:
         rows = [report.job_status(store, job) for job in cfg.select(job_name)]
-    finally:
-        if store:
-            store.close()
     if as_json:
         click.echo(json.dumps({"jobs": rows}, indent=2))
         return
@@ -442,12 +445,8 @@ def _age(seconds: float) -> str:
 def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None:
     """Show recent batches: id, task id, state, files, bytes, submitted and finished times."""
     cfg = obj.load()
-    store = _open_readonly(obj)
-    try:
+    with _readonly_store(obj) as store:
         rows = [t for job in cfg.select(job_name) for t in report.job_tasks(store, job, limit)]
-    finally:
-        if store:
-            store.close()
     if as_json:
         click.echo(json.dumps({"tasks": rows}, indent=2))
         return
