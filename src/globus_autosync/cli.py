@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import shlex
-import shutil
 import sys
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import platformdirs
 
-from globus_autosync import __version__, cli_globus, config, report
+from globus_autosync import __version__, cli_globus, config
 from globus_autosync.cycle import baseline_job, human_bytes, run_job
 from globus_autosync.errors import (
     EXIT_JOB,
@@ -44,11 +39,19 @@ APP = "globus-autosync"
 EXIT_INTERNAL = 70  # a bug: please report it
 
 
+# Modules that only some commands need are imported where they are used: a cron `run` starts a
+# fresh interpreter every few minutes, and its start-up is most of a quiet run's time.
+
+
 def default_config() -> Path:
+    import platformdirs
+
     return Path(platformdirs.user_config_dir(APP)) / "config.toml"
 
 
 def default_state_dir() -> Path:
+    import platformdirs
+
     return Path(platformdirs.user_state_dir(APP))
 
 
@@ -109,7 +112,8 @@ def cli(
         quiet=quiet,
     )
     needs_file_log = ctx.invoked_subcommand in ("run", "baseline", "watch", "login", "logout")
-    setup_logging(ctx.obj.state_dir, debug, quiet, to_file=needs_file_log)
+    resident = ctx.invoked_subcommand == "watch"
+    setup_logging(ctx.obj.state_dir, debug, quiet, to_file=needs_file_log, resident=resident)
 
 
 @cli.command()
@@ -170,6 +174,8 @@ def check(obj: Context, job_name: str | None) -> None:
 
 
 def _parse_time(text: str) -> int:
+    from datetime import datetime
+
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -298,6 +304,9 @@ def watch(
 
 def _self_command(obj: Context) -> str:
     """How this install is started, with the config and state dir spelled out."""
+    import shlex
+    import shutil
+
     argv0 = Path(sys.argv[0])
     exe = str(argv0.absolute()) if argv0.name == APP and argv0.exists() else shutil.which(APP)
     base = shlex.quote(exe) if exe else f"{shlex.quote(sys.executable)} -m globus_autosync"
@@ -379,6 +388,10 @@ def _readonly_store(obj: Context) -> Iterator[Store | None]:
 @pass_ctx
 def status(obj: Context, job_name: str | None, as_json: bool) -> None:
     """Show per job what is done, waiting, queued, in flight, failed and skipped."""
+    import json
+
+    from globus_autosync import report
+
     cfg = obj.load()
     with _readonly_store(obj) as store:
         rows = [report.job_status(store, job) for job in cfg.select(job_name)]
@@ -444,6 +457,10 @@ def _age(seconds: float) -> str:
 @pass_ctx
 def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None:
     """Show recent batches: id, task id, state, files, bytes, submitted and finished times."""
+    import json
+
+    from globus_autosync import report
+
     cfg = obj.load()
     with _readonly_store(obj) as store:
         rows = [t for job in cfg.select(job_name) for t in report.job_tasks(store, job, limit)]

@@ -5,7 +5,6 @@ Every error names the file, the job and the key, so one line is enough to fix it
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -79,6 +78,8 @@ class Config:
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, choices, n=1)
     if close:
         return f" (did you mean {close[0]!r}?)"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -130,6 +129,8 @@ class DryTransport:
 def _scratch_copy(state_dir: Path, stack: ExitStack) -> Store:
     """The state database copied to a scratch file outside the state dir (deleted when the
     stack closes): a dry run may plan freely and write nothing, and memory stays flat."""
+    import tempfile
+
     scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="autosync-dry-run-")))
     copy = sqlite3.connect(scratch / "state.db", isolation_level=None)
     disk = Store.open_readonly(state_dir)

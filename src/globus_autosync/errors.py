@@ -34,6 +34,10 @@ class JobError(AutosyncError):
     exit_code = EXIT_JOB
 
 
+class WorkerError(JobError):
+    """A directory-listing worker process died, or failed, while listing a directory."""
+
+
 class StoreError(JobError):
     """The state database cannot be opened or is not one this version understands."""
 

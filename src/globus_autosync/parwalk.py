@@ -1,15 +1,14 @@
-"""Listing and planning directories, in this process or in worker processes.
+"""Listing and planning directories in worker processes, beside the walk's own process.
 
 A full walk stats every file of the tree, which is CPU-bound (system calls, and Python work per
 file); on two cores, one worker process and the walk's own process together nearly halve its
 time. ``Walker`` keeps the traversal and every SQL statement in its own process and hands each
-directory over as a ``Task`` (its path, its confirmed listing still encoded, its rows of work in
-progress); ``work`` lists it, decodes the listing, plans it and answers with a ``Result``: the
-plan and the subdirectories, a few bytes when nothing changed. A worker never touches the
-database.
+directory over as a ``listwork.Task``; a worker runs ``listwork.work`` on it and sends back the
+``Result``. A worker never touches the database. Only a full walk of a large tree imports this.
 
 Workers are fresh interpreters (``python -c``: fork + exec, safe in a process with threads, such
-as ``watch`` with its metrics server) that import only this module, scan, plan and codec: about
+as ``watch`` with its metrics server) that import only this module, listwork, scan, plan and
+codec: about
 30 ms of CPU, during which the walk lists in its own process. Messages are pickles behind their
 length, on two pipes per worker. A worker ignores SIGINT (the walk that started it ends it) and
 leaves when its task pipe closes. At most ``WINDOW`` tasks wait per worker, so the memory of
@@ -25,50 +24,16 @@ import select
 import signal
 import struct
 import sys
-import time
 from collections import deque
 from dataclasses import dataclass
 
-from globus_autosync import codec
-from globus_autosync.errors import JobError
-from globus_autosync.plan import DirPlan, Pending, plan_dir
-from globus_autosync.scan import Excluder, Subdir, list_dir
+from globus_autosync.errors import WorkerError
+from globus_autosync.listwork import Inline, Result, Setup, Task, work
+from globus_autosync.scan import Excluder
 
 WINDOW = 3  # tasks given to a worker at once: one in hand, the next ones in its pipe
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _LENGTH = struct.Struct("!Q")
-
-
-@dataclass(frozen=True)
-class Setup:
-    """What every directory of one walk is listed and planned with."""
-
-    patterns: tuple[str, ...]
-    follow: bool
-    plan: bool  # False: no plan, the files themselves are wanted (``baseline``)
-    full: bool
-    now: float
-    settle: float
-
-
-@dataclass(frozen=True)
-class Task:
-    dir_id: int
-    path: str
-    rel: str
-    done: bytes | None  # the confirmed listing, encoded (codec)
-    pending: dict[str, Pending]
-
-
-@dataclass(frozen=True)
-class Result:
-    error: str | None  # the directory could not be listed: why
-    listed_ns: int = 0  # the clock just after the listing (for the racy rule)
-    nfiles: int = 0
-    plan: DirPlan | None = None  # None: nothing to do
-    skipped: dict[str, str] | None = None
-    subdirs: tuple[Subdir, ...] = ()
-    files: dict[str, tuple[int, int]] | None = None  # only when Setup.plan is false
 
 
 @dataclass(frozen=True)
@@ -77,51 +42,6 @@ class Failure:
 
     error: BaseException
     trace: str
-
-
-def work(setup: Setup, excluded: Excluder, task: Task) -> Result:
-    """List one directory and compare it with what the store knows of it."""
-    try:
-        listing = list_dir(task.path, task.rel, excluded, setup.follow)
-    except OSError as err:
-        return Result(str(err.strerror))
-    listed_ns = time.time_ns()
-    files, skipped = listing.files, listing.skipped
-    plan = None
-    if setup.plan:
-        done = codec.decode(task.done)
-        # the common case of a full walk, at C speed: nothing new, nothing pending
-        if task.pending or skipped or files != done:
-            plan = plan_dir(files, skipped, done, task.pending, setup.now, setup.settle,
-                            setup.full)  # fmt: skip
-            if not (plan.upserts or plan.deletes or plan.changed or plan.newly_skipped):
-                plan = None
-    return Result(None, listed_ns, len(files), plan, skipped, tuple(listing.subdirs),
-                  None if setup.plan else files)  # fmt: skip
-
-
-class Inline:
-    """Lists in this process, one directory at a time, in the order of the walk."""
-
-    def __init__(self, setup: Setup) -> None:
-        self.setup, self.excluded = setup, Excluder(setup.patterns)
-        self.ready: list[tuple[Task, Result]] = []
-        self.busy = 0
-
-    def has_room(self) -> bool:
-        return not self.ready
-
-    def submit(self, task: Task) -> None:
-        self.ready.append((task, work(self.setup, self.excluded, task)))
-        self.busy += 1
-
-    def collect(self) -> list[tuple[Task, Result]]:
-        out, self.ready = self.ready, []
-        self.busy -= len(out)
-        return out
-
-    def close(self, kill: bool = False) -> None:
-        pass
 
 
 # -- messages: a pickle behind its length ----------------------------------------------------
@@ -185,10 +105,6 @@ def _failure(exc: BaseException) -> bytes:
 
 
 # -- the walk's side ------------------------------------------------------------------------
-
-
-class WorkerError(JobError):
-    """A worker process died, or failed, while listing a directory."""
 
 
 class _Worker:

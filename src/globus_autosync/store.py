@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -389,6 +388,8 @@ class Store:
         self, job: int, submission_id: str | None, label: str, files: list[QueuedFile], now: float
     ) -> BatchRow:
         """Journal a batch and move its files to ``submitted`` in one transaction."""
+        import uuid
+
         sub = submission_id or str(uuid.uuid4())
         nbytes = sum(f.row.size for f in files)
         with self.tx():

@@ -7,8 +7,8 @@ listed is "racy" (a file created in the same clock tick would not change it) and
 next time.
 
 A full walk of a large tree (``PARALLEL_FROM`` confirmed files) lists and plans its directories
-in worker processes and in this one (parwalk); the traversal, the racy rule, loop detection,
-exclusion and every SQL statement stay here.
+in worker processes and in this one (listwork, parwalk); the traversal, the racy rule, loop
+detection, exclusion and every SQL statement stay here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from globus_autosync.config import Job
-from globus_autosync.parwalk import Inline, Result, Setup, Task, WorkerError, Workers
+from globus_autosync.errors import WorkerError
+from globus_autosync.listwork import Inline, Result, Setup, Task
 from globus_autosync.plan import DirPlan
 from globus_autosync.scan import Excluder, Listing, join, printable
 from globus_autosync.store import DirRow, Store
@@ -158,6 +159,8 @@ class Walker:
             and self.workers > 0
             and self.store.confirmed_files(self.tree.job_id) >= self.parallel_from
         ):
+            from globus_autosync.parwalk import Workers
+
             try:
                 return Workers(self.workers, setup)
             except OSError as err:
@@ -216,11 +219,13 @@ class Walker:
                 done, pending = None, {}
             lister.submit(Task(dir_id, path, rel, done, pending))
             return
-        known = self.tree.children.get(dir_id, {})
+        known = self.tree.children.get(dir_id)
+        if not known:
+            return
+        if self.excluded.patterns:
+            known = {n: c for n, c in known.items() if not self.excluded(n, join(rel, n))}
         stack.extend(
-            (child, os.path.join(path, name), below)
-            for name, child in reversed(known.items())
-            if not self.excluded(name, join(rel, name))
+            (child, os.path.join(path, name), below) for name, child in reversed(known.items())
         )
 
     def _listed(self, task: Task, result: Result, st: os.stat_result) -> list[tuple[int, str]]:

@@ -22,8 +22,9 @@ from globus_autosync import codec, parwalk, walk
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
 from globus_autosync.cycle import Cycle, baseline_job, run_job
-from globus_autosync.errors import JobError
-from globus_autosync.parwalk import Setup, Task, WorkerError, Workers
+from globus_autosync.errors import JobError, WorkerError
+from globus_autosync.listwork import Setup, Task
+from globus_autosync.parwalk import Workers
 from globus_autosync.scan import join
 from globus_autosync.store import Store
 from globus_autosync.transports.local import LocalTransport
@@ -54,7 +55,7 @@ class Spy(Workers):
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Spy]]:
     Spy.made = []
-    monkeypatch.setattr(walk, "Workers", Spy)
+    monkeypatch.setattr(parwalk, "Workers", Spy)
     monkeypatch.setattr(walk, "_cpus", lambda: 2)
     yield Spy
     for made in Spy.made:  # whatever happened, no worker is left behind

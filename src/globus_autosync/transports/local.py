@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import logging
 import os
 import stat
@@ -38,6 +37,8 @@ _CHUNK = 1 << 24
 
 def temp_name(name: str) -> str:
     """The temporary name a file is written under: hidden, short, the same on every attempt."""
+    import hashlib  # here: loading OpenSSL costs a quiet run 2 ms of start-up
+
     digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:16]
     return f".autosync-{digest}.part"
 

@@ -1,0 +1,93 @@
+"""One directory's share of a walk: list it, compare it with the store's confirmed listing, plan.
+
+A ``Task`` carries what the store knows of one directory (its confirmed listing, still encoded,
+and its rows of work in progress); ``work`` lists the directory and answers with a ``Result``:
+the plan and the subdirectories, a few bytes when nothing changed. No database here: ``work``
+runs in the walk's own process (``Inline``) or in a worker process (``parwalk``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from globus_autosync import codec
+from globus_autosync.plan import DirPlan, Pending, plan_dir
+from globus_autosync.scan import Excluder, Subdir, list_dir
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every directory of one walk is listed and planned with."""
+
+    patterns: tuple[str, ...]
+    follow: bool
+    plan: bool  # False: no plan, the files themselves are wanted (``baseline``)
+    full: bool
+    now: float
+    settle: float
+
+
+@dataclass(frozen=True)
+class Task:
+    dir_id: int
+    path: str
+    rel: str
+    done: bytes | None  # the confirmed listing, encoded (codec)
+    pending: dict[str, Pending]
+
+
+@dataclass(frozen=True)
+class Result:
+    error: str | None  # the directory could not be listed: why
+    listed_ns: int = 0  # the clock just after the listing (for the racy rule)
+    nfiles: int = 0
+    plan: DirPlan | None = None  # None: nothing to do
+    skipped: dict[str, str] | None = None
+    subdirs: tuple[Subdir, ...] = ()
+    files: dict[str, tuple[int, int]] | None = None  # only when Setup.plan is false
+
+
+def work(setup: Setup, excluded: Excluder, task: Task) -> Result:
+    """List one directory and compare it with what the store knows of it."""
+    try:
+        listing = list_dir(task.path, task.rel, excluded, setup.follow)
+    except OSError as err:
+        return Result(str(err.strerror))
+    listed_ns = time.time_ns()
+    files, skipped = listing.files, listing.skipped
+    plan = None
+    if setup.plan:
+        done = codec.decode(task.done)
+        # the common case of a full walk, at C speed: nothing new, nothing pending
+        if task.pending or skipped or files != done:
+            plan = plan_dir(files, skipped, done, task.pending, setup.now, setup.settle,
+                            setup.full)  # fmt: skip
+            if not (plan.upserts or plan.deletes or plan.changed or plan.newly_skipped):
+                plan = None
+    return Result(None, listed_ns, len(files), plan, skipped, tuple(listing.subdirs),
+                  None if setup.plan else files)  # fmt: skip
+
+
+class Inline:
+    """Lists in this process, one directory at a time, in the order of the walk."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup, self.excluded = setup, Excluder(setup.patterns)
+        self.ready: list[tuple[Task, Result]] = []
+        self.busy = 0
+
+    def has_room(self) -> bool:
+        return not self.ready
+
+    def submit(self, task: Task) -> None:
+        self.ready.append((task, work(self.setup, self.excluded, task)))
+        self.busy += 1
+
+    def collect(self) -> list[tuple[Task, Result]]:
+        out, self.ready = self.ready, []
+        self.busy -= len(out)
+        return out
+
+    def close(self, kill: bool = False) -> None:
+        pass

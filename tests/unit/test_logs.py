@@ -1,0 +1,77 @@
+"""The log file: written under the state dir, rotated past its size, at most BACKUPS kept."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+import pytest
+
+from globus_autosync import logs
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def _log_dir(state: Path) -> Path:
+    return state / "log"
+
+
+def test_a_full_log_is_rotated_before_a_run_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs, "MAX_BYTES", 100)
+    log = _log_dir(tmp_path) / "globus-autosync.log"
+    log.parent.mkdir()
+    log.write_text("x" * 100)
+    for n in range(1, logs.BACKUPS + 1):
+        (log.parent / f"globus-autosync.log.{n}").write_text(f"backup {n}\n")
+
+    assert logs.setup(tmp_path, debug=False, quiet=True) == log
+    logging.getLogger("globus_autosync").warning("after rotation")
+
+    assert "after rotation" in log.read_text()
+    assert (log.parent / "globus-autosync.log.1").read_text() == "x" * 100
+    for n in range(2, logs.BACKUPS + 1):
+        assert (log.parent / f"globus-autosync.log.{n}").read_text() == f"backup {n - 1}\n"
+    # the oldest backup is dropped: never more than BACKUPS besides the log itself
+    assert len(list(log.parent.iterdir())) == logs.BACKUPS + 1
+
+
+def test_a_log_below_the_limit_is_appended_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs, "MAX_BYTES", 100)
+    log = _log_dir(tmp_path) / "globus-autosync.log"
+    log.parent.mkdir()
+    log.write_text("earlier line\n")
+
+    logs.setup(tmp_path, debug=False, quiet=True)
+    logging.getLogger("globus_autosync").warning("later line")
+
+    assert log.read_text().startswith("earlier line\n")
+    assert "later line" in log.read_text()
+    assert sorted(p.name for p in log.parent.iterdir()) == ["globus-autosync.log"]
+
+
+def test_watch_rotates_while_it_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs, "MAX_BYTES", 200)
+    logs.setup(tmp_path, debug=False, quiet=True, resident=True)
+    assert any(isinstance(h, RotatingFileHandler) for h in logging.getLogger().handlers)
+    for n in range(20):
+        logging.getLogger("globus_autosync").warning("line %d of a long-running watch", n)
+    names = sorted(p.name for p in _log_dir(tmp_path).iterdir())
+    assert "globus-autosync.log.1" in names
+    assert all((_log_dir(tmp_path) / name).stat().st_size <= 200 for name in names)
