@@ -1,13 +1,21 @@
 """One directory's share of a walk: list it, compare it with the store's confirmed listing, plan.
 
 A ``Task`` carries what the store knows of one directory (its confirmed listing, still encoded,
-and its rows of work in progress); ``work`` lists the directory and answers with a ``Result``:
-the plan and the subdirectories, a few bytes when nothing changed. No database here: ``work``
-runs in the walk's own process (``Inline``) or in a worker process (``parwalk``).
+the digest of its last listing that needed nothing, and its rows of work in progress); ``work``
+lists the directory and answers with a ``Result``: the plan and the subdirectories, a few bytes
+when nothing changed. No database here: ``work`` runs in the walk's own process (``Inline``) or
+in a worker process (``parwalk``).
+
+The digest spares a no-change full walk most of its Python work per file: a directory with no
+work in progress whose listing hashes as it did when it last needed nothing needs nothing now,
+without decoding and comparing its confirmed listing. A directory lists in the same order as
+long as it does not change; a listing in another order merely misses the shortcut. The store
+forgets a directory's digest whenever its confirmed listing changes.
 """
 
 from __future__ import annotations
 
+import marshal
 import time
 from dataclasses import dataclass
 
@@ -35,6 +43,7 @@ class Task:
     rel: str
     done: bytes | None  # the confirmed listing, encoded (codec)
     pending: dict[str, Pending]
+    digest: bytes | None = None  # of the last listing that needed nothing
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,14 @@ class Result:
     files: dict[str, tuple[int, int]] | None = None  # only when Setup.plan is false
 
 
+def listing_digest(files: dict[str, tuple[int, int]]) -> bytes:
+    """A listing's fingerprint: its names, sizes and mtimes, in the order the directory gave
+    them (marshal version 2 writes no back-references, so equal listings give equal bytes)."""
+    import hashlib  # here: a quiet incremental run lists nothing and needs no OpenSSL
+
+    return hashlib.blake2b(marshal.dumps(files, 2), digest_size=16).digest()
+
+
 def work(setup: Setup, excluded: Excluder, task: Task) -> Result:
     """List one directory and compare it with what the store knows of it."""
     try:
@@ -56,17 +73,24 @@ def work(setup: Setup, excluded: Excluder, task: Task) -> Result:
         return Result(str(err.strerror))
     listed_ns = time.time_ns()
     files, skipped = listing.files, listing.skipped
-    plan = None
-    if setup.plan:
-        done = codec.decode(task.done)
-        # the common case of a full walk, at C speed: nothing new, nothing pending
-        if task.pending or skipped or files != done:
-            plan = plan_dir(files, skipped, done, task.pending, setup.now, setup.settle,
-                            setup.full)  # fmt: skip
-            if not (plan.upserts or plan.deletes or plan.changed or plan.newly_skipped):
-                plan = None
-    return Result(None, listed_ns, len(files), plan, skipped, tuple(listing.subdirs),
-                  None if setup.plan else files)  # fmt: skip
+    subdirs = tuple(listing.subdirs)
+    if not setup.plan:
+        return Result(None, listed_ns, len(files), None, skipped, subdirs, files)
+    digest = None
+    if not task.pending and not skipped:
+        digest = listing_digest(files)
+        if digest == task.digest:  # as when it last needed nothing: nothing to do
+            return Result(None, listed_ns, len(files), None, skipped, subdirs)
+    done = codec.decode(task.done)
+    plan: DirPlan | None = None
+    # the common case of a full walk, at C speed: nothing new, nothing pending
+    if task.pending or skipped or files != done:
+        plan = plan_dir(files, skipped, done, task.pending, setup.now, setup.settle, setup.full)
+        if not (plan.upserts or plan.deletes or plan.changed or plan.newly_skipped):
+            plan = None
+    if plan is None and digest is not None:
+        plan = DirPlan(digest=digest)  # it needs nothing: remember how it listed
+    return Result(None, listed_ns, len(files), plan, skipped, subdirs)
 
 
 class Inline:

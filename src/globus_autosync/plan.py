@@ -38,6 +38,7 @@ class DirPlan:
     deletes: list[str] = field(default_factory=list)
     changed: int = 0  # files new or changed since last confirmed, first noticed now
     newly_skipped: list[Pending] = field(default_factory=list)
+    digest: bytes | None = None  # the listing needed nothing: remember its digest (listwork)
 
 
 def settled(size_mtime: tuple[int, int], since: float, now: float, settle: float) -> bool:

@@ -3,6 +3,9 @@
 Directories form a trie (parent, name). A directory's confirmed files live in one compressed
 column (see codec), a few bytes per file; work in progress (seen, queued, submitted, failed,
 skipped) has a row per file. Batches are a journal: written before they are submitted.
+
+The schema is versioned (``meta``): an older database is upgraded in place, in one transaction,
+by the first command that opens it for writing; a newer one is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from globus_autosync.plan import QUEUED, SUBMITTED, WORK_STATES, DirPlan, Pendin
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
+
+# the statements that upgrade a database from version n to n + 1
+_UPGRADES = {
+    1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
+}
 FILE_NAME = "state.db"
 
 _SCHEMA = """
@@ -40,6 +49,7 @@ CREATE TABLE IF NOT EXISTS dirs (
     nfiles INTEGER NOT NULL DEFAULT 0,       -- confirmed files, kept in `done`
     nbytes INTEGER NOT NULL DEFAULT 0,
     done BLOB,
+    digest BLOB,                             -- of the last listing that needed nothing
     UNIQUE (job, parent, name)
 );
 CREATE TABLE IF NOT EXISTS files (
@@ -191,10 +201,12 @@ class Store:
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
             store = cls(conn, path)
-            if store._version() is None:
+            version = store._version()
+            if version is None:
                 conn.close()
                 return None
-            store._check_version()
+            if not READABLE_FROM <= version <= SCHEMA_VERSION:
+                store._check_version()
         except sqlite3.Error as err:
             raise StoreError(
                 f"state database {path} is unusable ({err}); move it aside to start afresh"
@@ -211,13 +223,32 @@ class Store:
         return int(row[0]) if row else 0
 
     def ensure_schema(self) -> None:
-        """Create the schema in a new database; refuse one of another version."""
-        if self._version() is None:
+        """Create the schema in a new database, upgrade an older one; refuse a newer one."""
+        version = self._version()
+        if version is None:
             self.conn.executescript(
                 f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR IGNORE INTO meta VALUES "
                 f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
             )
+        elif version < SCHEMA_VERSION and version in _UPGRADES:
+            self._upgrade()
         self._check_version()
+
+    def _upgrade(self) -> None:
+        with self.tx():
+            version = self._version()  # again: another process may have upgraded it meanwhile
+            if version is None or version >= SCHEMA_VERSION or version not in _UPGRADES:
+                return
+            log.info("upgrading the state database %s from schema version %d to %d",
+                     self.path, version, SCHEMA_VERSION)  # fmt: skip
+            while version < SCHEMA_VERSION:
+                for statement in _UPGRADES[version].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                version += 1
+            self.conn.execute(
+                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
+            )
 
     def _check_version(self) -> None:
         version = self._version()
@@ -306,14 +337,16 @@ class Store:
 
     def dir_raw_state(
         self, dir_id: int, rows: bool = True
-    ) -> tuple[bytes | None, dict[str, Pending]]:
-        """``dir_state`` with the confirmed listing still encoded (a worker process decodes it);
-        ``rows=False`` when the caller knows the directory has no row in ``files``."""
-        row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
+    ) -> tuple[bytes | None, bytes | None, dict[str, Pending]]:
+        """``dir_state`` with the confirmed listing still encoded (a worker process decodes it),
+        and the digest of the last listing that needed nothing; ``rows=False`` when the caller
+        knows the directory has no row in ``files``."""
+        row = self.conn.execute("SELECT done, digest FROM dirs WHERE id=?", (dir_id,)).fetchone()
+        done, digest = row if row else (None, None)
         if not rows:
-            return (row[0] if row else None), {}
+            return done, digest, {}
         found = self.conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE dir=?", (dir_id,))
-        return (row[0] if row else None), {r[0]: _pending(r) for r in found}
+        return done, digest, {r[0]: _pending(r) for r in found}
 
     def confirmed_files(self, job: int) -> int:
         """How many files of a job are confirmed: the size of its tree, for the walker."""
@@ -326,15 +359,17 @@ class Store:
     def apply_dir(
         self, job: int, dir_id: int, plan: DirPlan, mtime_ns: int, ino: int, made: bool | None
     ) -> None:
-        """Record a directory's listing: its changes, and the (mtime, inode) it was listed at."""
+        """Record a directory's listing: its changes, the (mtime, inode) it was listed at, and
+        the digest of a listing that needed nothing (``plan.digest``)."""
         with self.tx():
             self._write_rows(job, dir_id, plan.upserts)
             self.conn.executemany(
                 "DELETE FROM files WHERE dir=? AND name=?", ((dir_id, n) for n in plan.deletes)
             )
             self.conn.execute(
-                "UPDATE dirs SET mtime_ns=?, ino=?, made=COALESCE(?, made) WHERE id=?",
-                (mtime_ns, ino, made, dir_id),
+                "UPDATE dirs SET mtime_ns=?, ino=?, made=COALESCE(?, made), "
+                "digest=COALESCE(?, digest) WHERE id=?",
+                (mtime_ns, ino, made, plan.digest, dir_id),
             )
 
     def _write_rows(self, job: int, dir_id: int, rows: Iterable[Pending]) -> None:
@@ -371,7 +406,8 @@ class Store:
         done = codec.decode(row[0])
         done.update(files)
         self.conn.execute(
-            "UPDATE dirs SET done=?, nfiles=?, nbytes=? WHERE id=?",
+            # the digest vouched for a listing against the old `done`: forget it
+            "UPDATE dirs SET done=?, nfiles=?, nbytes=?, digest=NULL WHERE id=?",
             (codec.encode(done), len(done), sum(s for s, _ in done.values()), dir_id),
         )
 

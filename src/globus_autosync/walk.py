@@ -214,10 +214,11 @@ class Walker:
         if self.full or dir_id in self.busy or changed:
             given[dir_id] = (st, below)
             if self.plan:
-                done, pending = self.store.dir_raw_state(dir_id, rows=dir_id in self.with_rows)
+                rows = dir_id in self.with_rows
+                done, digest, pending = self.store.dir_raw_state(dir_id, rows=rows)
             else:
-                done, pending = None, {}
-            lister.submit(Task(dir_id, path, rel, done, pending))
+                done, digest, pending = None, None, {}
+            lister.submit(Task(dir_id, path, rel, done, pending, digest))
             return
         known = self.tree.children.get(dir_id)
         if not known:

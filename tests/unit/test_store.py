@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from globus_autosync import codec
+from globus_autosync import store as store_mod
 from globus_autosync.errors import EXIT_JOB, StoreError
 from globus_autosync.plan import FAILED, QUEUED, SEEN, SKIPPED, SUBMITTED, DirPlan, Pending
 from globus_autosync.store import SCHEMA_VERSION, QueuedFile, Store
@@ -61,6 +62,41 @@ def test_a_state_dir_that_cannot_be_created(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(StoreError, match="cannot create the state directory"):
         Store.open(tmp_path / "file" / "state")
+
+
+def _version_1(state: Path) -> None:
+    """A database as schema version 1 had it (no ``dirs.digest``), with one confirmed file."""
+    schema = store_mod._SCHEMA
+    v1 = "\n".join(line for line in schema.splitlines() if not line.lstrip().startswith("digest"))
+    assert v1 != schema
+    state.mkdir(parents=True)
+    conn = sqlite3.connect(state / "state.db")
+    conn.executescript(v1)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute("INSERT INTO jobs (id, name) VALUES (1, 'beamline')")
+    conn.execute(
+        "INSERT INTO dirs (id, job, parent, name, nfiles, nbytes, done) "
+        "VALUES (1, 1, 0, '', 1, 5, ?)",
+        (codec.encode({"a.tif": (5, 7)}),),
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_files(tmp_path: Path) -> None:
+    _version_1(tmp_path / "state")
+    ro = Store.open_readonly(tmp_path / "state")  # status may read it before any run upgrades it
+    assert ro is not None
+    assert ro.counts(1).done == 1
+    ro.close()
+    store = Store.open(tmp_path / "state")
+    assert store.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+        str(SCHEMA_VERSION),
+    )
+    assert store.dir_state(1)[0] == {"a.tif": (5, 7)}
+    assert store.dir_raw_state(1)[1] is None  # no digest yet: the next full walk compares
+    store.close()
+    Store.open(tmp_path / "state").close()  # opens again, nothing left to upgrade
 
 
 def test_open_readonly_never_creates(tmp_path: Path) -> None:

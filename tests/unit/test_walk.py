@@ -125,8 +125,8 @@ def store_view(state: Path) -> dict[str, Any]:
     conn = sqlite3.connect(state / "state.db")
     rel: dict[int, str] = {}
     dirs: dict[str, Any] = {}
-    rows = conn.execute("SELECT id, parent, name, mtime_ns, ino, made, nfiles, nbytes, done "
-                        "FROM dirs ORDER BY id")  # fmt: skip
+    rows = conn.execute("SELECT id, parent, name, mtime_ns, ino, made, nfiles, nbytes, digest, "
+                        "done FROM dirs ORDER BY id")  # fmt: skip
     for dir_id, parent, name, *rest, done in rows:
         rel[dir_id] = join(rel[parent], name) if parent else ""
         dirs[rel[dir_id]] = (*rest, codec.decode(done))
@@ -188,6 +188,55 @@ def test_a_parallel_full_walk_leaves_what_a_serial_one_leaves(
     assert view["files"][("", "fresh.dat")][2] == "seen"
     assert view["dirs"]["a/b"][-1]["frame_00003.tif"] == (9, PAST + 9)
     assert "a/empty" in view["dirs"] and "skipdir" not in view["dirs"]
+
+
+@pytest.mark.parametrize("in_workers", [False, True])
+def test_a_directory_that_lists_as_when_it_needed_nothing_is_not_compared_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_workers: bool
+) -> None:
+    """The digest shortcut of a full walk, and the change it must never hide: a file rewritten
+    in place, same size, in a directory whose own mtime did not move."""
+    source = tmp_path / "source"
+    (source / "frames").mkdir(parents=True)
+    for i in range(40):
+        write(source / "frames" / f"frame_{i:05d}.tif", b"x" * 100)
+    date_dirs(source)
+    cfg, job = make_config(tmp_path, "x", "skip")
+    state = tmp_path / "state"
+    parallel(monkeypatch, in_workers)
+    decoded: list[bytes | None] = []
+    real_decode = codec.decode
+
+    def decode(blob: bytes | None) -> dict[str, tuple[int, int]]:
+        decoded.append(blob)
+        return real_decode(blob)
+
+    monkeypatch.setattr(codec, "decode", decode)
+
+    def digest() -> bytes | None:
+        conn = sqlite3.connect(state / "state.db")
+        (value,) = conn.execute("SELECT digest FROM dirs WHERE name='frames'").fetchone()
+        conn.close()
+        return value  # type: ignore[no-any-return]
+
+    def full() -> str:
+        decoded.clear()
+        return summary_of(run_job(job, cfg, state, full=True).line())
+
+    assert "sent 40 (4.0 kB), confirmed 40" in full() and digest() is None
+    assert "0 new or changed" in full() and digest() is not None  # listed as confirmed: noted
+    remembered = digest()
+    assert "0 new or changed" in full()
+    assert digest() == remembered
+    if not in_workers:  # (a worker's decodes are not seen here)
+        assert not decoded  # nothing decoded: the listing hashed as remembered
+
+    write(source / "frames" / "frame_00007.tif", b"y" * 100, mtime=PAST + 7 * NS)
+    date_dirs(source)  # the directory's own mtime does not tell
+    assert "1 new or changed, sent 1 (100 B), confirmed 1" in full()
+    assert (tmp_path / "dest-x" / "frames" / "frame_00007.tif").read_bytes() == b"y" * 100
+    assert digest() is None  # confirming it changed `done`: the digest no longer vouches
+    assert "0 new or changed" in full() and digest() not in (None, remembered)
 
 
 def test_baseline_in_workers_records_what_it_records_in_one_process(
