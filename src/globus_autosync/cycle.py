@@ -410,8 +410,10 @@ def baseline_job(
                 }
                 left = len(listing.files) - len(files)
                 store.confirm_baseline(dir_id, files)
-                # a directory with files left for later must be listed by the next run
-                store.apply_dir(job_id, dir_id, DirPlan(), mtime if not left else -1, ino, True)
+                # a directory with files left for later must be listed by the next run; one
+                # confirmed whole lists as confirmed: its digest spares the next full walk
+                noted = DirPlan() if left else DirPlan(digest=plan.digest)
+                store.apply_dir(job_id, dir_id, noted, mtime if not left else -1, ino, True)
                 result.files += len(files)
                 result.bytes += sum(size for size, _ in files.values())
                 result.left += left

@@ -74,8 +74,9 @@ def work(setup: Setup, excluded: Excluder, task: Task) -> Result:
     listed_ns = time.time_ns()
     files, skipped = listing.files, listing.skipped
     subdirs = tuple(listing.subdirs)
-    if not setup.plan:
-        return Result(None, listed_ns, len(files), None, skipped, subdirs, files)
+    if not setup.plan:  # baseline: every file will be confirmed as it is listed now
+        noted = None if skipped else DirPlan(digest=listing_digest(files))
+        return Result(None, listed_ns, len(files), noted, skipped, subdirs, files)
     digest = None
     if not task.pending and not skipped:
         digest = listing_digest(files)

@@ -69,7 +69,8 @@ class DirTree:
 # apply(dir id, plan, listing, mtime_ns to record (-1: racy), inode) after each listed directory.
 # With plan=True the listing carries the subdirectories and the entries passed over, not the
 # files (a parallel walk does not send a million names back; the plan says what changed); with
-# plan=False (``baseline``) the plan is empty and the listing has every file.
+# plan=False (``baseline``) the plan holds only the listing's digest and the listing has every
+# file.
 Apply = Callable[[int, DirPlan, Listing, int, int], None]
 
 PARALLEL_FROM = 50_000  # confirmed files from which a full walk lists in worker processes

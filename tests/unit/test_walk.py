@@ -239,6 +239,39 @@ def test_a_directory_that_lists_as_when_it_needed_nothing_is_not_compared_again(
     assert "0 new or changed" in full() and digest() not in (None, remembered)
 
 
+def test_baseline_notes_the_digest_of_each_directory_it_confirms_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "source"
+    for sub, mtime in (("old", PAST), ("mixed", PAST), ("mixed", time.time_ns())):
+        (source / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(5):
+            write(source / sub / f"f{mtime}_{i}.dat", b"x" * i, mtime=mtime)
+    date_dirs(source)
+    cfg, job = make_config(tmp_path, "x", "skip")
+    state = tmp_path / "state"
+    line = baseline_job(job, state, PAST + NS).line()  # the fresh files of "mixed" are left
+    assert "recorded 10 files" in line and "5 newer files left" in line
+    view = store_view(state)
+    assert view["dirs"]["old"][-2] is not None
+    assert view["dirs"]["mixed"][-2] is None  # some of it is still to send
+
+    decoded: list[bytes | None] = []
+    real_decode = codec.decode
+
+    def decode(blob: bytes | None) -> dict[str, tuple[int, int]]:
+        decoded.append(blob)
+        return real_decode(blob)
+
+    monkeypatch.setattr(codec, "decode", decode)
+    summary = run_job(job, cfg, state, full=True)
+    assert "5 new or changed" in summary.line()  # the files baseline left, and only those
+    # "old" and the root list as baseline confirmed them: only "mixed" is decoded and compared
+    assert [sorted(real_decode(blob)) for blob in decoded] == [
+        [f"f{PAST}_{i}.dat" for i in range(5)]
+    ]
+
+
 def test_baseline_in_workers_records_what_it_records_in_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spy: type[Spy]
 ) -> None:
