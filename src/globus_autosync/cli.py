@@ -411,6 +411,8 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
             click.echo(f"  last run {r['last_run']}: {r['last_result']}: {r['last_summary']}")
         else:
             click.echo("  never run")
+        for t in r["tasks_waiting"]:
+            click.echo(f"  waiting: batch {t['batch']}: {t['reason']}")
         for p in r["problems"]:
             click.echo(f"  {p['state']}: {p['path']}: {p['reason']}")
 
@@ -430,6 +432,9 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
             for r in rows
         ],
     )  # fmt: skip
+    waiting = [[r["job"], str(t["batch"]), t["reason"]] for r in rows for t in r["tasks_waiting"]]
+    if waiting:
+        table("tasks waiting for you", ["job", "batch", "why"], waiting)
     problems = [[r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows
                 for p in r["problems"]]  # fmt: skip
     if problems:
@@ -470,13 +475,15 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
     if rows and sys.stdout.isatty():
         from globus_autosync.display import table
 
-        cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished"]
+        cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished",
+                "why"]  # fmt: skip
         table(
             "recent batches",
             cols,
             [
                 [t["job"], str(t["batch"]), t["state"], str(t["files"]), human_bytes(t["bytes"]),
-                 (t["url"] or t["task_id"] or "-"), t["submitted"] or "-", t["finished"] or "-"]
+                 (t["url"] or t["task_id"] or "-"), t["submitted"] or "-", t["finished"] or "-",
+                 t["reason"] or ""]
                 for t in rows
             ],
         )  # fmt: skip

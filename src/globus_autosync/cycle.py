@@ -58,12 +58,14 @@ class Summary:
     skipped: int = 0
     seconds: float = 0.0
     in_flight: int = 0
+    waiting: int = 0  # tasks in flight that wait for someone (INACTIVE: expired credentials)
     problem: str | None = None  # the transport could not be reached; work stays queued
     would_send: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_PARTIAL if self.failed or self.skipped or self.problem else EXIT_OK
+        bad = self.failed or self.skipped or self.waiting or self.problem
+        return EXIT_PARTIAL if bad else EXIT_OK
 
     @property
     def quiet(self) -> bool:
@@ -83,6 +85,10 @@ class Summary:
         )
         if self.in_flight:
             text += f", {self.in_flight} in flight"
+        if self.waiting:
+            text += (
+                f", {self.waiting} task{'s' if self.waiting > 1 else ''} waiting for you (status)"
+            )
         if self.problem:
             text += ", work left queued: transport unavailable"
         return f"{text}, {self.seconds:.2f} s"
@@ -241,6 +247,15 @@ class Cycle:
             self._transport_problem(f"cannot learn the state of task {batch.task_id}: {err}")
             return
         if not report.finished:
+            if report.reason is not None:
+                self.summary.waiting += 1
+            if report.reason != batch.reason:  # said once, and kept for ``status``
+                if report.reason is not None:
+                    log.warning("%s: batch %d: %s", self.job.name, batch.id, report.reason)
+                else:
+                    log.info("%s: batch %d: task %s is under way again", self.job.name,
+                             batch.id, batch.task_id)  # fmt: skip
+                self.store.note_batch(batch.id, report.reason)
             return
         self.resolve(batch, files, items, report)
 

@@ -23,7 +23,7 @@ def job_status(store: Store | None, job: Job) -> dict[str, Any]:
         return {
             "job": job.name, "done": 0, "waiting": 0, "queued": 0, "in_flight": 0, "failed": 0,
             "skipped": 0, "bytes_done": 0, "last_run": None, "last_result": None,
-            "last_summary": None, "lag_seconds": 0.0, "problems": [],
+            "last_summary": None, "lag_seconds": 0.0, "problems": [], "tasks_waiting": [],
         }  # fmt: skip
     c = store.counts(job_id)
     lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
@@ -33,6 +33,12 @@ def job_status(store: Store | None, job: Job) -> dict[str, Any]:
          "attempts": p.attempts}
         for d, p in store.failures(job_id)
     ]  # fmt: skip
+    # tasks in flight that wait for someone (an INACTIVE task: expired credentials)
+    waiting = [
+        {"batch": b.id, "task_id": b.task_id, "reason": b.reason, "url": task_url(job, b.task_id)}
+        for b in store.open_batches(job_id)
+        if b.reason
+    ]
     return {
         "job": job.name,
         "done": c.done,
@@ -47,6 +53,7 @@ def job_status(store: Store | None, job: Job) -> dict[str, Any]:
         "last_summary": c.last_run[2] if c.last_run else None,
         "lag_seconds": round(lag, 1),
         "problems": problems,
+        "tasks_waiting": waiting,
     }
 
 

@@ -448,6 +448,13 @@ class Store:
                 (task_id, now, batch),
             )
 
+    def note_batch(self, batch: int, reason: str | None) -> None:
+        """Why a batch in flight is not getting on (None: it is again), for ``status``."""
+        with self.tx():
+            self.conn.execute(
+                "UPDATE batches SET reason=? WHERE id=? AND state='submitted'", (reason, batch)
+            )
+
     def open_batches(self, job: int) -> list[BatchRow]:
         return self._batches("WHERE job=? AND state IN ('new', 'submitted') ORDER BY id", (job,))
 

@@ -427,6 +427,21 @@ class TransferEmulator:
                 (reason, description or reason.replace("_", " ").lower())
             )
 
+    def deactivate_task(self, task_id: str, nice_status: str | None = None) -> None:
+        """The task turns INACTIVE, as when a collection's credentials expire: it does no work
+        until :meth:`reactivate_task`. For a task not yet running (see :meth:`hold_tasks`)."""
+        with self._cond:
+            task = self._transfer.tasks[task_id]
+            task.status, task.nice_status = "INACTIVE", nice_status
+            self._cond.notify_all()
+
+    def reactivate_task(self, task_id: str) -> None:
+        """An INACTIVE task is ACTIVE again (its owner renewed the credentials)."""
+        with self._cond:
+            task = self._transfer.tasks[task_id]
+            task.status, task.nice_status = "ACTIVE", "Queued"
+            self._cond.notify_all()
+
     def stick_next_task(self, nice_status: str = "PERMISSION_DENIED") -> None:
         """The next submitted task stays ACTIVE with ``nice_status`` and never runs
         (until canceled, or failed EXPIRED when its deadline passes)."""

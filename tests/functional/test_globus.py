@@ -412,6 +412,43 @@ def test_a_stuck_task_is_canceled_and_retried(gx: Globus) -> None:
     assert len(gx.emu.tasks) == 2
 
 
+def test_an_inactive_task_says_once_what_to_do_and_is_confirmed_when_it_resumes(
+    gx: Globus,
+) -> None:
+    for i in range(2):
+        gx.env.write(f"run/f{i}.dat", os.urandom(100), mtime=LONG_AGO)
+    gx.emu.hold_tasks()
+    gx.run()
+    [task] = gx.emu.tasks.values()
+    gx.emu.deactivate_task(task.task_id)  # a collection's credentials expired
+
+    res = gx.run(code=1)  # not a failure of any file, but someone must act
+    assert "1 task waiting for you (status)" in res.stdout
+    told = [line for line in res.stderr.splitlines() if "INACTIVE" in line]
+    assert len(told) == 1 and task.task_id in told[0]
+    assert "globus-autosync login" in told[0] and "it resumes" in told[0]
+    res = gx.run(code=1)  # still waiting: the summary says so, the warning is not repeated
+    assert "1 task waiting for you" in res.stdout and "INACTIVE" not in res.stderr
+    st = gx.status()
+    assert (st["in_flight"], st["failed"], st["done"]) == (2, 0, 0)
+    [waiting] = st["tasks_waiting"]
+    assert waiting["task_id"] == task.task_id and "INACTIVE" in waiting["reason"]
+    text = gx.cli("status").stdout
+    assert f"waiting: batch {waiting['batch']}: task {task.task_id} is INACTIVE" in text
+    [row] = gx.tasks_json()
+    assert row["state"] == "submitted" and "INACTIVE" in row["reason"]
+
+    gx.emu.reactivate_task(task.task_id)  # renewed
+    gx.emu.hold_tasks(False)
+    gx.emu.wait_idle()
+    res = gx.run()
+    assert "confirmed 2" in res.stdout and "waiting" not in res.stdout
+    assert_mirrored(gx.src, gx.dst)
+    assert gx.status()["tasks_waiting"] == []
+    assert gx.rows("SELECT state, reason FROM batches") == [("succeeded", None)]
+    assert len(gx.emu.tasks) == 1  # the same task, never canceled nor sent again
+
+
 def test_a_task_past_its_deadline_is_canceled_and_retried(gx: Globus) -> None:
     for i in range(2):
         gx.env.write(f"run/f{i}.dat", os.urandom(100), mtime=LONG_AGO)

@@ -187,10 +187,10 @@ class GlobusTransport:
             return self._cancel(task_id, f"stuck: {details}")
         if status == "INACTIVE":
             why = (
-                f"task {task_id} is INACTIVE ({nice}): the credentials or consent of a collection "
-                "expired; run 'globus-autosync login' and 'globus-autosync check'"
+                f"task {task_id} is INACTIVE{f' ({nice})' if nice else ''}: the credentials or "
+                "consent of a collection expired; renew them (run 'globus-autosync login' and "
+                f"'globus-autosync check', or see {self.task_url(task_id)}) and it resumes"
             )
-            log.warning("%s: %s", self.job.name, why)
             return TaskReport(False, reason=why, state=status)
         return TaskReport(False, state=f"{status} ({nice})" if nice else status)
 
