@@ -45,7 +45,8 @@ def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
         )
         return
     consents = set(collections)
-    with globus_errors("login"):
+    refused = "Globus Auth refused the login; run 'globus-autosync login' again"
+    with globus_errors("login", hint=refused):
         app = globus_auth.make_app(
             cfg, obj.state_dir, interactive=True, no_browser=no_browser, consents=consents
         )

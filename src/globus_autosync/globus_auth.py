@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import globus_sdk
-from globus_sdk.scopes import GCSCollectionScopes, Scope, TransferScopes
+from globus_sdk.scopes import AuthScopes, GCSCollectionScopes, Scope, TransferScopes
 from globus_sdk.token_storage import SQLiteTokenStorage, TokenValidationError
 
 from globus_autosync.config import Config
@@ -83,6 +83,8 @@ def make_app(
             f"{config.path}: [globus], key 'client_id': needed for a Globus job; register a "
             f"native app (see the README) or set {ENV_ID} and {ENV_SECRET} for a service account"
         )
+    # a person's login also grants what `whoami` asks Auth for (an AuthClient requires these)
+    scopes[AuthScopes.resource_server] = [AuthScopes.openid, AuthScopes.profile, AuthScopes.email]
     app_config = globus_sdk.GlobusAppConfig(
         token_storage=token_storage(state_dir, f"u-{user_cid}"),
         request_refresh_tokens=True,

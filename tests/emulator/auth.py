@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import itertools
+import json
 import secrets
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ._common import HTTPError, JSONDict, Reply, Request, iso_time, new_request_id
 
@@ -25,6 +32,7 @@ OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 DEFAULT_USER_ID = "6b3a4c5e-2f1d-4e7a-9c8b-0d1e2f3a4b5c"
 DEFAULT_USERNAME = "researcher@example.org"
 DEFAULT_TOKEN_LIFETIME = 172800
+ISSUER = "https://auth.globus.org"
 
 
 # --------------------------------------------------------------------------- scopes
@@ -151,6 +159,17 @@ class Identity:
     consents: list[ScopeNode] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class CodeGrant:
+    """An authorization code handed out by a (simulated) browser login, not yet exchanged."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+    identity_id: str
+
+
 def _auth_error(status: int, error: str, description: str = "") -> HTTPError:
     body: JSONDict = {"error": error}
     if description:
@@ -167,6 +186,11 @@ def _auth_error(status: int, error: str, description: str = "") -> HTTPError:
     return HTTPError(status, body)
 
 
+def _base_url(req: Request) -> str:
+    """The Auth base URL this request came to (the emulator serves Auth under ``/auth/``)."""
+    return f"http://{req.header('host') or '127.0.0.1'}/auth/"
+
+
 class AuthService:
     """Token issuance and validation; not thread-safe on its own (the emulator locks)."""
 
@@ -178,6 +202,8 @@ class AuthService:
         self.tokens: dict[str, TokenRecord] = {}
         self.identities: dict[str, Identity] = {}
         self._consent_ids = itertools.count(100000)
+        self.codes: dict[str, CodeGrant] = {}
+        self._signing_key: rsa.RSAPrivateKey | None = None
 
     # ----------------------------------------------------------------- identities
 
@@ -308,6 +334,90 @@ class AuthService:
         response["identity_id"] = identity_id
         return response
 
+    # ----------------------------------------------------------------- the login flow
+
+    def authorize(self, url: str, identity_id: str) -> str:
+        """What a browser does with the authorize URL a native app printed: the user logs in
+        as ``identity_id`` and consents to the scopes; answers the code to paste back."""
+        parts = urllib.parse.urlsplit(url)
+        if not parts.path.endswith("/v2/oauth2/authorize"):
+            raise ValueError(f"not an authorize URL: {url}")
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        for key in ("client_id", "redirect_uri", "scope", "code_challenge"):
+            if not query.get(key):
+                raise ValueError(f"the authorize URL has no {key}: {url}")
+        if query.get("response_type") != "code" or query.get("code_challenge_method") != "S256":
+            raise ValueError(f"not a PKCE authorization-code request: {url}")
+        parse_scopes(query["scope"])
+        code = "emu-code-" + secrets.token_urlsafe(16)
+        self.codes[code] = CodeGrant(
+            query["client_id"], query["redirect_uri"], query["scope"], query["code_challenge"],
+            identity_id,
+        )  # fmt: skip
+        return code
+
+    def _exchange_code(self, form: dict[str, str]) -> Reply:
+        grant = self.codes.pop(form.get("code", ""), None)  # a code is good for one exchange
+        if grant is None:
+            raise _auth_error(400, "invalid_grant", "Authorization code is invalid or used")
+        if form.get("client_id") != grant.client_id:
+            raise _auth_error(400, "invalid_grant", "Authorization code issued to another client")
+        if form.get("redirect_uri") != grant.redirect_uri:
+            raise _auth_error(400, "invalid_grant", "redirect_uri does not match")
+        digest = hashlib.sha256(form.get("code_verifier", "").encode("ascii")).digest()
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii") != grant.code_challenge:
+            raise _auth_error(400, "invalid_grant", "code_verifier does not match")
+        response = self.issue_user_tokens(grant.scope, grant.identity_id, client_id=grant.client_id)
+        identity_id = response.pop("identity_id")
+        if "openid" in grant.scope.split():
+            ident = self.identity(identity_id)
+            now = int(time.time())
+            claims = {
+                "iss": ISSUER, "sub": identity_id, "aud": grant.client_id, "iat": now,
+                "exp": now + self.token_lifetime, "preferred_username": ident.username,
+                "name": ident.name, "email": ident.email,
+            }  # fmt: skip
+            response["id_token"] = jwt.encode(
+                claims, self._key(), algorithm="RS256", headers={"kid": "emulator"}
+            )
+        return Reply(200, response)
+
+    def _key(self) -> rsa.RSAPrivateKey:
+        if self._signing_key is None:
+            self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return self._signing_key
+
+    def _openid_configuration(self, req: Request) -> Reply:
+        base = _base_url(req)
+        return Reply(
+            200,
+            {
+                "issuer": ISSUER,
+                "authorization_endpoint": base + "v2/oauth2/authorize",
+                "token_endpoint": base + "v2/oauth2/token",
+                "userinfo_endpoint": base + "v2/oauth2/userinfo",
+                "revocation_endpoint": base + "v2/oauth2/token/revoke",
+                "jwks_uri": base + "jwk.json",
+                "response_types_supported": ["code"],
+                "grant_types_supported": [
+                    "authorization_code",
+                    "refresh_token",
+                    "client_credentials",
+                ],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "scopes_supported": sorted(OIDC_SCOPES),
+                "code_challenge_methods_supported": ["S256"],
+            },
+        )
+
+    def _jwks(self, req: Request) -> Reply:
+        jwk: dict[str, Any] = json.loads(
+            jwt.algorithms.RSAAlgorithm.to_jwk(self._key().public_key())
+        )
+        jwk.update(kid="emulator", use="sig", alg="RS256")
+        return Reply(200, {"keys": [jwk]})
+
     def expire_all(self) -> None:
         for record in self.tokens.values():
             record.revoked = True
@@ -329,6 +439,8 @@ class AuthService:
             ("GET", "/v2/oauth2/userinfo"): self._userinfo,
             ("POST", "/v2/oauth2/userinfo"): self._userinfo,
             ("GET", "/v2/api/identities"): self._identities,
+            ("GET", "/.well-known/openid-configuration"): self._openid_configuration,
+            ("GET", "/jwk.json"): self._jwks,
         }
         handler = routes.get((req.method, path.rstrip("/") or "/"))
         if handler is not None:
@@ -374,6 +486,8 @@ class AuthService:
                 raise _auth_error(400, "invalid_scope", str(err)) from err
             ident = self.identity(client)
             return Reply(200, self.mint(roots, ident, client_id=client, refresh=False))
+        if grant == "authorization_code":
+            return self._exchange_code(form)
         if grant == "refresh_token":
             caller = client or form.get("client_id")
             record = self.tokens.get(form.get("refresh_token", ""))

@@ -352,6 +352,12 @@ class TransferEmulator:
                 scope, identity, username=username, client_id=client_id
             )
 
+    def authorize(self, url: str, identity: str = DEFAULT_USER_ID) -> str:
+        """Log in through the authorize URL a native app printed, as ``identity``, consenting
+        to what it asks; answers the authorization code a person would paste back."""
+        with self._lock:
+            return self._auth.authorize(url, identity)
+
     def expire_tokens(self) -> None:
         """Invalidate every token issued so far (access and refresh)."""
         with self._lock:

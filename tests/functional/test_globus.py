@@ -13,8 +13,10 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -147,8 +149,8 @@ class Globus:
         scope = TRANSFER_SCOPE
         if consents:
             scope += "[" + " ".join(f"*{DATA_ACCESS_SCOPE.format(c)}" for c in consents) + "]"
-        # a login stores a token for Auth (openid) and one for Transfer
-        tokens = self.emu.issue_token(f"openid {scope}", client_id=NATIVE_APP)
+        # a login stores a token for Auth (openid, profile, email) and one for Transfer
+        tokens = self.emu.issue_token(f"openid profile email {scope}", client_id=NATIVE_APP)
         identity = str(tokens["identity_id"])
         data = {
             entry["resource_server"]: TokenStorageData(
@@ -690,3 +692,87 @@ def test_a_file_deleted_before_the_task_ran_is_marked_skipped(gx: Globus) -> Non
     assert f"skipped: {gone}: Globus skipped it: FILE_NOT_FOUND" in text
     assert not (gx.dst / gone).exists()
     assert_mirrored(gx.src, gx.dst)
+
+
+# --------------------------------------------------------------------------------------------
+# 11. logging in once: the command-line flow a person follows (login --no-browser)
+
+
+def _login(
+    gx: Globus, answer: Callable[[str], str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``login --no-browser``: open each link it prints, as a person would, and type back
+    what ``answer`` makes of it (the code the browser showed)."""
+    proc = subprocess.Popen(
+        [*console_script(), "login", "--no-browser", *args],
+        env=gx.environ(PYTHONUNBUFFERED="1"),
+        cwd=gx.env.root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
+    shown: list[str] = []
+    try:
+        for line in proc.stdout:
+            shown.append(line)
+            if "/v2/oauth2/authorize?" in line:
+                proc.stdin.write(answer(line.strip()) + "\n")
+                proc.stdin.flush()
+        proc.stdin.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(shown), err)
+
+
+def _links(res: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
+    """The query of each login link shown."""
+    return [
+        dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(line.strip()).query))
+        for line in res.stdout.splitlines()
+        if "/v2/oauth2/authorize?" in line
+    ]
+
+
+def test_login_once_and_every_run_ships_as_that_user(gx: Globus) -> None:
+    gx.service = False
+    res = _login(gx, gx.emu.authorize)
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+    assert "Traceback" not in res.stderr
+    # the first link asks for Transfer; the collections then need data access consent, which
+    # the second link asks for (one more browser round trip, said as it happens)
+    first, second = _links(res)
+    assert first["client_id"] == NATIVE_APP and "openid" in first["scope"].split()
+    for collection in (SRC_COLLECTION, DST_COLLECTION):
+        assert DATA_ACCESS_SCOPE.format(collection) not in first["scope"]
+        assert DATA_ACCESS_SCOPE.format(collection) in second["scope"]
+    assert "need your consent for data access; one more login grants it" in res.stdout
+    tokens = gx.env.state / "tokens.db"
+    assert f"logged in; tokens kept in {tokens}" in res.stdout
+    assert stat.S_IMODE(tokens.stat().st_mode) == 0o600
+    assert "researcher@example.org" in gx.cli("whoami").stdout
+    files = populate(gx)
+    gx.send()
+    assert tree(gx.dst) == files
+    assert {task.owner for task in gx.emu.tasks.values()} == {gx.emu.DEFAULT_USER_ID}
+
+
+def test_a_code_that_is_not_the_one_shown_is_one_line_and_stores_nothing(gx: Globus) -> None:
+    gx.service = False
+
+    def mistyped(url: str) -> str:
+        return gx.emu.authorize(url)[:-1] + "x"
+
+    res = _login(gx, mistyped)
+    assert res.returncode == 3
+    [line] = stderr_lines(res)
+    assert line.startswith("globus-autosync: error: login: Globus Auth refused the login; ")
+    assert "run 'globus-autosync login' again" in line and "INVALID_GRANT" in line
+    res = gx.run(code=3)  # nothing was stored: still not logged in
+    assert "not logged in to Globus" in res.stderr and "run: globus-autosync login" in res.stderr
+    assert not gx.emu.tasks

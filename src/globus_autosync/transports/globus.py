@@ -77,9 +77,11 @@ def consent_collections(err: globus_sdk.GlobusAPIError) -> list[str]:
 
 
 @contextmanager
-def globus_errors(what: str, collections: Sequence[str] = ()) -> Iterator[None]:
+def globus_errors(
+    what: str, collections: Sequence[str] = (), hint: str | None = None
+) -> Iterator[None]:
     """Turn any globus-sdk error into an AuthError (fix it, then run again) or a TransportError
-    (transient: the work stays queued)."""
+    (transient: the work stays queued). ``hint`` replaces the advice to log in."""
     try:
         yield
     except globus_sdk.GlobusAPIError as err:
@@ -87,10 +89,11 @@ def globus_errors(what: str, collections: Sequence[str] = ()) -> Iterator[None]:
             needed = consent_collections(err) or list(collections)
             raise ConsentNeeded(consent_message(what, needed), needed) from None
         if err.http_status == 401 or isinstance(err, globus_sdk.AuthAPIError):
-            raise AuthError(f"{what}: {globus_auth.login_hint()} ({describe(err)})") from None
+            advice = hint or globus_auth.login_hint()
+            raise AuthError(f"{what}: {advice} ({describe(err)})") from None
         raise TransportError(f"{what}: {describe(err)}") from None
     except TokenValidationError:
-        raise AuthError(f"{what}: {globus_auth.login_hint()}") from None
+        raise AuthError(f"{what}: {hint or globus_auth.login_hint()}") from None
     except globus_sdk.NetworkError as err:
         raise TransportError(f"{what}: cannot reach Globus ({type(err).__name__}: {err})") from None
 
