@@ -394,6 +394,43 @@ def test_refresh_tokens_and_revocation(globus_emulator: EmulatorHarness) -> None
     login.close()
 
 
+def test_the_native_app_code_grant_with_pkce_and_a_signed_id_token(
+    globus_emulator: EmulatorHarness,
+) -> None:
+    h = globus_emulator
+    client_id = str(uuid.uuid4())
+    login = globus_sdk.NativeAppAuthClient(client_id)
+    login.oauth2_start_flow(requested_scopes=f"openid profile {TRANSFER_SCOPE}")
+    url = login.oauth2_get_authorize_url()
+    with pytest.raises(ValueError, match="not an authorize URL"):
+        h.emulator.authorize("http://127.0.0.1/elsewhere")
+
+    code = h.emulator.authorize(url, identity="alice@example.org")
+    other = globus_sdk.NativeAppAuthClient(client_id)  # a verifier of its own: not the flow's
+    other.oauth2_start_flow(requested_scopes=TRANSFER_SCOPE)
+    with pytest.raises(globus_sdk.AuthAPIError, match="code_verifier does not match"):
+        other.oauth2_exchange_code_for_tokens(code)
+
+    code = h.emulator.authorize(url, identity="alice@example.org")
+    tokens = login.oauth2_exchange_code_for_tokens(code)
+    alice = str(uuid.uuid5(uuid.NAMESPACE_URL, "alice@example.org"))
+    claims = tokens.decode_id_token()  # checked against the JWK of the OpenID configuration
+    assert (claims["sub"], claims["aud"]) == (alice, client_id)
+    assert claims["preferred_username"] == "alice@example.org"
+    assert set(tokens.by_resource_server) == {"auth.globus.org", "transfer.api.globus.org"}
+    transfer = tokens.by_resource_server["transfer.api.globus.org"]
+    assert transfer["refresh_token"]
+    tc = globus_sdk.TransferClient(
+        authorizer=globus_sdk.AccessTokenAuthorizer(transfer["access_token"])
+    )
+    assert tc.get_endpoint(h.src_id)["id"] == h.src_id
+    with pytest.raises(globus_sdk.AuthAPIError, match="invalid or used"):
+        login.oauth2_exchange_code_for_tokens(code)  # a code is good once
+    tc.close()
+    other.close()
+    login.close()
+
+
 def test_user_app_with_a_preseeded_login(globus_emulator: EmulatorHarness) -> None:
     h = globus_emulator
     tokens = h.emulator.issue_token(identity=TransferEmulator.DEFAULT_USER_ID)
