@@ -69,7 +69,9 @@ def _rotate_if_full(path: Path) -> None:
             return
     except FileNotFoundError:
         return
+    # FileNotFoundError: another run (of another job) rotated them first
     for n in range(BACKUPS - 1, 0, -1):
         with contextlib.suppress(FileNotFoundError):
             os.replace(f"{path}.{n}", f"{path}.{n + 1}")
-    os.replace(path, f"{path}.1")
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(path, f"{path}.1")

@@ -8,11 +8,10 @@ directory over as a ``listwork.Task``; a worker runs ``listwork.work`` on it and
 
 Workers are fresh interpreters (``python -c``: fork + exec, safe in a process with threads, such
 as ``watch`` with its metrics server) that import only this module, listwork, scan, plan and
-codec: about
-30 ms of CPU, during which the walk lists in its own process. Messages are pickles behind their
-length, on two pipes per worker. A worker ignores SIGINT (the walk that started it ends it) and
-leaves when its task pipe closes. At most ``WINDOW`` tasks wait per worker, so the memory of
-every process stays bounded by the largest directory.
+codec: about 30 ms of CPU, during which the walk lists in its own process. Messages are pickles
+behind their length, on two pipes per worker. A worker ignores SIGINT (the walk that started it
+ends it) and leaves when its task pipe closes. At most ``WINDOW`` tasks wait per worker, so the
+memory of every process stays bounded by the largest directory.
 """
 
 from __future__ import annotations
