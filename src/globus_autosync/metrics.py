@@ -22,7 +22,8 @@ FILE_STATES = ("done", "waiting", "queued", "in_flight", "failed", "skipped")
 
 
 class StoreCollector(Collector):
-    """Per job: files by state, bytes done, lag, last successful cycle, cycle duration."""
+    """Per job: files by state, bytes done, lag, last successful cycle, cycle duration, tasks
+    waiting for someone."""
 
     def __init__(self, config: Callable[[], Config], state_dir: Path) -> None:
         self.config, self.state_dir = config, state_dir
@@ -40,6 +41,11 @@ class StoreCollector(Collector):
         )
         duration = GaugeMetricFamily(
             f"{PREFIX}_cycle_duration_seconds", "How long the last cycle took", labels=["job"]
+        )
+        waiting = GaugeMetricFamily(
+            f"{PREFIX}_tasks_waiting",
+            "Tasks in flight that wait for someone (INACTIVE: renew the credentials)",
+            labels=["job"],
         )
         store = Store.open_readonly(self.state_dir)
         try:
@@ -59,10 +65,12 @@ class StoreCollector(Collector):
                     last_ok.add_metric([job.name], ok)
                 if took is not None:
                     duration.add_metric([job.name], took)
+                stuck = sum(1 for b in store.open_batches(job_id) if b.reason)
+                waiting.add_metric([job.name], stuck)
         finally:
             if store is not None:
                 store.close()
-        yield from (files, done_bytes, lag, last_ok, duration)
+        yield from (files, done_bytes, lag, last_ok, duration, waiting)
 
 
 def registry(config: Callable[[], Config], state_dir: Path) -> CollectorRegistry:
