@@ -10,7 +10,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -366,12 +366,15 @@ def run_job(
             store = Store.open(state_dir)
             transport = real
         stack.callback(store.close)
-        cycle = Cycle(job, store, transport, dry_run, progress=progress)
         try:
-            summary = cycle.run(full)
+            with store.guard():
+                cycle = Cycle(job, store, transport, dry_run, progress=progress)
+                summary = cycle.run(full)
         except AutosyncError as err:
-            if not dry_run:  # `status` shows why the last run did not happen
-                store.record_run(cycle.job_id, started, time.time(), full, "error", str(err))
+            if not dry_run:  # `status` shows why the last run did not happen, if it can
+                with suppress(AutosyncError, sqlite3.Error), store.guard():
+                    job_id = store.job_id(job.name)
+                    store.record_run(job_id, started, time.time(), full, "error", str(err))
             raise
         if dry_run:
             assert isinstance(transport, DryTransport)
@@ -380,7 +383,8 @@ def run_job(
         else:
             result = "ok" if summary.exit_code == EXIT_OK else "partial"
             line = summary.line()
-            store.record_run(cycle.job_id, started, time.time(), summary.full, result, line)
+            with store.guard():
+                store.record_run(cycle.job_id, started, time.time(), summary.full, result, line)
     return summary
 
 
@@ -414,29 +418,34 @@ def baseline_job(
     with JobLock(state_dir, job.name):
         store = Store.open(state_dir)
         try:
-            job_id = store.job_id(job.name)
-            tree = DirTree(store, job_id)
+            with store.guard():
+                job_id = store.job_id(job.name)
+                tree = DirTree(store, job_id)
 
-            def apply(dir_id: int, plan: DirPlan, listing: Listing, mtime: int, ino: int) -> None:
-                files = {
-                    name: stats
-                    for name, stats in listing.files.items()
-                    if before_ns is None or stats[1] < before_ns
-                }
-                left = len(listing.files) - len(files)
-                store.confirm_baseline(dir_id, files)
-                # a directory with files left for later must be listed by the next run; one
-                # confirmed whole lists as confirmed: its digest spares the next full walk
-                noted = DirPlan() if left else DirPlan(digest=plan.digest)
-                store.apply_dir(job_id, dir_id, noted, mtime if not left else -1, ino, True)
-                result.files += len(files)
-                result.bytes += sum(size for size, _ in files.values())
-                result.left += left
+                def apply(
+                    dir_id: int, plan: DirPlan, listing: Listing, mtime: int, ino: int
+                ) -> None:
+                    files = {
+                        name: stats
+                        for name, stats in listing.files.items()
+                        if before_ns is None or stats[1] < before_ns
+                    }
+                    left = len(listing.files) - len(files)
+                    store.confirm_baseline(dir_id, files)
+                    # a directory with files left for later must be listed by the next run; one
+                    # confirmed whole lists as confirmed: its digest spares the next full walk
+                    noted = DirPlan() if left else DirPlan(digest=plan.digest)
+                    store.apply_dir(job_id, dir_id, noted, mtime if not left else -1, ino, True)
+                    result.files += len(files)
+                    result.bytes += sum(size for size, _ in files.values())
+                    result.left += left
 
-            started = time.time()
-            Walker(job, store, tree, apply, started, progress=progress, plan=False).run(full=True)
-            if before_ns is None:  # everything is known now: the next run need not walk it all
-                store.set_last_full_scan(job_id, started)
+                started = time.time()
+                Walker(job, store, tree, apply, started, progress=progress, plan=False).run(
+                    full=True
+                )
+                if before_ns is None:  # everything is known now: the next run need not walk it all
+                    store.set_last_full_scan(job_id, started)
         finally:
             store.close()
     return result

@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +159,27 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+def store_error(path: Path, err: sqlite3.Error) -> StoreError:
+    """One line for an SQLite error, with what to do: only a damaged file is to be moved aside
+    (a full disk, a lock or a permission leaves the database as its last transaction did)."""
+    name = getattr(err, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return StoreError(
+            f"state database {path} is damaged ({err}); move it aside to start afresh"
+        )
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        what = "check that its file system has free space and is healthy"
+    elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        what = "another process holds it: let it finish, or find it with 'fuser'"
+    elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+        what = "check the permissions of the state directory and the files in it"
+    else:
+        what = "fix the cause"
+    return StoreError(
+        f"state database {path}: {err}; {what}, then run again (what it held is intact)"
+    )
+
+
 def _pending(r: tuple[object, ...]) -> Pending:
     return Pending(*r)  # type: ignore[arg-type]
 
@@ -183,9 +204,7 @@ class Store:
             store = cls(conn, path)
             store.ensure_schema()
         except sqlite3.Error as err:
-            raise StoreError(
-                f"state database {path} is unusable ({err}); move it aside to start afresh"
-            ) from None
+            raise store_error(path, err) from None
         except OSError as err:
             raise StoreError(
                 f"cannot create the state directory {state_dir}: {err.strerror}"
@@ -208,9 +227,7 @@ class Store:
             if not READABLE_FROM <= version <= SCHEMA_VERSION:
                 store._check_version()
         except sqlite3.Error as err:
-            raise StoreError(
-                f"state database {path} is unusable ({err}); move it aside to start afresh"
-            ) from None
+            raise store_error(path, err) from None
         return store
 
     def _version(self) -> int | None:
@@ -263,14 +280,25 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[None]:
-        """One write transaction (BEGIN IMMEDIATE: it waits for a writer of another job)."""
+        """One write transaction (BEGIN IMMEDIATE: it waits for a writer of another job). Whatever
+        fails inside, COMMIT included (a full disk), leaves no transaction open."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite may have rolled it back already
+                with suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """An SQLite error in what runs inside becomes one line saying what to do."""
+        try:
+            yield
+        except sqlite3.Error as err:
+            raise store_error(self.path, err) from None
 
     # -- jobs and directories -------------------------------------------------------------
     def find_job(self, name: str) -> int | None:

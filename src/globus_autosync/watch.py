@@ -117,7 +117,7 @@ class Watcher:
         try:
             if state.transport is None:
                 state.transport = make_transport(job, self.config, self.state_dir)
-            with JobLock(self.state_dir, job.name):
+            with JobLock(self.state_dir, job.name), self.store.guard():
                 cycle = Cycle(job, self.store, state.transport, batch_window=job.batch_window,
                               should_stop=lambda: self.stop)  # fmt: skip
                 summary = cycle.run(full=False)

@@ -3,6 +3,7 @@ rest of the run completes, the exit code is 1, and once the cause is gone the ne
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -352,3 +353,40 @@ def test_destination_full_on_a_real_filesystem(tmp_path: Path, tiny_tmpfs: Path)
     subprocess.run(["mount", "-o", "remount,size=8m", str(tiny_tmpfs)], check=True)
     env.run()
     assert_mirrored(env.src, dst)
+
+
+def test_a_full_state_disk_is_one_line_and_loses_nothing(tmp_path: Path, tiny_tmpfs: Path) -> None:
+    """The state directory's file system fills up in the middle of a run (here a 1 MB tmpfs):
+    the run says so in one line (exit 3, no traceback), the store stays as its last committed
+    transaction left it, and once there is room the next run finishes the job, sending nothing
+    twice."""
+    (tmp_path / "job").mkdir()
+    env = CliEnv(tmp_path / "job")
+    env.state = tiny_tmpfs / "state"
+    for i in range(3):
+        env.write(f"first/f{i}.dat", b"x" * 10)
+    env.run()
+    assert sorted(tree(env.dst)) == [f"first/f{i}.dat" for i in range(3)]
+    filler = tiny_tmpfs / "filler"
+    # fill the state disk to the last block
+    with open(filler, "wb", buffering=0) as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 4096)
+    names = [f"second/run_{i:05d}_with_a_long_detector_file_name.tif" for i in range(300)]
+    for name in names:
+        env.write(name, b"y")
+    res = env.run(code=3)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, res.stderr
+    assert "state database" in lines[0] and "full" in lines[0]
+    assert "free space" in lines[0] and "Traceback" not in res.stderr
+    assert "move it aside" not in lines[0]  # nothing is wrong with the database itself
+    filler.unlink()
+    res = env.run()
+    assert "sent 300" in res.stdout and "confirmed 300" in res.stdout
+    assert "sent 0 " in env.run().stdout
+    assert_mirrored(env.src, env.dst)
+    with env.db() as db:
+        done = db.execute("SELECT SUM(nfiles) FROM dirs").fetchone()[0]
+        assert done == 303
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -252,3 +252,34 @@ def test_queued_file_carries_its_directory(store: Store) -> None:
     d = store.add_dir(job, 0, "")
     store.apply_dir(job, d, DirPlan(upserts=[_row("f")]), 1, 1, None)
     assert store.queued(job, 1) == [QueuedFile(d, _row("f"))]
+
+
+def test_a_failed_transaction_leaves_none_open(store: Store) -> None:
+    with pytest.raises(sqlite3.IntegrityError), store.tx():
+        store.conn.execute("INSERT INTO jobs (name) VALUES ('a')")
+        store.conn.execute("INSERT INTO jobs (name) VALUES ('a')")  # UNIQUE
+    assert not store.conn.in_transaction
+    assert store.find_job("a") is None  # rolled back whole
+    assert store.job_id("b") > 0  # and the next transaction goes through
+
+
+def test_a_database_another_process_holds_is_not_called_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _version_1(tmp_path / "state")  # opening it must write: it is upgraded
+    monkeypatch.setattr(store_mod, "_TIMEOUT", 0.2)
+    other = sqlite3.connect(tmp_path / "state" / "state.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer, holding on
+    try:
+        with pytest.raises(StoreError) as info:
+            Store.open(tmp_path / "state")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    message = str(info.value)
+    assert "database is locked" in message and "another process holds it" in message
+    assert "move it aside" not in message and "\n" not in message
+    assert info.value.exit_code == EXIT_JOB
+    store = Store.open(tmp_path / "state")  # once it is let go, the upgrade goes through
+    assert store.dir_state(1)[0] == {"a.tif": (5, 7)}
+    store.close()
