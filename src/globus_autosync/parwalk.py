@@ -17,6 +17,7 @@ memory of every process stays bounded by the largest directory.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import pickle
 import select
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from globus_autosync.errors import WorkerError
 from globus_autosync.listwork import Inline, Result, Setup, Task, work
 from globus_autosync.scan import Excluder
+
+log = logging.getLogger(__name__)
 
 WINDOW = 3  # tasks given to a worker at once: one in hand, the next ones in its pipe
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -228,6 +231,9 @@ class Workers:
             try:
                 data = _recv(fd)
             except (EOFError, OSError):
+                if not worker.ready:  # it never started (so it holds no task): do without it
+                    self._drop(worker)
+                    continue
                 raise worker.died() from None
             if not worker.ready:
                 worker.ready = True
@@ -240,6 +246,14 @@ class Workers:
                     f"listing {task.path} failed in a worker process: {answer.error!r}"
                 ) from _Remote(answer.error, answer.trace)
             self.held.append((task, answer))
+
+    def _drop(self, worker: _Worker) -> None:
+        self.poller.unregister(worker.results)
+        del self.workers[worker.results]
+        error = worker.died()
+        worker.end(kill=True)
+        worker.reap()  # and closes its pipes
+        log.warning("%s; listing in this process", error)
 
     def has_room(self) -> bool:
         if self.inline.busy or self.held:

@@ -165,7 +165,7 @@ class Walker:
             try:
                 return Workers(self.workers, setup)
             except OSError as err:
-                log.warning("%s: cannot start worker processes (%s); listing in this one",
+                log.warning("%s: cannot start worker processes (%s); listing in this process",
                             self.job.name, err)  # fmt: skip
         return Inline(setup)
 

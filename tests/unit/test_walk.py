@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sqlite3
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -393,6 +394,26 @@ def test_a_directory_a_worker_cannot_list_is_a_problem_not_an_error(tmp_path: Pa
     finally:
         workers.close()
     assert not workers.workers
+
+
+def test_workers_that_cannot_start_leave_the_walk_to_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An interpreter that cannot run the worker (here: one that exits at once) costs the walk
+    its speed, not its result."""
+    make_tree(tmp_path / "source")
+    jobs = {name: make_config(tmp_path, name, "skip") for name in ("serial", "broken")}
+    parallel(monkeypatch, False)
+    run_job(jobs["serial"][1], jobs["serial"][0], tmp_path / "state-serial", full=True)
+    parallel(monkeypatch, True)
+    monkeypatch.setattr(walk, "_cpus", lambda: 3)  # two workers
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    caplog.set_level(logging.WARNING)
+    summary = run_job(jobs["broken"][1], jobs["broken"][0], tmp_path / "state-broken", full=True)
+    assert "scanned 0 files" not in summary.line()
+    assert store_view(tmp_path / "state-serial") == store_view(tmp_path / "state-broken")
+    told = [r.getMessage() for r in caplog.records if "listing in this process" in r.getMessage()]
+    assert told, caplog.text
 
 
 def test_a_small_tree_or_an_incremental_walk_stays_in_one_process(
