@@ -63,6 +63,22 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Spy]]:
         assert all(p.poll() is not None for p in made.procs)
 
 
+REAL_DECODE = codec.decode
+
+
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[bytes | None]:
+    """Every confirmed listing this process decodes (a worker's are not seen)."""
+    seen: list[bytes | None] = []
+
+    def decode(blob: bytes | None) -> dict[str, tuple[int, int]]:
+        seen.append(blob)
+        return REAL_DECODE(blob)
+
+    monkeypatch.setattr(codec, "decode", decode)
+    return seen
+
+
 def parallel(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
     monkeypatch.setattr(walk, "PARALLEL_FROM", 0 if on else 10**12)
 
@@ -193,7 +209,7 @@ def test_a_parallel_full_walk_leaves_what_a_serial_one_leaves(
 
 @pytest.mark.parametrize("in_workers", [False, True])
 def test_a_directory_that_lists_as_when_it_needed_nothing_is_not_compared_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_workers: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_workers: bool, decoded: list[bytes | None]
 ) -> None:
     """The digest shortcut of a full walk, and the change it must never hide: a file rewritten
     in place, same size, in a directory whose own mtime did not move."""
@@ -205,14 +221,6 @@ def test_a_directory_that_lists_as_when_it_needed_nothing_is_not_compared_again(
     cfg, job = make_config(tmp_path, "x", "skip")
     state = tmp_path / "state"
     parallel(monkeypatch, in_workers)
-    decoded: list[bytes | None] = []
-    real_decode = codec.decode
-
-    def decode(blob: bytes | None) -> dict[str, tuple[int, int]]:
-        decoded.append(blob)
-        return real_decode(blob)
-
-    monkeypatch.setattr(codec, "decode", decode)
 
     def digest() -> bytes | None:
         conn = sqlite3.connect(state / "state.db")
@@ -241,7 +249,7 @@ def test_a_directory_that_lists_as_when_it_needed_nothing_is_not_compared_again(
 
 
 def test_baseline_notes_the_digest_of_each_directory_it_confirms_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, decoded: list[bytes | None]
 ) -> None:
     source = tmp_path / "source"
     for sub, mtime in (("old", PAST), ("mixed", PAST), ("mixed", time.time_ns())):
@@ -257,18 +265,11 @@ def test_baseline_notes_the_digest_of_each_directory_it_confirms_whole(
     assert view["dirs"]["old"][-2] is not None
     assert view["dirs"]["mixed"][-2] is None  # some of it is still to send
 
-    decoded: list[bytes | None] = []
-    real_decode = codec.decode
-
-    def decode(blob: bytes | None) -> dict[str, tuple[int, int]]:
-        decoded.append(blob)
-        return real_decode(blob)
-
-    monkeypatch.setattr(codec, "decode", decode)
+    decoded.clear()
     summary = run_job(job, cfg, state, full=True)
     assert "5 new or changed" in summary.line()  # the files baseline left, and only those
     # "old" and the root list as baseline confirmed them: only "mixed" is decoded and compared
-    assert [sorted(real_decode(blob)) for blob in decoded] == [
+    assert [sorted(REAL_DECODE(blob)) for blob in decoded] == [
         [f"f{PAST}_{i}.dat" for i in range(5)]
     ]
 
