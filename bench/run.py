@@ -297,6 +297,9 @@ def report(steps: list[Step], store: tuple[int, int, int], files: int) -> None:
     print("  'x find' compares wall times (interpreter start-up and imports included), except on")
     print("  the run_job row, which compares the cycle's own time; 'engine s' is the cycle's own")
     print("  time (run_job, or the summary line's 2 decimals). Medians of the repeats.")
+    if files != make_tree.REFERENCE_FILES:
+        print(f"  The targets are for the reference tree ({make_tree.REFERENCE_FILES:,} files); "
+              f"this one has {files:,}, and fixed costs (start-up) weigh differently.")  # fmt: skip
     for step in steps:
         if step.note:
             print(f"  {step.title.strip()}: {step.note}")
@@ -386,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         bd = Step("bd", "(b) no change: run --dry-run", None)
         bd.note = (
             "no target of its own: a dry run first copies the state database to a scratch file "
-            "(6 MB here), so that it can plan without writing; the target is for the real run"
+            f"({store[0] / 1e6:.1f} MB here), so that it can plan without writing; the target is "
+            "for the real run"
         )
         c = Step("c", "(c) no change: run --full", 1.0)
         cd = Step("cd", "(c) no change: run --full --dry-run", None)
