@@ -12,6 +12,7 @@ from globus_autosync import store as store_mod
 from globus_autosync.errors import EXIT_JOB, StoreError
 from globus_autosync.plan import FAILED, QUEUED, SEEN, SKIPPED, SUBMITTED, DirPlan, Pending
 from globus_autosync.store import SCHEMA_VERSION, QueuedFile, Store
+from globus_autosync.store import schema as store_schema
 
 NOW = 1_800_000_000.0
 
@@ -66,7 +67,7 @@ def test_a_state_dir_that_cannot_be_created(tmp_path: Path) -> None:
 
 def _version_1(state: Path) -> None:
     """A database as schema version 1 had it (no ``dirs.digest``), with one confirmed file."""
-    schema = store_mod._SCHEMA
+    schema = store_schema.SCHEMA
     v1 = "\n".join(line for line in schema.splitlines() if not line.lstrip().startswith("digest"))
     assert v1 != schema
     state.mkdir(parents=True)

@@ -1,11 +1,10 @@
-"""The state database: one SQLite file for every job. The only module that writes SQL.
+"""The state database: one SQLite file for every job. The only package that writes SQL.
 
 Directories form a trie (parent, name). A directory's confirmed files live in one compressed
 column (see codec), a few bytes per file; work in progress (seen, queued, submitted, failed,
 skipped) has a row per file. Batches are a journal: written before they are submitted.
 
-The schema is versioned (``meta``): an older database is upgraded in place, in one transaction,
-by the first command that opens it for writing; a newer one is refused.
+The tables, and the versions of the schema, are in ``schema``.
 """
 
 from __future__ import annotations
@@ -21,79 +20,12 @@ from pathlib import Path
 from globus_autosync import codec
 from globus_autosync.errors import StoreError
 from globus_autosync.plan import QUEUED, SUBMITTED, WORK_STATES, DirPlan, Pending
+from globus_autosync.store import schema
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
-
-# the statements that upgrade a database from version n to n + 1
-_UPGRADES = {
-    1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
-}
 FILE_NAME = "state.db"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, last_full_scan REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS dirs (
-    id INTEGER PRIMARY KEY,
-    job INTEGER NOT NULL REFERENCES jobs(id),
-    parent INTEGER NOT NULL,                 -- 0 for a job's root
-    name TEXT NOT NULL,
-    mtime_ns INTEGER NOT NULL DEFAULT -1,    -- at the last listing; -1: list it next time
-    ino INTEGER NOT NULL DEFAULT 0,
-    made INTEGER NOT NULL DEFAULT 0,         -- created at the destination as an empty directory
-    nfiles INTEGER NOT NULL DEFAULT 0,       -- confirmed files, kept in `done`
-    nbytes INTEGER NOT NULL DEFAULT 0,
-    done BLOB,
-    digest BLOB,                             -- of the last listing that needed nothing
-    UNIQUE (job, parent, name)
-);
-CREATE TABLE IF NOT EXISTS files (
-    dir INTEGER NOT NULL REFERENCES dirs(id),
-    name TEXT NOT NULL,
-    job INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    since REAL NOT NULL,
-    queued_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_try REAL NOT NULL DEFAULT 0,
-    batch INTEGER,
-    reason TEXT,
-    PRIMARY KEY (dir, name)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS files_job_state ON files (job, state);
-CREATE INDEX IF NOT EXISTS files_batch ON files (batch) WHERE batch IS NOT NULL;
-CREATE TABLE IF NOT EXISTS batches (
-    id INTEGER PRIMARY KEY,
-    job INTEGER NOT NULL REFERENCES jobs(id),
-    submission_id TEXT NOT NULL,
-    task_id TEXT,
-    label TEXT NOT NULL,
-    state TEXT NOT NULL,                     -- new, submitted, succeeded, failed
-    files INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    created REAL NOT NULL,
-    submitted REAL,
-    finished REAL,
-    reason TEXT
-);
-CREATE INDEX IF NOT EXISTS batches_job_state ON batches (job, state);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    job INTEGER NOT NULL REFERENCES jobs(id),
-    started REAL NOT NULL,
-    finished REAL NOT NULL,
-    full INTEGER NOT NULL,
-    result TEXT NOT NULL,
-    summary TEXT NOT NULL
-);
-"""
+SCHEMA_VERSION = schema.VERSION
 
 _FILE_COLS = "name, size, mtime_ns, state, since, queued_at, attempts, next_try, batch, reason"
 
@@ -220,60 +152,25 @@ class Store:
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
             store = cls(conn, path)
-            version = store._version()
+            version = schema.version(conn)
             if version is None:
                 conn.close()
                 return None
-            if not READABLE_FROM <= version <= SCHEMA_VERSION:
-                store._check_version()
+            if not schema.READABLE_FROM <= version <= schema.VERSION:
+                schema.check(conn, path)
         except sqlite3.Error as err:
             raise store_error(path, err) from None
         return store
 
-    def _version(self) -> int | None:
-        has_meta = self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-        ).fetchone()
-        if not has_meta:
-            return None
-        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else 0
-
     def ensure_schema(self) -> None:
         """Create the schema in a new database, upgrade an older one; refuse a newer one."""
-        version = self._version()
+        version = schema.version(self.conn)
         if version is None:
-            self.conn.executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR IGNORE INTO meta VALUES "
-                f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
-            )
-        elif version < SCHEMA_VERSION and version in _UPGRADES:
-            self._upgrade()
-        self._check_version()
-
-    def _upgrade(self) -> None:
-        with self.tx():
-            version = self._version()  # again: another process may have upgraded it meanwhile
-            if version is None or version >= SCHEMA_VERSION or version not in _UPGRADES:
-                return
-            log.info("upgrading the state database %s from schema version %d to %d",
-                     self.path, version, SCHEMA_VERSION)  # fmt: skip
-            while version < SCHEMA_VERSION:
-                for statement in _UPGRADES[version].split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-                version += 1
-            self.conn.execute(
-                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
-            )
-
-    def _check_version(self) -> None:
-        version = self._version()
-        if version != SCHEMA_VERSION:
-            raise StoreError(
-                f"state database {self.path} has schema version {version}, this globus-autosync "
-                f"understands {SCHEMA_VERSION}; upgrade globus-autosync or move the file aside"
-            )
+            schema.create(self.conn)
+        elif version < schema.VERSION:
+            with self.tx():
+                schema.upgrade(self.conn, self.path)
+        schema.check(self.conn, self.path)
 
     def close(self) -> None:
         self.conn.close()

@@ -1,0 +1,126 @@
+"""The state database's tables and the versions of its schema (kept in ``meta``): a new database
+is created at this version; an older one is upgraded in place, in one transaction, by the first
+command that opens it for writing; a newer one is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+from globus_autosync.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+VERSION = 2
+READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
+
+# the statements that upgrade a database from version n to n + 1
+UPGRADES = {
+    1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
+}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, last_full_scan REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS dirs (
+    id INTEGER PRIMARY KEY,
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    parent INTEGER NOT NULL,                 -- 0 for a job's root
+    name TEXT NOT NULL,
+    mtime_ns INTEGER NOT NULL DEFAULT -1,    -- at the last listing; -1: list it next time
+    ino INTEGER NOT NULL DEFAULT 0,
+    made INTEGER NOT NULL DEFAULT 0,         -- created at the destination as an empty directory
+    nfiles INTEGER NOT NULL DEFAULT 0,       -- confirmed files, kept in `done`
+    nbytes INTEGER NOT NULL DEFAULT 0,
+    done BLOB,
+    digest BLOB,                             -- of the last listing that needed nothing
+    UNIQUE (job, parent, name)
+);
+CREATE TABLE IF NOT EXISTS files (
+    dir INTEGER NOT NULL REFERENCES dirs(id),
+    name TEXT NOT NULL,
+    job INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    since REAL NOT NULL,
+    queued_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    batch INTEGER,
+    reason TEXT,
+    PRIMARY KEY (dir, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_job_state ON files (job, state);
+CREATE INDEX IF NOT EXISTS files_batch ON files (batch) WHERE batch IS NOT NULL;
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    submission_id TEXT NOT NULL,
+    task_id TEXT,
+    label TEXT NOT NULL,
+    state TEXT NOT NULL,                     -- new, submitted, succeeded, failed
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    created REAL NOT NULL,
+    submitted REAL,
+    finished REAL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS batches_job_state ON batches (job, state);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    started REAL NOT NULL,
+    finished REAL NOT NULL,
+    full INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
+"""
+
+
+def version(conn: sqlite3.Connection) -> int | None:
+    """The database's schema version; None for a database without one (a new file)."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+    ).fetchone()
+    if not has_meta:
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def create(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        f"BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO meta VALUES "
+        f"('schema_version', '{VERSION}'); COMMIT;"
+    )
+
+
+def upgrade(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring an older database to this version, inside the caller's write transaction."""
+    found = version(conn)  # again: another process may have upgraded it meanwhile
+    if found is None or found >= VERSION or found not in UPGRADES:
+        return
+    log.info("upgrading the state database %s from schema version %d to %d", path, found, VERSION)
+    while found < VERSION:
+        for statement in UPGRADES[found].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        found += 1
+    conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(VERSION),))
+
+
+def check(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a database of another version than this one."""
+    found = version(conn)
+    if found != VERSION:
+        raise StoreError(
+            f"state database {path} has schema version {found}, this globus-autosync "
+            f"understands {VERSION}; upgrade globus-autosync or move the file aside"
+        )
