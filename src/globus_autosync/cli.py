@@ -157,6 +157,7 @@ def check(obj: Context, job_name: str | None) -> None:
         else:
             why = "check the 'source' key and that its disk is mounted"
             lines.append((False, f"{job.name}: source {src} is not a readable directory; {why}"))
+        lines.append(_cleanup_check(job))
         try:
             transport = make_transport(job, cfg, obj.state_dir)
             try:
@@ -171,6 +172,31 @@ def check(obj: Context, job_name: str | None) -> None:
         click.echo(f"{'ok  ' if ok else 'FAIL'}  {text}")
     if not all(ok for ok, _ in lines):
         sys.exit(EXIT_JOB)
+
+
+def _cleanup_check(job: config.Job) -> tuple[bool, str]:
+    """Whether cleanup is on, and what it would keep free; a source that cannot delete fails."""
+    if not job.cleanup:
+        return True, f"{job.name}: cleanup: off (source files are never deleted)"
+    from globus_autosync.cleanup import free_space
+
+    rules = []
+    if job.delete_after is not None:
+        rules.append(f"delete source files {_age(job.delete_after)} after their copy is confirmed")
+    if job.keep_free is not None:
+        rules.append(f"delete the oldest confirmed early while less than {job.keep_free} is free")
+    text = f"{job.name}: cleanup: on: {' and '.join(rules)}, at most {job.max_deletes} a cycle"
+    try:
+        free, total = free_space(job.source)
+    except OSError as err:
+        return False, f"{text}; cannot learn the source's free space: {err.strerror}"
+    text += f"; the source has {human_bytes(free)} free of {human_bytes(total)}"
+    if job.keep_free is not None:
+        want = job.keep_free.bytes_of(total)
+        text += f" (keeps {human_bytes(want)} free)"
+    if not os.access(job.source, os.W_OK | os.X_OK):
+        return False, f"{text}; but the source is not writable: nothing could be deleted"
+    return True, text
 
 
 def _parse_time(text: str) -> int:
@@ -244,6 +270,8 @@ def run(
         if dry_run:
             for path in summary.would_send:
                 click.echo(f"would send {path}")
+            for path in summary.would_delete:
+                click.echo(f"would delete {path}")
         else:
             # one line in the log for every run, even one that found nothing
             logging.getLogger(SUMMARY_LOGGER).log(
@@ -411,6 +439,8 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
             click.echo(f"  last run {r['last_run']}: {r['last_result']}: {r['last_summary']}")
         else:
             click.echo("  never run")
+        if r["cleanup"] is not None:
+            click.echo(f"  cleanup: {report.cleanup_line(r['cleanup'])}")
         for t in r["tasks_waiting"]:
             click.echo(f"  waiting: batch {t['batch']}: {t['reason']}")
         for p in r["problems"]:
@@ -418,6 +448,7 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
 
 
 def _status_table(rows: list[dict[str, Any]]) -> None:
+    from globus_autosync import report
     from globus_autosync.display import table
 
     cols = ["job", "done", "bytes done", "waiting", "queued", "in flight", "failed", "skipped",
@@ -435,6 +466,9 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
     waiting = [[r["job"], str(t["batch"]), t["reason"]] for r in rows for t in r["tasks_waiting"]]
     if waiting:
         table("tasks waiting for you", ["job", "batch", "why"], waiting)
+    cleanups = [[r["job"], report.cleanup_line(r["cleanup"])] for r in rows if r["cleanup"]]
+    if cleanups:
+        table("source cleanup", ["job", "cleanup"], cleanups)
     problems = [[r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows
                 for p in r["problems"]]  # fmt: skip
     if problems:

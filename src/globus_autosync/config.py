@@ -30,6 +30,57 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKMGTP]i?)?B?\s*$")
+_SIZE_UNITS = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+               "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}  # fmt: skip
+
+
+def parse_size(text: str) -> int:
+    """``"500GB"``, ``"2TB"``, ``"1.5TiB"``, ``"4096"`` -> bytes. Raises ValueError."""
+    m = _SIZE.match(text)
+    if not m or not text.strip():
+        raise ValueError(f"{text!r} is not a size; write e.g. 500GB, 2TB or 1.5TiB")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2) or ""])
+
+
+@dataclass(frozen=True)
+class FreeSpace:
+    """How much of the source's file system cleanup keeps free: a share of it, or bytes."""
+
+    percent: float | None = None
+    size: int | None = None
+
+    def bytes_of(self, total: int) -> int:
+        """The free bytes wanted on a file system of ``total`` bytes."""
+        if self.percent is not None:
+            return int(total * self.percent / 100)
+        return self.size or 0
+
+    def __str__(self) -> str:
+        if self.percent is not None:
+            return f"{self.percent:g}%"
+        from globus_autosync.cycle import human_bytes
+
+        return human_bytes(self.size or 0)
+
+
+def parse_free_space(text: str) -> FreeSpace:
+    """``"20%"`` or a size -> FreeSpace. Raises ValueError."""
+    stripped = text.strip()
+    if stripped.endswith("%"):
+        try:
+            percent = float(stripped[:-1])
+        except ValueError:
+            percent = -1.0
+        if not 0 < percent < 100:
+            raise ValueError(f"{text!r}: a percentage must lie between 0% and 100%")
+        return FreeSpace(percent=percent)
+    size = parse_size(text)
+    if size <= 0:
+        raise ValueError(f"{text!r}: the space to keep free must be more than 0 bytes")
+    return FreeSpace(size=size)
+
+
 @dataclass(frozen=True)
 class GlobusSettings:
     client_id: str | None = None
@@ -58,6 +109,16 @@ class Job:
     max_active_tasks: int = 3
     task_deadline: float = 86400.0
     notify: bool = False
+    # source cleanup (off unless delete_after or keep_free is set)
+    delete_after: float | None = None
+    keep_free: FreeSpace | None = None
+    max_deletes: int = 10000
+    delete_empty_dirs: bool = True
+
+    @property
+    def cleanup(self) -> bool:
+        """Source files are deleted once their copy is confirmed and verified."""
+        return self.delete_after is not None or self.keep_free is not None
 
 
 @dataclass(frozen=True)
@@ -151,6 +212,7 @@ _JOB_KEYS_ALL = [
     "full_scan_every", "interval", "batch_window", "source_collection",
     "destination_collection", "source_collection_path", "sync_level", "verify_checksum",
     "preserve_timestamp", "max_files_per_task", "max_active_tasks", "task_deadline", "notify",
+    "delete_after", "keep_free", "max_deletes", "delete_empty_dirs",
 ]  # fmt: skip
 _GLOBUS_ONLY = (
     "source_collection", "destination_collection", "source_collection_path", "sync_level",
@@ -195,6 +257,17 @@ def _job(path: Path, index: int, table: Any) -> Job:
     exclude = r.get("exclude", list, [])
     if not all(isinstance(p, str) and p for p in exclude):
         raise r.fail("exclude", "must be a list of glob patterns (strings)")
+    delete_after = r.duration("delete_after", -1.0) if "delete_after" in table else None
+    keep_free = _keep_free(r)
+    if (delete_after is not None or keep_free is not None) and transport == "globus":
+        verified = r.get("verify_checksum", bool, True) or r.get("sync_level", str) == "checksum"
+        if not verified:
+            key = "delete_after" if delete_after is not None else "keep_free"
+            raise r.fail(
+                key,
+                "source cleanup with transport = \"globus\" needs verify_checksum = true or "
+                'sync_level = "checksum", so that only a copy Globus has checked is trusted',
+            )
     scp: str | None = r.get("source_collection_path", str)
     if scp is not None and not scp.startswith("/"):
         raise r.fail("source_collection_path", "must be an absolute path on the source collection")
@@ -219,7 +292,21 @@ def _job(path: Path, index: int, table: Any) -> Job:
         max_active_tasks=r.positive_int("max_active_tasks", 3),
         task_deadline=r.duration("task_deadline", 86400.0, minimum=60.0),
         notify=r.get("notify", bool, False),
+        delete_after=delete_after,
+        keep_free=keep_free,
+        max_deletes=r.positive_int("max_deletes", 10000),
+        delete_empty_dirs=r.get("delete_empty_dirs", bool, True),
     )
+
+
+def _keep_free(r: _Reader) -> FreeSpace | None:
+    text: str | None = r.get("keep_free", str)
+    if text is None:
+        return None
+    try:
+        return parse_free_space(text)
+    except ValueError as err:
+        raise r.fail("keep_free", str(err)) from None
 
 
 def load(path: Path) -> Config:

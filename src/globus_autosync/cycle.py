@@ -7,13 +7,16 @@ before it is submitted, and a file is confirmed only when the transport says it 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from globus_autosync.cleanup import Cleaner
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import (
     EXIT_OK,
@@ -25,9 +28,9 @@ from globus_autosync.errors import (
 from globus_autosync.lock import JobLock
 from globus_autosync.plan import FAILED, SEEN, SKIPPED, DirPlan, Pending, backoff
 from globus_autosync.scan import Listing, join
-from globus_autosync.store import BatchRow, QueuedFile, Store
+from globus_autosync.store import BatchRow, Enrolled, QueuedFile, Store
 from globus_autosync.transports import Item, TaskReport, Transport, make_transport
-from globus_autosync.transports.base import DONE, RETRY, SKIP, Check, Outcome
+from globus_autosync.transports.base import DONE, RETRY, SKIP, Check, Copy, Outcome
 from globus_autosync.walk import DirTree, Walker, WalkStats
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,10 @@ class Summary:
     waiting: int = 0  # tasks in flight that wait for someone (INACTIVE: expired credentials)
     problem: str | None = None  # the transport could not be reached; work stays queued
     would_send: list[str] = field(default_factory=list)
+    deleted: int = 0  # source files deleted by cleanup
+    deleted_bytes: int = 0
+    delete_failed: int = 0  # deletions that failed (also counted in ``failed``)
+    would_delete: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -72,6 +79,7 @@ class Summary:
         """Nothing happened worth more than the summary."""
         return not (
             self.changed or self.sent_files or self.confirmed or self.failed or self.skipped
+            or self.deleted
         )
 
     def line(self) -> str:
@@ -81,8 +89,13 @@ class Summary:
             f"scanned {self.scanned} files{' (full)' if self.full else ''}, "
             f"{self.changed} new or changed, {what} {self.sent_files} "
             f"({human_bytes(self.sent_bytes)}), confirmed {self.confirmed}, "
-            f"failed {self.failed}, skipped {self.skipped}"
         )
+        if self.deleted:
+            text += f"deleted {self.deleted} ({human_bytes(self.deleted_bytes)}), "
+        text += f"failed {self.failed}"
+        if self.delete_failed:
+            text += f" ({self.delete_failed} deletions)"
+        text += f", skipped {self.skipped}"
         if self.in_flight:
             text += f", {self.in_flight} in flight"
         if self.waiting:
@@ -104,6 +117,7 @@ class DryTransport:
         self.max_active = 1 << 30
         self.items: list[Item] = []
         self.dirs: list[str] = []
+        self.real = real  # looks at the destination for cleanup: read-only
 
     def ready(self) -> None:
         pass
@@ -127,6 +141,9 @@ class DryTransport:
 
     def task_url(self, task_id: str) -> str | None:
         return None
+
+    def verify_copies(self, reldir: str, names: Sequence[str]) -> dict[str, Copy]:
+        return self.real.verify_copies(reldir, names)
 
     def close(self) -> None:
         pass
@@ -160,8 +177,10 @@ class Cycle:
         batch_window: float | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[WalkStats], None] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.job, self.store, self.transport, self.dry_run = job, store, transport, dry_run
+        self.state_dir = state_dir or store.path.parent
         self.progress = progress
         self.batch_window = batch_window  # None: send whatever is queued (``run``)
         self.should_stop = should_stop
@@ -179,8 +198,12 @@ class Cycle:
                 "check the 'source' key and that the instrument's disk is mounted"
             )
         self.transport.ready()
+        cleaner = Cleaner(self.job, self.store, self.tree, self.transport, self.state_dir,
+                          self.now, dry_run=self.dry_run)  # fmt: skip
         if not self.dry_run:
             self.reconcile()
+            # before the walk: a file in the place of one deleted is new, whatever its mtime
+            cleaner.recover()
         full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
         self.summary.full = full
         walker = Walker(
@@ -194,10 +217,24 @@ class Cycle:
         self.summary.skipped += stats.skipped
         self.make_dirs(stats.empty_dirs)
         self.submit_all()
+        # cleanup acts only on a cycle that saw the source and the destination whole (rule 4)
+        if self.summary.problem is None and not walker.stopped and not self.should_stop():
+            cleaner.unreadable = stats.unreadable
+            self._clean(cleaner)
         if not self.dry_run:  # a dry run's batches are never sent, so never in flight
             self.summary.in_flight = self.store.counts(self.job_id).submitted
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _clean(self, cleaner: Cleaner) -> None:
+        result = cleaner.run()
+        self.summary.deleted += result.deleted
+        self.summary.deleted_bytes += result.bytes
+        self.summary.delete_failed += result.failed
+        self.summary.failed += result.failed
+        self.summary.would_delete = result.would_delete
+        if result.problem is not None:
+            self.summary.problem = result.problem
 
     def _apply(self, dir_id: int, plan: DirPlan, listing: Listing, mtime: int, ino: int) -> None:
         if self.reported and plan.deletes:
@@ -294,10 +331,27 @@ class Cycle:
                         self.job.name, warned - _LOG_EACH, batch.id)  # fmt: skip
         ok = not counts["failed"] and report.reason is None
         state = "succeeded" if ok else "failed"
-        self.store.resolve_batch(self.job_id, batch.id, state, report.reason, done, others, now)
+        enroll = self._enroll(done) if self.job.cleanup else None
+        self.store.resolve_batch(self.job_id, batch.id, state, report.reason, done, others, now,
+                                 enroll)  # fmt: skip
         self.summary.confirmed += len(done)
         self.summary.failed += counts["failed"]
         self.summary.skipped += counts["skipped"]
+
+    def _enroll(self, done: list[QueuedFile]) -> list[Enrolled]:
+        """Confirmed files that cleanup may delete later, with the inode each has now; one
+        that changed since it was sent is not among them (it is listed and sent again)."""
+        out: list[Enrolled] = []
+        for f in done:
+            try:
+                st = os.lstat(self.job.source / self.tree.rel[f.dir] / f.row.name)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (
+                f.row.size, f.row.mtime_ns,
+            ):  # fmt: skip
+                out.append((f.dir, f.row.name, f.row.size, f.row.mtime_ns, st.st_ino))
+        return out
 
     def _transport_problem(self, message: str) -> None:
         log.warning("%s: %s", self.job.name, message)
@@ -368,7 +422,8 @@ def run_job(
         stack.callback(store.close)
         try:
             with store.guard():
-                cycle = Cycle(job, store, transport, dry_run, progress=progress)
+                cycle = Cycle(job, store, transport, dry_run, progress=progress,
+                              state_dir=state_dir)  # fmt: skip
                 summary = cycle.run(full)
         except AutosyncError as err:
             if not dry_run:  # `status` shows why the last run did not happen, if it can
@@ -446,6 +501,8 @@ def baseline_job(
                 )
                 if before_ns is None:  # everything is known now: the next run need not walk it all
                     store.set_last_full_scan(job_id, started)
+                if job.cleanup:  # what baseline recorded becomes a candidate for cleanup too
+                    store.set_cleanup_enrolled(job_id, None)
         finally:
             store.close()
     return result

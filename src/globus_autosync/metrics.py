@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from globus_autosync.cleanup import free_space
 from globus_autosync.config import Config
 from globus_autosync.store import Store
 
@@ -28,7 +30,7 @@ class StoreCollector(Collector):
     def __init__(self, config: Callable[[], Config], state_dir: Path) -> None:
         self.config, self.state_dir = config, state_dir
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         files = GaugeMetricFamily(f"{PREFIX}_files", "Files by state", labels=["job", "state"])
         done_bytes = GaugeMetricFamily(f"{PREFIX}_bytes_done", "Bytes confirmed", labels=["job"])
         lag = GaugeMetricFamily(
@@ -45,6 +47,17 @@ class StoreCollector(Collector):
         waiting = GaugeMetricFamily(
             f"{PREFIX}_tasks_waiting",
             "Tasks in flight that wait for someone (INACTIVE: renew the credentials)",
+            labels=["job"],
+        )
+        deleted_files = CounterMetricFamily(
+            f"{PREFIX}_deleted_files", "Source files deleted by cleanup", labels=["job"]
+        )
+        deleted_bytes = CounterMetricFamily(
+            f"{PREFIX}_deleted_bytes", "Bytes of source files deleted by cleanup", labels=["job"]
+        )
+        source_free = GaugeMetricFamily(
+            f"{PREFIX}_source_free_bytes",
+            "Free bytes on the source's file system (jobs with cleanup)",
             labels=["job"],
         )
         store = Store.open_readonly(self.state_dir)
@@ -67,10 +80,17 @@ class StoreCollector(Collector):
                     duration.add_metric([job.name], took)
                 stuck = sum(1 for b in store.open_batches(job_id) if b.reason)
                 waiting.add_metric([job.name], stuck)
+                if job.cleanup:
+                    totals = store.cleanup_totals(job_id)
+                    deleted_files.add_metric([job.name], totals.files)
+                    deleted_bytes.add_metric([job.name], totals.bytes)
+                    with suppress(OSError):
+                        source_free.add_metric([job.name], free_space(job.source)[0])
         finally:
             if store is not None:
                 store.close()
         yield from (files, done_bytes, lag, last_ok, duration, waiting)
+        yield from (deleted_files, deleted_bytes, source_free)
 
 
 def registry(config: Callable[[], Config], state_dir: Path) -> CollectorRegistry:

@@ -24,6 +24,7 @@ def job_status(store: Store | None, job: Job) -> dict[str, Any]:
             "job": job.name, "done": 0, "waiting": 0, "queued": 0, "in_flight": 0, "failed": 0,
             "skipped": 0, "bytes_done": 0, "last_run": None, "last_result": None,
             "last_summary": None, "lag_seconds": 0.0, "problems": [], "tasks_waiting": [],
+            "cleanup": _cleanup(None, None, job),
         }  # fmt: skip
     c = store.counts(job_id)
     lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
@@ -54,7 +55,61 @@ def job_status(store: Store | None, job: Job) -> dict[str, Any]:
         "lag_seconds": round(lag, 1),
         "problems": problems,
         "tasks_waiting": waiting,
+        "cleanup": _cleanup(store, job_id, job, rel),
     }
+
+
+def _cleanup(
+    store: Store | None, job_id: int | None, job: Job, rel: dict[int, str] | None = None
+) -> dict[str, Any] | None:
+    """Source cleanup of a job: what it deleted, what waits, the source's free space; None for
+    a job without cleanup that never deleted anything."""
+    from globus_autosync.cleanup import free_space
+
+    totals = store.cleanup_totals(job_id) if store is not None and job_id is not None else None
+    if not job.cleanup and (totals is None or not totals.files):
+        return None
+    try:
+        free, total = free_space(job.source)
+    except OSError:
+        free, total = None, None
+    failures = []
+    if store is not None and job_id is not None and totals is not None and totals.failing:
+        failures = [
+            {"path": join((rel or {}).get(d, "?"), name), "reason": reason}
+            for d, name, reason in store.cleanup_failures(job_id)
+        ]
+    return {
+        "on": job.cleanup,
+        "deleted_files": totals.files if totals else 0,
+        "deleted_bytes": totals.bytes if totals else 0,
+        "last_deleted": _iso(totals.last) if totals else None,
+        "waiting": totals.waiting if totals else 0,
+        "failing": failures,
+        "source_free_bytes": free,
+        "source_total_bytes": total,
+        "keep_free_bytes": job.keep_free.bytes_of(total) if job.keep_free and total else None,
+    }
+
+
+def cleanup_line(c: dict[str, Any]) -> str:
+    """One line of ``status`` for a job's cleanup."""
+    from globus_autosync.cycle import human_bytes
+
+    text = (
+        f"deleted {c['deleted_files']} files ({human_bytes(c['deleted_bytes'])}), last "
+        f"{c['last_deleted'] or 'never'}; {c['waiting']} confirmed files wait for cleanup"
+    )
+    if c["source_free_bytes"] is not None:
+        text += f"; source {human_bytes(c['source_free_bytes'])} free"
+        if c["keep_free_bytes"] is not None:
+            text += f" (keeps {human_bytes(c['keep_free_bytes'])} free)"
+    if c["failing"]:
+        text += f"; {len(c['failing'])} deletions failing, e.g. {c['failing'][0]['path']}: "
+        text += c["failing"][0]["reason"]
+    if not c["on"]:
+        text += " (cleanup is off now)"
+    return text
 
 
 def _relpaths(store: Store, job_id: int) -> dict[int, str]:

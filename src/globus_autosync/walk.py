@@ -40,6 +40,7 @@ class WalkStats:
     changed: int = 0
     skipped: int = 0
     empty_dirs: list[int] = field(default_factory=list)  # listed empty, not yet made
+    unreadable: set[int] = field(default_factory=set)  # directories that could not be read
 
 
 class DirTree:
@@ -64,6 +65,12 @@ class DirTree:
         dir_id = self.store.add_dir(self.job_id, parent, name)
         self._add(DirRow(dir_id, parent, name, -1, 0, False))
         return dir_id
+
+    def forget(self, dir_id: int) -> None:
+        """A directory the store no longer holds (removed by cleanup)."""
+        row = self.rows.pop(dir_id)
+        del self.rel[dir_id]
+        self.children.get(row.parent, {}).pop(row.name, None)
 
 
 # apply(dir id, plan, listing, mtime_ns to record (-1: racy), inode) after each listed directory.
@@ -262,3 +269,4 @@ class Walker:
         rel = self.tree.rel.get(dir_id, "?") or "."
         log.warning("%s: %s: %s", self.job.name, printable(rel), message)
         self.stats.skipped += 1
+        self.stats.unreadable.add(dir_id)

@@ -21,6 +21,12 @@ from globus_autosync import codec
 from globus_autosync.errors import StoreError
 from globus_autosync.plan import QUEUED, SUBMITTED, WORK_STATES, DirPlan, Pending
 from globus_autosync.store import schema
+from globus_autosync.store.cleanup import Candidate, CleanupQueries, CleanupTotals, Enrolled
+
+__all__ = [
+    "BatchRow", "Candidate", "CleanupTotals", "Counts", "DirRow", "Enrolled", "QueuedFile",
+    "Store", "store_error",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +122,7 @@ def _pending(r: tuple[object, ...]) -> Pending:
     return Pending(*r)  # type: ignore[arg-type]
 
 
-class Store:
+class Store(CleanupQueries):
     """One connection to the state database."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -410,8 +416,10 @@ class Store:
         done: list[QueuedFile],
         others: list[tuple[int, Pending]],
         now: float,
+        enroll: list[Enrolled] | None = None,
     ) -> None:
-        """Close a batch: merge confirmed files into their directories, rewrite the others."""
+        """Close a batch: merge confirmed files into their directories, rewrite the others;
+        ``enroll``: confirmed files that source cleanup may delete later."""
         by_dir: dict[int, dict[str, tuple[int, int]]] = {}
         for f in done:
             by_dir.setdefault(f.dir, {})[f.row.name] = (f.row.size, f.row.mtime_ns)
@@ -426,6 +434,8 @@ class Store:
                 )
             for dir_id, row in others:
                 self._write_rows(job, dir_id, [row])
+            if enroll:
+                self.enroll(job, enroll, now, batch, replace=True)
             self.conn.execute(
                 "UPDATE batches SET state=?, reason=?, finished=? WHERE id=?",
                 (state, reason, now, batch),

@@ -13,12 +13,43 @@ from globus_autosync.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-VERSION = 2
+VERSION = 3
 READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
+
+# Source cleanup (version 3). `cleanup` holds the confirmed files of jobs with cleanup on, so
+# that finding those due costs what is due, not the tree; `deleting` is the journal mark set
+# before an unlink and cleared (with the row) after it. `cleanup_jobs` holds each job's totals.
+CLEANUP = """
+CREATE TABLE IF NOT EXISTS cleanup (
+    dir INTEGER NOT NULL REFERENCES dirs(id),
+    name TEXT NOT NULL,
+    job INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL,                    -- the source's inode when it was confirmed
+    confirmed REAL NOT NULL,
+    batch INTEGER,                           -- the batch that carried it (NULL: enrolled later)
+    deleting INTEGER NOT NULL DEFAULT 0,     -- journaled: the unlink may have happened
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    reason TEXT,
+    PRIMARY KEY (dir, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cleanup_due ON cleanup (job, confirmed);
+CREATE INDEX IF NOT EXISTS cleanup_deleting ON cleanup (job) WHERE deleting = 1;
+CREATE TABLE IF NOT EXISTS cleanup_jobs (
+    job INTEGER PRIMARY KEY REFERENCES jobs(id),
+    enrolled REAL,                           -- files confirmed before this were enrolled then
+    files INTEGER NOT NULL DEFAULT 0,        -- deleted in all
+    bytes INTEGER NOT NULL DEFAULT 0,
+    last REAL                                -- the last deletion
+);
+"""
 
 # the statements that upgrade a database from version n to n + 1
 UPGRADES = {
     1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
+    2: CLEANUP,
 }
 
 SCHEMA = """
@@ -81,7 +112,7 @@ CREATE TABLE IF NOT EXISTS runs (
     result TEXT NOT NULL,
     summary TEXT NOT NULL
 );
-"""
+""" + CLEANUP
 
 
 def version(conn: sqlite3.Connection) -> int | None:

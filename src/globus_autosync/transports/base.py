@@ -47,6 +47,15 @@ class TaskReport:
 
 
 @dataclass(frozen=True)
+class Copy:
+    """A file as the destination holds it; ``mtime_ns`` None where the transport cannot tell
+    it exactly (Globus lists whole seconds)."""
+
+    size: int
+    mtime_ns: int | None
+
+
+@dataclass(frozen=True)
 class Check:
     """One line of ``check``."""
 
@@ -88,6 +97,12 @@ class Transport(Protocol):
 
     def task_url(self, task_id: str) -> str | None:
         """Where a person can look at a task, if anywhere."""
+        ...
+
+    def verify_copies(self, reldir: str, names: Sequence[str]) -> dict[str, Copy]:
+        """What the destination holds of these files of one directory, looked at now: the
+        regular files found, by name (a missing one is left out). Raises TransportError when
+        the destination cannot be looked at."""
         ...
 
     def close(self) -> None: ...

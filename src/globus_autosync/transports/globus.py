@@ -25,7 +25,7 @@ from globus_sdk.token_storage import TokenValidationError
 from globus_autosync import globus_auth
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import AuthError, TransportError
-from globus_autosync.transports.base import DONE, SKIP, Check, Item, Outcome, TaskReport
+from globus_autosync.transports.base import DONE, SKIP, Check, Copy, Item, Outcome, TaskReport
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ T = TypeVar("T")
 SYNC_LEVELS = {"exists": 0, "size": 1, "mtime": 2, "checksum": 3}
 # an ACTIVE task showing one of these will not get better by waiting: cancel it, retry later
 FATAL_NICE_STATUS = {"PERMISSION_DENIED", "FILE_NOT_FOUND", "NOT_FOUND", "QUOTA_EXCEEDED"}
+LS_PAGE = 100_000  # entries per operation_ls page: the most the service gives
 _SCOPE_COLLECTION = re.compile(r"/scopes/([0-9a-fA-F-]{36})/data_access")
 
 
@@ -264,6 +265,32 @@ class GlobusTransport:
 
     def task_url(self, task_id: str) -> str | None:
         return f"https://app.globus.org/activity/{task_id}"
+
+    def verify_copies(self, reldir: str, names: Sequence[str]) -> dict[str, Copy]:
+        """One listing of the destination directory (paged), the sizes of the files named."""
+        path = self.dst_path(reldir)
+        wanted = set(names)
+        found: dict[str, Copy] = {}
+
+        def listing() -> None:
+            offset = 0
+            while True:
+                try:
+                    page = self.tc.operation_ls(self.dst, path=path, limit=LS_PAGE, offset=offset)
+                except globus_sdk.TransferAPIError as err:
+                    if err.http_status == 404:
+                        return  # the directory is not there: neither is any file in it
+                    raise
+                entries = page["DATA"]
+                for entry in entries:
+                    if entry.get("type") == "file" and entry.get("name") in wanted:
+                        found[entry["name"]] = Copy(int(entry["size"]), None)
+                if len(entries) < LS_PAGE:
+                    return
+                offset += len(entries)
+
+        self._call(f"list {path} on the destination", listing)
+        return found
 
     def close(self) -> None:
         if self._client is not None:

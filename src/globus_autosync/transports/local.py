@@ -25,6 +25,7 @@ from globus_autosync.transports.base import (
     RETRY,
     SKIP,
     Check,
+    Copy,
     Item,
     Outcome,
     TaskReport,
@@ -200,6 +201,20 @@ class LocalTransport:
 
     def task_url(self, task_id: str) -> str | None:
         return None
+
+    def verify_copies(self, reldir: str, names: Sequence[str]) -> dict[str, Copy]:
+        folder = self.destination / reldir
+        found: dict[str, Copy] = {}
+        for name in names:
+            try:
+                st = os.lstat(folder / name)
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                raise TransportError(f"cannot look at {folder / name}: {_error(err)}") from None
+            if stat.S_ISREG(st.st_mode):
+                found[name] = Copy(st.st_size, st.st_mtime_ns)
+        return found
 
     def close(self) -> None:
         self._results.clear()

@@ -1,0 +1,466 @@
+"""Source cleanup: delete a source file once its copy is confirmed and verified (opt-in).
+
+A file is deleted only when, at that moment, all of these hold:
+
+1. it is confirmed: the directory's confirmed listing holds exactly the (size, mtime_ns) it was
+   confirmed with, and it has no row of work in progress (waiting, queued, in flight, failed,
+   skipped);
+2. an ``lstat`` right before the unlink shows the size, mtime_ns and inode it had when it was
+   confirmed, and it is a regular file, not reached through a followed symlink, not excluded;
+3. the destination, looked at now, holds it (local: same size and mtime; Globus: listed with the
+   same size); a missing or different copy is queued to be sent again instead;
+4. the cycle reconciled and scanned without a transport, configuration or state error (the
+   caller runs cleanup only then), and the file's directory could be read;
+5. the deletion is journaled (``cleanup.deleting``) before the unlink, and resolved after it,
+   with a line in the append-only audit log ``<state dir>/log/deletions.jsonl``. A run killed
+   in between leaves the mark, and the next run resolves it from what the source shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import stat
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from globus_autosync.config import Job
+from globus_autosync.crashpoint import crashpoint
+from globus_autosync.errors import JobError, TransportError
+from globus_autosync.plan import QUEUED, Pending, backoff
+from globus_autosync.scan import Excluder, join
+from globus_autosync.store import Candidate, Enrolled, Store
+from globus_autosync.transports import Transport
+from globus_autosync.walk import DirTree
+
+log = logging.getLogger(__name__)
+
+AUDIT_NAME = "deletions.jsonl"
+_LOG_EACH = 20  # per-file warnings per cycle before they are summed up
+_AUDIT_TAIL = 1 << 20  # bytes of the audit log read back to resolve an interrupted deletion
+
+
+@dataclass
+class CleanupResult:
+    deleted: int = 0
+    bytes: int = 0
+    failed: int = 0
+    requeued: int = 0  # copies missing or different at the destination: sent again
+    would_delete: list[str] = field(default_factory=list)
+    problem: str | None = None  # the destination could not be looked at: stopped early
+
+
+def audit_path(state_dir: Path) -> Path:
+    return state_dir / "log" / AUDIT_NAME
+
+
+def free_space(path: Path) -> tuple[int, int]:
+    """(free bytes for an unprivileged user, total bytes) of the file system holding ``path``."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
+
+@dataclass
+class _Group:
+    """One directory's work: what is deleted, kept, dropped, failed or sent again."""
+
+    dir_id: int
+    rel: str
+    deleted: list[Candidate] = field(default_factory=list)
+    kept: list[Candidate] = field(default_factory=list)
+    dropped: list[Candidate] = field(default_factory=list)
+    failed: list[tuple[Candidate, str, float]] = field(default_factory=list)
+    requeue: list[Pending] = field(default_factory=list)
+
+
+class Cleaner:
+    """Runs the cleanup step of one cycle of one job."""
+
+    def __init__(
+        self,
+        job: Job,
+        store: Store,
+        tree: DirTree,
+        transport: Transport,
+        state_dir: Path,
+        now: float,
+        *,
+        dry_run: bool = False,
+        unreadable: Iterable[int] = (),
+    ) -> None:
+        self.job, self.store, self.tree, self.transport = job, store, tree, transport
+        self.state_dir, self.now, self.dry_run = state_dir, now, dry_run
+        self.job_id = tree.job_id
+        self.unreadable = set(unreadable)  # directories this cycle could not list
+        self.excluded = Excluder(job.exclude)
+        self.root = Path(job.source)
+        self.real_root = os.path.realpath(self.root)
+        self.result = CleanupResult()
+        self._warned = 0
+        self._audit: list[str] = []
+
+    # -- the step ---------------------------------------------------------------------------
+    def run(self) -> CleanupResult:
+        """Delete what is due (the cycle calls ``recover`` first, before its walk)."""
+        if not self.job.cleanup:
+            if self.store.cleanup_enrolled(self.job_id) is not None:
+                self.store.cleanup_off(self.job_id)
+            return self.result
+        if self.store.cleanup_enrolled(self.job_id) is None:
+            self.enroll_all()
+        try:
+            self._delete_due()
+        except TransportError as err:
+            message = f"cleanup stopped, the destination cannot be looked at: {err}"
+            log.warning("%s: %s", self.job.name, message)
+            self.result.problem = message
+        if self._warned > _LOG_EACH:
+            log.warning("%s: ... and %d more files kept or not deleted", self.job.name,
+                        self._warned - _LOG_EACH)  # fmt: skip
+        return self.result
+
+    def enroll_all(self) -> None:
+        """Files confirmed before cleanup was on (or before ``baseline``) become candidates,
+        as if confirmed now: one lstat each, once."""
+        started = time.monotonic()
+        count = 0
+        for dir_id in self.store.dirs_with_done(self.job_id):
+            rel = self.tree.rel.get(dir_id)
+            if rel is None:
+                continue
+            done = self.store.done_listing(dir_id)
+            folder = self.root / rel
+            found: list[Enrolled] = []
+            for name, (size, mtime) in done.items():
+                try:
+                    st = os.lstat(folder / name)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (size, mtime):
+                    found.append((dir_id, name, size, mtime, st.st_ino))
+            self.store.enroll_dir(self.job_id, found, self.now)
+            count += len(found)
+        self.store.set_cleanup_enrolled(self.job_id, self.now)
+        log.info("%s: cleanup is on: %d confirmed files are candidates (%.1f s)", self.job.name,
+                 count, time.monotonic() - started)  # fmt: skip
+
+    def _pressure(self) -> int:
+        """Bytes short of ``keep_free`` on the source's file system (0: none)."""
+        if self.job.keep_free is None:
+            return 0
+        try:
+            free, total = free_space(self.root)
+        except OSError as err:
+            log.warning("%s: cannot learn the free space of %s: %s", self.job.name, self.root,
+                        err.strerror)  # fmt: skip
+            return 0
+        return max(0, self.job.keep_free.bytes_of(total) - free)
+
+    def _delete_due(self) -> None:
+        job = self.job
+        age_cut = self.now - job.delete_after if job.delete_after is not None else None
+        need = self._pressure()
+        before = self.now if need > 0 else age_cut
+        if before is None:
+            return
+        rows = self.store.cleanup_due(self.job_id, before, self.now, job.max_deletes)
+        chosen: list[Candidate] = []
+        planned = 0
+        for c in rows:  # oldest confirmation first
+            if (age_cut is not None and c.confirmed < age_cut) or planned < need:
+                chosen.append(c)
+                planned += c.size
+            else:
+                break
+        groups: dict[int, list[Candidate]] = {}
+        for c in chosen:
+            groups.setdefault(c.dir, []).append(c)
+        for dir_id, cands in groups.items():
+            if need > 0:
+                need = self._pressure()
+                if need <= 0 and age_cut is not None:
+                    cands = [c for c in cands if c.confirmed < age_cut]
+                elif need <= 0:
+                    break  # enough is free
+            if cands:
+                self._delete_group(dir_id, cands)
+
+    # -- one directory ----------------------------------------------------------------------
+    def _delete_group(self, dir_id: int, cands: list[Candidate]) -> None:
+        rel = self.tree.rel.get(dir_id)
+        if rel is None or self._below_unreadable(dir_id):
+            return  # its directory could not be read in this cycle: nothing in it is deleted
+        group = _Group(dir_id, rel)
+        folder = self.root / rel
+        dir_mtime = self.now
+        if not self._plain_path(rel, folder):
+            group.dropped = cands  # excluded, or reached through a symlink: never deleted
+            self._resolve(group)
+            return
+        done = self.store.done_listing(dir_id)
+        work = self.store.work_names(dir_id)
+        checked: list[Candidate] = []
+        for c in cands:
+            if c.name in work or done.get(c.name) != (c.size, c.mtime_ns):
+                group.dropped.append(c)  # in work again; a new confirmation enrolls it anew
+            elif self.excluded(c.name, join(rel, c.name)):
+                group.dropped.append(c)
+            elif self.now - c.mtime_ns / 1e9 < self.job.settle:
+                group.kept.append(c)
+            elif self._source_matches(group, folder, c):
+                checked.append(c)
+        cleared = self._verify(group, checked) if checked else []
+        if self.dry_run:
+            self.result.would_delete += [join(rel, c.name) for c in cleared]
+            return
+        if cleared:
+            with contextlib.suppress(OSError):
+                dir_mtime = os.lstat(folder).st_mtime  # before the unlinks touch it
+            self.store.journal_deletions(cleared)
+            crashpoint("cleanup-journaled")
+            for c in cleared:
+                self._unlink(group, folder, c)
+            self._write_audit()
+            crashpoint("cleanup-audited")
+        self._resolve(group)
+        crashpoint("cleanup-resolved")
+        if group.deleted and self.job.delete_empty_dirs:
+            self._remove_empty(dir_id, dir_mtime)
+
+    def _below_unreadable(self, dir_id: int) -> bool:
+        while dir_id in self.tree.rows:
+            if dir_id in self.unreadable:
+                return True
+            dir_id = self.tree.rows[dir_id].parent
+        return False
+
+    def _plain_path(self, rel: str, folder: Path) -> bool:
+        """The directory is not excluded and is reached without following a symlink."""
+        if rel:
+            parts = rel.split("/")
+            for i, part in enumerate(parts):
+                if self.excluded(part, "/".join(parts[: i + 1])):
+                    return False
+        return os.path.realpath(folder) == os.path.join(self.real_root, rel).rstrip("/")
+
+    def _source_matches(self, group: _Group, folder: Path, c: Candidate) -> bool:
+        """The source file is as it was when confirmed; else it is not a candidate any more
+        (changed: its directory is listed again, and it is sent again)."""
+        try:
+            st = os.lstat(folder / c.name)
+        except FileNotFoundError:
+            group.dropped.append(c)  # gone already: nothing to delete
+            return False
+        except OSError as err:
+            self._failed(group, c, f"cannot look at it: {err.strerror}")
+            return False
+        same = (st.st_size, st.st_mtime_ns, st.st_ino) == (c.size, c.mtime_ns, c.ino)
+        if not stat.S_ISREG(st.st_mode) or not same:
+            self._say(f"kept {join(group.rel, c.name)}: changed since its copy was confirmed; "
+                      "it is sent again, not deleted", logging.INFO)  # fmt: skip
+            group.dropped.append(c)
+            return False
+        return True
+
+    def _verify(self, group: _Group, checked: list[Candidate]) -> list[Candidate]:
+        """The files whose copy the destination holds now; the others are sent again."""
+        copies = self.transport.verify_copies(group.rel, [c.name for c in checked])
+        cleared: list[Candidate] = []
+        for c in checked:
+            copy = copies.get(c.name)
+            if copy is None:
+                why = "its copy is missing at the destination"
+            elif copy.size != c.size:
+                why = f"its copy at the destination has {copy.size} bytes, not {c.size}"
+            elif copy.mtime_ns is not None and copy.mtime_ns != c.mtime_ns:
+                why = "its copy at the destination has another modification time"
+            else:
+                cleared.append(c)
+                continue
+            self._say(f"kept {join(group.rel, c.name)}: {why}; sending it again")
+            group.dropped.append(c)
+            group.requeue.append(
+                Pending(c.name, c.size, c.mtime_ns, QUEUED, since=self.now, queued_at=self.now)
+            )
+            self.result.requeued += 1
+        return cleared
+
+    def _unlink(self, group: _Group, folder: Path, c: Candidate) -> None:
+        path = folder / c.name
+        try:
+            st = os.lstat(path)  # immediately before the unlink: rule 2, once more
+            if (st.st_size, st.st_mtime_ns, st.st_ino) != (c.size, c.mtime_ns, c.ino):
+                group.dropped.append(c)
+                return
+            os.unlink(path)
+        except FileNotFoundError:
+            group.dropped.append(c)  # someone else deleted it meanwhile
+            return
+        except OSError as err:
+            self._failed(group, c, f"cannot delete it: {err.strerror}")
+            return
+        crashpoint("cleanup-unlinked")
+        group.deleted.append(c)
+        self._audit.append(self._audit_line(group.rel, c, recovered=False))
+        self.result.deleted += 1
+        self.result.bytes += c.size
+
+    def _failed(self, group: _Group, c: Candidate, reason: str) -> None:
+        path = self.root / group.rel / c.name
+        self._say(f"cannot clean up {path}: {reason}; tried again later")
+        group.failed.append((c, reason, self.now + max(backoff(c.attempts + 1), 60.0)))
+        self.result.failed += 1
+
+    def _resolve(self, group: _Group) -> None:
+        if not (group.deleted or group.dropped or group.failed or group.kept or group.requeue):
+            return
+        self.store.resolve_deletions(
+            self.job_id, group.dir_id, group.deleted, group.kept, group.dropped, group.failed,
+            group.requeue, time.time(),
+        )  # fmt: skip
+
+    def _remove_empty(self, dir_id: int, dir_mtime: float) -> None:
+        """Remove the directory cleanup left empty, then its parents (never the root, never
+        one younger than ``settle``); rmdir refuses a directory that is not empty."""
+        while dir_id != self.tree.root and self.now - dir_mtime >= self.job.settle:
+            row = self.tree.rows.get(dir_id)
+            if row is None:
+                return
+            folder = self.root / self.tree.rel[dir_id]
+            try:
+                parent_mtime = os.lstat(folder.parent).st_mtime
+                os.rmdir(folder)
+            except OSError as err:
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                    log.warning("%s: cannot remove the empty directory %s: %s", self.job.name,
+                                folder, err.strerror)  # fmt: skip
+                return
+            log.info("%s: removed the empty directory %s", self.job.name, folder)
+            if self.store.forget_dir(dir_id):
+                self.tree.forget(dir_id)
+            dir_id, dir_mtime = row.parent, parent_mtime
+
+    # -- after a crash ----------------------------------------------------------------------
+    def recover(self) -> None:
+        """Resolve the deletions a killed run journaled, from what the source shows now."""
+        interrupted = self.store.cleanup_interrupted(self.job_id)
+        if not interrupted:
+            return
+        seen = self._audited()
+        groups: dict[int, list[Candidate]] = {}
+        for c in interrupted:
+            groups.setdefault(c.dir, []).append(c)
+        for dir_id, cands in groups.items():
+            rel = self.tree.rel.get(dir_id)
+            if rel is None:
+                continue  # a directory cleanup removed keeps no candidate: not reached
+            group = _Group(dir_id, rel)
+            for c in cands:
+                try:
+                    st = os.lstat(self.root / rel / c.name)
+                except FileNotFoundError:
+                    st = None
+                except OSError as err:
+                    log.warning("%s: cannot resolve the interrupted deletion of %s: %s",
+                                self.job.name, self.root / rel / c.name, err.strerror)  # fmt: skip
+                    continue
+                if st is not None and st.st_ino == c.ino:
+                    if (st.st_size, st.st_mtime_ns) == (c.size, c.mtime_ns):
+                        group.kept.append(c)  # not deleted: it is looked at again from scratch
+                    else:
+                        group.dropped.append(c)  # rewritten in place: sent again
+                    continue
+                # gone, or another file in its place: the journaled one was deleted
+                group.deleted.append(c)
+                line = self._audit_line(rel, c, recovered=True)
+                if self._audit_key(json.loads(line)) not in seen:
+                    self._audit.append(line)
+            self._write_audit()
+            self._resolve(group)
+            if group.deleted:
+                log.info("%s: resolved %d deletions an interrupted run had begun", self.job.name,
+                         len(group.deleted))  # fmt: skip
+
+    # -- the audit log ----------------------------------------------------------------------
+    def _audit_line(self, rel: str, c: Candidate, recovered: bool) -> str:
+        relpath = join(rel, c.name)
+        entry: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "job": self.job.name,
+            "source": str(self.root / relpath),
+            "size": c.size,
+            "mtime_ns": c.mtime_ns,
+            "ino": c.ino,
+            "destination": _dest_path(self.job, relpath),
+            "destination_collection": self.job.destination_collection,
+            "batch": c.batch,
+            "task_id": c.task_id,
+        }
+        if recovered:
+            entry["recovered"] = True  # written by the run after the one that deleted it
+        return json.dumps(entry, ensure_ascii=False)
+
+    @staticmethod
+    def _audit_key(entry: dict[str, object]) -> tuple[object, ...]:
+        return entry.get("source"), entry.get("mtime_ns"), entry.get("ino")
+
+    def _audited(self) -> set[tuple[object, ...]]:
+        """The deletions the end of the audit log already records."""
+        path = audit_path(self.state_dir)
+        try:
+            with open(path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - _AUDIT_TAIL))
+                tail = fh.read()
+        except FileNotFoundError:
+            return set()
+        except OSError as err:
+            raise JobError(f"cannot read the deletion log {path}: {err.strerror}") from None
+        seen = set()
+        for raw in tail.splitlines():
+            try:
+                seen.add(self._audit_key(json.loads(raw)))
+            except (ValueError, AttributeError):
+                continue  # the first line of the tail may be cut
+        return seen
+
+    def _write_audit(self) -> None:
+        """Append the lines of the deletions made, durably, before they are resolved."""
+        if not self._audit:
+            return
+        path = audit_path(self.state_dir)
+        data = ("\n".join(self._audit) + "\n").encode("utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            # the deletions stay journaled: the next run writes their lines
+            raise JobError(
+                f"cannot write the deletion log {path}: {err.strerror}; fix it, then run again "
+                "(the deletions made are journaled and recorded by the next run)"
+            ) from None
+        self._audit.clear()
+
+    def _say(self, message: str, level: int = logging.WARNING) -> None:
+        self._warned += 1
+        if self._warned <= _LOG_EACH:
+            log.log(level, "%s: %s", self.job.name, message)
+
+
+def _dest_path(job: Job, relpath: str) -> str:
+    if job.transport == "local":
+        return str(Path(job.destination) / relpath)
+    root = job.destination.rstrip("/")
+    return f"{root}/{relpath}"

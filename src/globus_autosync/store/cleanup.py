@@ -1,0 +1,236 @@
+"""The store's side of source cleanup: the confirmed files that may be deleted, the journal
+mark set before an unlink, and each job's totals. Only SQL; the rules are in ``cleanup``.
+
+A row of ``cleanup`` is a confirmed file with the (size, mtime_ns, inode) it had when it was
+confirmed. Finding what is due reads the ``(job, confirmed)`` index: it costs the files due, not
+the tree.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from globus_autosync import codec
+from globus_autosync.plan import Pending
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A confirmed file that cleanup may delete."""
+
+    dir: int
+    name: str
+    size: int
+    mtime_ns: int
+    ino: int
+    confirmed: float
+    batch: int | None
+    deleting: bool
+    attempts: int
+    task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CleanupTotals:
+    files: int
+    bytes: int
+    last: float | None
+    waiting: int  # confirmed files not yet deleted
+    failing: int  # of which the last attempt failed
+
+
+# (dir, name, size, mtime_ns, inode) of a file just confirmed
+Enrolled = tuple[int, str, int, int, int]
+
+_COLS = (
+    "c.dir, c.name, c.size, c.mtime_ns, c.ino, c.confirmed, c.batch, c.deleting, c.attempts, "
+    "b.task_id"
+)
+
+
+def _candidate(r: tuple[object, ...]) -> Candidate:
+    return Candidate(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9]  # type: ignore[arg-type]
+    )
+
+
+class CleanupQueries:
+    """Mixed into ``Store``: every statement about cleanup."""
+
+    conn: sqlite3.Connection
+
+    if TYPE_CHECKING:  # provided by Store
+
+        def tx(self) -> AbstractContextManager[None]: ...
+        def _write_rows(self, job: int, dir_id: int, rows: Iterable[Pending]) -> None: ...
+
+    # -- enrolment ------------------------------------------------------------------------
+    def cleanup_enrolled(self, job: int) -> float | None:
+        """When the job's earlier confirmed files were enrolled; None: not yet (or anew)."""
+        row = self.conn.execute(
+            "SELECT enrolled FROM cleanup_jobs WHERE job=?", (job,)
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def set_cleanup_enrolled(self, job: int, when: float | None) -> None:
+        with self.tx():
+            self.conn.execute("INSERT OR IGNORE INTO cleanup_jobs (job) VALUES (?)", (job,))
+            self.conn.execute("UPDATE cleanup_jobs SET enrolled=? WHERE job=?", (when, job))
+
+    def cleanup_off(self, job: int) -> None:
+        """Cleanup was turned off: forget the candidates (none is journaled: a run that was
+        interrupted in the middle of deleting is resolved first)."""
+        with self.tx():
+            self.conn.execute("DELETE FROM cleanup WHERE job=? AND deleting=0", (job,))
+            self.conn.execute("UPDATE cleanup_jobs SET enrolled=NULL WHERE job=?", (job,))
+
+    def enroll(self, job: int, files: Iterable[Enrolled], confirmed: float, batch: int | None,
+               replace: bool) -> None:  # fmt: skip
+        """Add confirmed files as candidates, in the caller's transaction. ``replace``: a new
+        confirmation replaces an older one (a file sent again); else an existing row stays."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        self.conn.executemany(
+            f"{verb} INTO cleanup (dir, name, job, size, mtime_ns, ino, confirmed, batch) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((d, n, job, s, m, i, confirmed, batch) for d, n, s, m, i in files),
+        )
+
+    def enroll_dir(self, job: int, files: list[Enrolled], confirmed: float) -> None:
+        with self.tx():
+            self.enroll(job, files, confirmed, None, replace=False)
+
+    def done_listing(self, dir_id: int) -> dict[str, tuple[int, int]]:
+        """A directory's confirmed files: name -> (size, mtime_ns)."""
+        row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
+        return codec.decode(row[0] if row else None)
+
+    def dirs_with_done(self, job: int) -> Iterator[int]:
+        rows = self.conn.execute(
+            "SELECT id FROM dirs WHERE job=? AND nfiles > 0 ORDER BY id", (job,)
+        ).fetchall()
+        return (r[0] for r in rows)
+
+    def work_names(self, dir_id: int) -> set[str]:
+        """Names of a directory with a row in ``files``: waiting, queued, in flight, failed or
+        skipped; none of them may be deleted."""
+        rows = self.conn.execute("SELECT name FROM files WHERE dir=?", (dir_id,))
+        return {r[0] for r in rows}
+
+    # -- what is due ------------------------------------------------------------------------
+    def cleanup_due(self, job: int, before: float, now: float, limit: int) -> list[Candidate]:
+        """Candidates confirmed before ``before`` whose retry is due, oldest confirmation first."""
+        rows = self.conn.execute(
+            f"SELECT {_COLS} FROM cleanup c LEFT JOIN batches b ON b.id = c.batch "
+            "WHERE c.job=? AND c.confirmed < ? AND c.next_try <= ? AND c.deleting = 0 "
+            "ORDER BY c.confirmed, c.dir, c.name LIMIT ?",
+            (job, before, now, limit),
+        )
+        return [_candidate(r) for r in rows]
+
+    def cleanup_interrupted(self, job: int) -> list[Candidate]:
+        """Candidates journaled for deletion by a run that did not resolve them."""
+        rows = self.conn.execute(
+            f"SELECT {_COLS} FROM cleanup c LEFT JOIN batches b ON b.id = c.batch "
+            "WHERE c.job=? AND c.deleting = 1 ORDER BY c.dir, c.name",
+            (job,),
+        )
+        return [_candidate(r) for r in rows]
+
+    # -- the journal ------------------------------------------------------------------------
+    def journal_deletions(self, files: Iterable[Candidate]) -> None:
+        """Mark files as about to be deleted: written before any unlink."""
+        with self.tx():
+            self.conn.executemany(
+                "UPDATE cleanup SET deleting=1 WHERE dir=? AND name=?",
+                ((c.dir, c.name) for c in files),
+            )
+
+    def resolve_deletions(
+        self,
+        job: int,
+        dir_id: int,
+        deleted: list[Candidate],
+        kept: list[Candidate],
+        dropped: list[Candidate],
+        failed: list[tuple[Candidate, str, float]],
+        requeue: list[Pending],
+        now: float,
+    ) -> None:
+        """After the unlinks of one directory, in one transaction: deleted files leave the
+        directory's confirmed listing (a new file of that name is new); ``kept`` ones wait
+        for a later cycle; ``dropped`` ones are no longer candidates; failed ones are retried
+        at ``next_try``; ``requeue`` rows are sent again."""
+        with self.tx():
+            if deleted:
+                done = self.done_listing(dir_id)
+                for c in deleted:
+                    done.pop(c.name, None)
+                self.conn.execute(
+                    "UPDATE dirs SET done=?, nfiles=?, nbytes=?, digest=NULL WHERE id=?",
+                    (codec.encode(done), len(done), sum(s for s, _ in done.values()), dir_id),
+                )
+                self.conn.execute("INSERT OR IGNORE INTO cleanup_jobs (job) VALUES (?)", (job,))
+                self.conn.execute(
+                    "UPDATE cleanup_jobs SET files=files+?, bytes=bytes+?, last=? WHERE job=?",
+                    (len(deleted), sum(c.size for c in deleted), now, job),
+                )
+            self.conn.executemany(
+                "DELETE FROM cleanup WHERE dir=? AND name=?",
+                ((c.dir, c.name) for c in (*deleted, *dropped)),
+            )
+            self.conn.executemany(
+                "UPDATE cleanup SET deleting=0 WHERE dir=? AND name=?",
+                ((c.dir, c.name) for c in kept),
+            )
+            self.conn.executemany(
+                "UPDATE cleanup SET deleting=0, attempts=attempts+1, next_try=?, reason=? "
+                "WHERE dir=? AND name=?",
+                ((when, reason, c.dir, c.name) for c, reason, when in failed),
+            )
+            if requeue:
+                self._write_rows(job, dir_id, requeue)
+            if dropped or requeue:
+                # list it again: a file changed or must be sent again
+                self.conn.execute("UPDATE dirs SET mtime_ns=-1 WHERE id=?", (dir_id,))
+
+    def forget_dir(self, dir_id: int) -> bool:
+        """Drop a directory cleanup removed from the source, if the store holds nothing in it."""
+        with self.tx():
+            busy = self.conn.execute(
+                "SELECT 1 FROM files WHERE dir=? UNION ALL SELECT 1 FROM cleanup WHERE dir=? "
+                "UNION ALL SELECT 1 FROM dirs WHERE parent=? LIMIT 1",
+                (dir_id, dir_id, dir_id),
+            ).fetchone()
+            if busy:
+                return False
+            self.conn.execute("DELETE FROM dirs WHERE id=?", (dir_id,))
+        return True
+
+    # -- reporting ------------------------------------------------------------------------
+    def cleanup_totals(self, job: int) -> CleanupTotals:
+        has = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='cleanup'"
+        ).fetchone()
+        if not has:  # a database of an older version, read by `status`
+            return CleanupTotals(0, 0, None, 0, 0)
+        row = self.conn.execute(
+            "SELECT files, bytes, last FROM cleanup_jobs WHERE job=?", (job,)
+        ).fetchone()
+        waiting, failing = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(attempts > 0), 0) FROM cleanup WHERE job=?", (job,)
+        ).fetchone()
+        files, nbytes, last = row if row else (0, 0, None)
+        return CleanupTotals(files, nbytes, last, waiting, failing)
+
+    def cleanup_failures(self, job: int, limit: int = 20) -> list[tuple[int, str, str]]:
+        """(dir, name, reason) of candidates whose deletion failed, newest first."""
+        rows = self.conn.execute(
+            "SELECT dir, name, reason FROM cleanup WHERE job=? AND attempts > 0 "
+            "ORDER BY next_try DESC LIMIT ?",
+            (job, limit),
+        )
+        return [(r[0], r[1], r[2] or "") for r in rows]
