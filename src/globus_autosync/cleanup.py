@@ -32,7 +32,7 @@ from pathlib import Path
 from globus_autosync.config import Job
 from globus_autosync.crashpoint import crashpoint
 from globus_autosync.errors import JobError, TransportError
-from globus_autosync.plan import QUEUED, Pending, backoff
+from globus_autosync.plan import QUEUED, SEEN, Pending, backoff
 from globus_autosync.scan import Excluder, join
 from globus_autosync.store import Candidate, Enrolled, Store
 from globus_autosync.transports import Transport
@@ -74,7 +74,8 @@ class _Group:
     deleted: list[Candidate] = field(default_factory=list)
     kept: list[Candidate] = field(default_factory=list)
     dropped: list[Candidate] = field(default_factory=list)
-    failed: list[tuple[Candidate, str, float]] = field(default_factory=list)
+    failed: list[tuple[Candidate, str | None, float]] = field(default_factory=list)
+    deferred: list[tuple[Candidate, float]] = field(default_factory=list)  # until then
     requeue: list[Pending] = field(default_factory=list)
 
 
@@ -211,7 +212,7 @@ class Cleaner:
             elif self.excluded(c.name, join(rel, c.name)):
                 group.dropped.append(c)
             elif self.now - c.mtime_ns / 1e9 < self.job.settle:
-                group.kept.append(c)
+                group.deferred.append((c, c.mtime_ns / 1e9 + self.job.settle))  # young
             elif self._source_matches(group, folder, c):
                 checked.append(c)
         cleared = self._verify(group, checked) if checked else []
@@ -260,12 +261,17 @@ class Cleaner:
             self._failed(group, c, f"cannot look at it: {err.strerror}")
             return False
         same = (st.st_size, st.st_mtime_ns, st.st_ino) == (c.size, c.mtime_ns, c.ino)
-        if not stat.S_ISREG(st.st_mode) or not same:
-            self._say(f"kept {join(group.rel, c.name)}: changed since its copy was confirmed; "
-                      "it is sent again, not deleted", logging.INFO)  # fmt: skip
-            group.dropped.append(c)
-            return False
-        return True
+        if same and stat.S_ISREG(st.st_mode):
+            return True
+        self._say(f"kept {join(group.rel, c.name)}: changed or replaced since its copy was "
+                  "confirmed; it is sent again, not deleted", logging.INFO)  # fmt: skip
+        group.dropped.append(c)
+        if stat.S_ISREG(st.st_mode):
+            # seen anew, whatever its size and mtime say: a replaced file may show the old ones
+            group.requeue.append(
+                Pending(c.name, st.st_size, st.st_mtime_ns, SEEN, since=self.now)
+            )
+        return False
 
     def _verify(self, group: _Group, checked: list[Candidate]) -> list[Candidate]:
         """The files whose copy the destination holds now; the others are sent again."""
@@ -317,10 +323,12 @@ class Cleaner:
         self.result.failed += 1
 
     def _resolve(self, group: _Group) -> None:
-        if not (group.deleted or group.dropped or group.failed or group.kept or group.requeue):
+        failed = group.failed
+        failed += [(c, None, when) for c, when in group.deferred]
+        if not (group.deleted or group.dropped or failed or group.kept or group.requeue):
             return
         self.store.resolve_deletions(
-            self.job_id, group.dir_id, group.deleted, group.kept, group.dropped, group.failed,
+            self.job_id, group.dir_id, group.deleted, group.kept, group.dropped, failed,
             group.requeue, time.time(),
         )  # fmt: skip
 
@@ -381,6 +389,7 @@ class Cleaner:
                 if self._audit_key(json.loads(line)) not in seen:
                     self._audit.append(line)
             self._write_audit()
+            crashpoint("cleanup-recovery-audited")
             self._resolve(group)
             if group.deleted:
                 log.info("%s: resolved %d deletions an interrupted run had begun", self.job.name,

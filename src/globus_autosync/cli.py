@@ -182,7 +182,9 @@ def _cleanup_check(job: config.Job) -> tuple[bool, str]:
 
     rules = []
     if job.delete_after is not None:
-        rules.append(f"delete source files {_age(job.delete_after)} after their copy is confirmed")
+        after = job.delete_after
+        span = f"{after / 86400:g} d" if after >= 86400 and after % 3600 == 0 else _age(after)
+        rules.append(f"delete source files {span} after their copy is confirmed")
     if job.keep_free is not None:
         rules.append(f"delete the oldest confirmed early while less than {job.keep_free} is free")
     text = f"{job.name}: cleanup: on: {' and '.join(rules)}, at most {job.max_deletes} a cycle"

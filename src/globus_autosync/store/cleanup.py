@@ -156,14 +156,15 @@ class CleanupQueries:
         deleted: list[Candidate],
         kept: list[Candidate],
         dropped: list[Candidate],
-        failed: list[tuple[Candidate, str, float]],
+        failed: list[tuple[Candidate, str | None, float]],
         requeue: list[Pending],
         now: float,
     ) -> None:
         """After the unlinks of one directory, in one transaction: deleted files leave the
         directory's confirmed listing (a new file of that name is new); ``kept`` ones wait
         for a later cycle; ``dropped`` ones are no longer candidates; failed ones are retried
-        at ``next_try``; ``requeue`` rows are sent again."""
+        at their time (those without a reason were not due yet); ``requeue`` rows are sent
+        again."""
         with self.tx():
             if deleted:
                 done = self.done_listing(dir_id)
@@ -186,10 +187,10 @@ class CleanupQueries:
                 "UPDATE cleanup SET deleting=0 WHERE dir=? AND name=?",
                 ((c.dir, c.name) for c in kept),
             )
-            self.conn.executemany(
-                "UPDATE cleanup SET deleting=0, attempts=attempts+1, next_try=?, reason=? "
-                "WHERE dir=? AND name=?",
-                ((when, reason, c.dir, c.name) for c, reason, when in failed),
+            self.conn.executemany(  # a reason: it failed; none: it is not due until then
+                "UPDATE cleanup SET deleting=0, attempts=attempts+(? IS NOT NULL), next_try=?, "
+                "reason=COALESCE(?, reason) WHERE dir=? AND name=?",
+                ((reason, when, reason, c.dir, c.name) for c, reason, when in failed),
             )
             if requeue:
                 self._write_rows(job, dir_id, requeue)
