@@ -298,6 +298,16 @@ class TransferEmulator:
             self._transfer.page_limit_cap = value
 
     @property
+    def ls_limit_cap(self) -> int:
+        """Largest ``limit`` an operation_ls page honours (the service's is 100,000)."""
+        return self._transfer.ls_limit_cap
+
+    @ls_limit_cap.setter
+    def ls_limit_cap(self, value: int) -> None:
+        with self._lock:
+            self._transfer.ls_limit_cap = value
+
+    @property
     def marker_page_size(self) -> int:
         """Page size of marker-paged lists (successful_transfers, skipped_errors)."""
         return self._transfer.marker_page_size

@@ -75,6 +75,7 @@ class TransferService:
         self.task_delay = task_delay
         self.retry_interval = 0.5
         self.page_limit_cap = 1000
+        self.ls_limit_cap = 100000  # the most entries one operation_ls page holds
         self.marker_page_size = 100
         self.tasks: dict[str, EmulatedTask] = {}
         self.submissions: list[str] = []
@@ -791,7 +792,7 @@ class TransferService:
                         entries = [e for e in entries if e["name"] in names]
         total = len(entries)
         offset = _paging_number(req, "offset", 0)
-        limit = _paging_number(req, "limit", 100000, 100000)
+        limit = _paging_number(req, "limit", 100000, self.ls_limit_cap)
         page = entries[offset : offset + limit]
         return Reply(
             200,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import CliEnv
+from .test_globus import gx  # noqa: F401  (the emulated Globus fixture, for every module here)
 
 
 @pytest.fixture

@@ -175,3 +175,75 @@ def test_a_local_destination_may_not_overlap_the_source(
     path.write_text(f'[[job]]\nname = "d"\nsource = "{source}"\ndestination = "{destination}"\n')
     with pytest.raises(ConfigError, match=r"job 'd', key 'destination': .* overlaps the source"):
         load(path)
+
+
+# -- source cleanup ------------------------------------------------------------------------------
+GLOBUS_JOB = (
+    '[[job]]\nname = "g"\nsource = "/s"\ndestination = "/d"\ntransport = "globus"\n'
+    f'source_collection = "{UUID_A}"\ndestination_collection = "{UUID_B}"\n'
+)
+
+
+def test_cleanup_is_off_by_default(tmp_path: Path) -> None:
+    (job,) = _load(tmp_path, MINIMAL).jobs
+    assert not job.cleanup
+    assert (job.delete_after, job.keep_free, job.max_deletes, job.delete_empty_dirs) == (
+        None, None, 10000, True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "total", "wanted"),
+    [("20%", 1000, 200), ("0.5%", 10**6, 5000), ("500GB", 1, 500 * 10**9), ("2TB", 1, 2 * 10**12),
+     ("1.5TiB", 1, int(1.5 * 2**40)), ("4096", 1, 4096), ("10 MB", 1, 10**7), ("1kB", 1, 1000)],
+)  # fmt: skip
+def test_keep_free(tmp_path: Path, text: str, total: int, wanted: int) -> None:
+    (job,) = _load(tmp_path, MINIMAL + f'keep_free = "{text}"\n').jobs
+    assert job.cleanup and job.delete_after is None
+    assert job.keep_free is not None and job.keep_free.bytes_of(total) == wanted
+
+
+def test_cleanup_keys(tmp_path: Path) -> None:
+    text = MINIMAL + 'delete_after = "7d"\nmax_deletes = 50\ndelete_empty_dirs = false\n'
+    (job,) = _load(tmp_path, text).jobs
+    assert (job.cleanup, job.delete_after, job.max_deletes, job.delete_empty_dirs) == (
+        True, 7 * 86400.0, 50, False,
+    )  # fmt: skip
+    (zero,) = _load(tmp_path, MINIMAL + 'delete_after = "0s"\n').jobs
+    assert zero.cleanup and zero.delete_after == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (MINIMAL + 'delete_after = "soon"\n', ["job 'det'", "key 'delete_after'", "duration"]),
+        (MINIMAL + 'keep_free = "lots"\n', ["key 'keep_free'", "500GB"]),
+        (MINIMAL + 'keep_free = "100%"\n', ["key 'keep_free'", "between 0% and 100%"]),
+        (MINIMAL + 'keep_free = "0%"\n', ["key 'keep_free'", "between"]),
+        (MINIMAL + 'keep_free = "0GB"\n', ["key 'keep_free'", "more than 0"]),
+        (MINIMAL + "keep_free = 20\n", ["key 'keep_free'", "expected a string"]),
+        (MINIMAL + "max_deletes = 0\n", ["key 'max_deletes'", "at least 1"]),
+        (MINIMAL + 'delete_empty_dirs = "yes"\n', ["key 'delete_empty_dirs'", "true or false"]),
+        (MINIMAL + 'delete_afer = "1d"\n', ["key 'delete_afer'", "did you mean 'delete_after'"]),
+        (
+            GLOBUS_JOB + 'delete_after = "1d"\nverify_checksum = false\n',
+            ["job 'g'", "key 'delete_after'", "verify_checksum = true", "checksum"],
+        ),
+        (
+            GLOBUS_JOB + 'keep_free = "10%"\nverify_checksum = false\nsync_level = "mtime"\n',
+            ["job 'g'", "key 'keep_free'", "verify_checksum"],
+        ),
+    ],
+)
+def test_cleanup_errors(tmp_path: Path, text: str, words: list[str]) -> None:
+    message = _error(tmp_path, text)
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_globus_cleanup_with_a_verified_copy(tmp_path: Path) -> None:
+    (job,) = _load(tmp_path, GLOBUS_JOB + 'delete_after = "1d"\n').jobs  # verify_checksum default
+    assert job.cleanup
+    text = GLOBUS_JOB + 'keep_free = "1TB"\nverify_checksum = false\nsync_level = "checksum"\n'
+    (job,) = _load(tmp_path, text).jobs
+    assert job.keep_free is not None and job.keep_free.size == 10**12

@@ -285,7 +285,8 @@ class GlobusTransport:
                 for entry in entries:
                     if entry.get("type") == "file" and entry.get("name") in wanted:
                         found[entry["name"]] = Copy(int(entry["size"]), None)
-                if len(entries) < LS_PAGE:
+                # a page shorter than the limit the service applied is the last one
+                if not entries or len(entries) < int(page.get("limit") or LS_PAGE):
                     return
                 offset += len(entries)
 
