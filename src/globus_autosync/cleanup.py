@@ -18,9 +18,7 @@ A file is deleted only when, at that moment, all of these hold:
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import json
 import logging
 import os
 import stat
@@ -100,7 +98,9 @@ class Cleaner:
         self.unreadable = set(unreadable)  # directories this cycle could not list
         self.excluded = Excluder(job.exclude)
         self.root = Path(job.source)
+        self.root_str = str(self.root).rstrip("/") or "/"
         self.real_root = os.path.realpath(self.root)
+        self.dest_root = job.destination.rstrip("/")
         self.result = CleanupResult()
         self._warned = 0
         self._audit: list[str] = []
@@ -135,15 +135,21 @@ class Cleaner:
             if rel is None:
                 continue
             done = self.store.done_listing(dir_id)
-            folder = self.root / rel
             found: list[Enrolled] = []
-            for name, (size, mtime) in done.items():
-                try:
-                    st = os.lstat(folder / name)
-                except OSError:
-                    continue
-                if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (size, mtime):
-                    found.append((dir_id, name, size, mtime, st.st_ino))
+            try:
+                fd = os.open(os.path.join(self.root_str, rel), os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue  # gone or unreadable: its files are enrolled by a later enrolment
+            try:
+                for name, (size, mtime) in done.items():
+                    try:
+                        st = os.lstat(name, dir_fd=fd)
+                    except OSError:
+                        continue
+                    if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (size, mtime):
+                        found.append((dir_id, name, size, mtime, st.st_ino, st.st_ctime_ns))
+            finally:
+                os.close(fd)
             self.store.enroll_dir(self.job_id, found, self.now)
             count += len(found)
         self.store.set_cleanup_enrolled(self.job_id, self.now)
@@ -197,12 +203,24 @@ class Cleaner:
         if rel is None or self._below_unreadable(dir_id):
             return  # its directory could not be read in this cycle: nothing in it is deleted
         group = _Group(dir_id, rel)
-        folder = self.root / rel
-        dir_mtime = self.now
+        folder = os.path.join(self.root_str, rel) if rel else self.root_str
         if not self._plain_path(rel, folder):
             group.dropped = cands  # excluded, or reached through a symlink: never deleted
             self._resolve(group)
             return
+        try:  # every look and unlink below is relative to this one directory
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as err:
+            log.warning("%s: cleanup leaves %s alone: %s", self.job.name, folder, err.strerror)
+            return
+        try:
+            self._delete_in(group, fd, cands)
+        finally:
+            os.close(fd)
+
+    def _delete_in(self, group: _Group, fd: int, cands: list[Candidate]) -> None:
+        dir_id, rel = group.dir_id, group.rel
+        dir_mtime = self.now
         done = self.store.done_listing(dir_id)
         work = self.store.work_names(dir_id)
         checked: list[Candidate] = []
@@ -213,19 +231,18 @@ class Cleaner:
                 group.dropped.append(c)
             elif self.now - c.mtime_ns / 1e9 < self.job.settle:
                 group.deferred.append((c, c.mtime_ns / 1e9 + self.job.settle))  # young
-            elif self._source_matches(group, folder, c):
-                checked.append(c)
+            else:
+                checked.append(c)  # the source is looked at right before its unlink
         cleared = self._verify(group, checked) if checked else []
         if self.dry_run:
             self.result.would_delete += [join(rel, c.name) for c in cleared]
             return
         if cleared:
-            with contextlib.suppress(OSError):
-                dir_mtime = os.lstat(folder).st_mtime  # before the unlinks touch it
+            dir_mtime = os.fstat(fd).st_mtime  # before the unlinks touch it
             self.store.journal_deletions(cleared)
             crashpoint("cleanup-journaled")
             for c in cleared:
-                self._unlink(group, folder, c)
+                self._unlink(group, fd, c)
             self._write_audit()
             crashpoint("cleanup-audited")
         self._resolve(group)
@@ -240,7 +257,7 @@ class Cleaner:
             dir_id = self.tree.rows[dir_id].parent
         return False
 
-    def _plain_path(self, rel: str, folder: Path) -> bool:
+    def _plain_path(self, rel: str, folder: str) -> bool:
         """The directory is not excluded and is reached without following a symlink."""
         if rel:
             parts = rel.split("/")
@@ -249,20 +266,8 @@ class Cleaner:
                     return False
         return os.path.realpath(folder) == os.path.join(self.real_root, rel).rstrip("/")
 
-    def _source_matches(self, group: _Group, folder: Path, c: Candidate) -> bool:
-        """The source file is as it was when confirmed; else it is not a candidate any more
-        (changed: its directory is listed again, and it is sent again)."""
-        try:
-            st = os.lstat(folder / c.name)
-        except FileNotFoundError:
-            group.dropped.append(c)  # gone already: nothing to delete
-            return False
-        except OSError as err:
-            self._failed(group, c, f"cannot look at it: {err.strerror}")
-            return False
-        same = (st.st_size, st.st_mtime_ns, st.st_ino) == (c.size, c.mtime_ns, c.ino)
-        if same and stat.S_ISREG(st.st_mode):
-            return True
+    def _changed(self, group: _Group, c: Candidate, st: os.stat_result) -> None:
+        """The source is not the file that was confirmed: it is sent again, not deleted."""
         self._say(f"kept {join(group.rel, c.name)}: changed or replaced since its copy was "
                   "confirmed; it is sent again, not deleted", logging.INFO)  # fmt: skip
         group.dropped.append(c)
@@ -271,7 +276,6 @@ class Cleaner:
             group.requeue.append(
                 Pending(c.name, st.st_size, st.st_mtime_ns, SEEN, since=self.now)
             )
-        return False
 
     def _verify(self, group: _Group, checked: list[Candidate]) -> list[Candidate]:
         """The files whose copy the destination holds now; the others are sent again."""
@@ -296,14 +300,20 @@ class Cleaner:
             self.result.requeued += 1
         return cleared
 
-    def _unlink(self, group: _Group, folder: Path, c: Candidate) -> None:
-        path = folder / c.name
+    def _unlink(self, group: _Group, fd: int, c: Candidate) -> None:
         try:
-            st = os.lstat(path)  # immediately before the unlink: rule 2, once more
-            if (st.st_size, st.st_mtime_ns, st.st_ino) != (c.size, c.mtime_ns, c.ino):
-                group.dropped.append(c)
-                return
-            os.unlink(path)
+            st = os.lstat(c.name, dir_fd=fd)  # immediately before the unlink: rule 2
+        except FileNotFoundError:
+            group.dropped.append(c)  # gone already: nothing to delete
+            return
+        except OSError as err:
+            self._failed(group, c, f"cannot look at it: {err.strerror}")
+            return
+        if not (_same(st, c) and stat.S_ISREG(st.st_mode)):
+            self._changed(group, c, st)
+            return
+        try:
+            os.unlink(c.name, dir_fd=fd)
         except FileNotFoundError:
             group.dropped.append(c)  # someone else deleted it meanwhile
             return
@@ -317,7 +327,7 @@ class Cleaner:
         self.result.bytes += c.size
 
     def _failed(self, group: _Group, c: Candidate, reason: str) -> None:
-        path = self.root / group.rel / c.name
+        path = self._source(join(group.rel, c.name))
         self._say(f"cannot clean up {path}: {reason}; tried again later")
         group.failed.append((c, reason, self.now + max(backoff(c.attempts + 1), 60.0)))
         self.result.failed += 1
@@ -359,6 +369,8 @@ class Cleaner:
         interrupted = self.store.cleanup_interrupted(self.job_id)
         if not interrupted:
             return
+        import json
+
         seen = self._audited()
         groups: dict[int, list[Candidate]] = {}
         for c in interrupted:
@@ -377,11 +389,15 @@ class Cleaner:
                     log.warning("%s: cannot resolve the interrupted deletion of %s: %s",
                                 self.job.name, self.root / rel / c.name, err.strerror)  # fmt: skip
                     continue
+                if st is not None and _same(st, c):
+                    group.kept.append(c)  # not deleted: it is looked at again from scratch
+                    continue
                 if st is not None and st.st_ino == c.ino:
-                    if (st.st_size, st.st_mtime_ns) == (c.size, c.mtime_ns):
-                        group.kept.append(c)  # not deleted: it is looked at again from scratch
-                    else:
-                        group.dropped.append(c)  # rewritten in place: sent again
+                    # rewritten in place, or (rarely) deleted and its inode number reused by a
+                    # new file: whichever, the file there now is sent, never deleted
+                    log.warning("%s: %s changed while an interrupted run was deleting it; it "
+                                "is sent again", self.job.name, self._source(join(rel, c.name)))
+                    self._changed(group, c, st)
                     continue
                 # gone, or another file in its place: the journaled one was deleted
                 group.deleted.append(c)
@@ -396,26 +412,30 @@ class Cleaner:
                          len(group.deleted))  # fmt: skip
 
     # -- the audit log ----------------------------------------------------------------------
+    def _source(self, relpath: str) -> str:
+        return f"{self.root_str}/{relpath}"
+
     def _audit_line(self, rel: str, c: Candidate, recovered: bool) -> str:
+        """One JSON object (written by hand: json.dumps of a dict is most of the time a
+        deletion costs in Python); keys: time, job, source, size, mtime_ns, ino, destination,
+        destination_collection, batch, task_id, and recovered when the next run wrote it."""
+        import json  # here: a cycle that deletes nothing need not load it
+
         relpath = join(rel, c.name)
-        entry: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "job": self.job.name,
-            "source": str(self.root / relpath),
-            "size": c.size,
-            "mtime_ns": c.mtime_ns,
-            "ino": c.ino,
-            "destination": _dest_path(self.job, relpath),
-            "destination_collection": self.job.destination_collection,
-            "batch": c.batch,
-            "task_id": c.task_id,
-        }
-        if recovered:
-            entry["recovered"] = True  # written by the run after the one that deleted it
-        return json.dumps(entry, ensure_ascii=False)
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = (
+            f'{{"time": "{when}", "job": {json.dumps(self.job.name)}, "source": '
+            f"{json.dumps(self._source(relpath), ensure_ascii=False)}, "
+            f'"size": {c.size}, "mtime_ns": {c.mtime_ns}, "ino": {c.ino}, "destination": '
+            f"{json.dumps(f'{self.dest_root}/{relpath}', ensure_ascii=False)}, "
+            f'"destination_collection": {json.dumps(self.job.destination_collection)}, '
+            f'"batch": {json.dumps(c.batch)}, "task_id": {json.dumps(c.task_id)}'
+        )
+        return line + (', "recovered": true}' if recovered else "}")
 
     @staticmethod
     def _audit_key(entry: dict[str, object]) -> tuple[object, ...]:
+        """What identifies a deletion in the audit log."""
         return entry.get("source"), entry.get("mtime_ns"), entry.get("ino")
 
     def _audited(self) -> set[tuple[object, ...]]:
@@ -430,6 +450,8 @@ class Cleaner:
             return set()
         except OSError as err:
             raise JobError(f"cannot read the deletion log {path}: {err.strerror}") from None
+        import json
+
         seen = set()
         for raw in tail.splitlines():
             try:
@@ -468,8 +490,9 @@ class Cleaner:
             log.log(level, "%s: %s", self.job.name, message)
 
 
-def _dest_path(job: Job, relpath: str) -> str:
-    if job.transport == "local":
-        return str(Path(job.destination) / relpath)
-    root = job.destination.rstrip("/")
-    return f"{root}/{relpath}"
+def _same(st: os.stat_result, c: Candidate) -> bool:
+    """The file at the source is the one that was confirmed: the same size and mtime, and the
+    same inode with the same ctime (a reused inode number has a new ctime)."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == (
+        c.size, c.mtime_ns, c.ino, c.ctime_ns,
+    )  # fmt: skip

@@ -350,7 +350,9 @@ class Cycle:
             if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (
                 f.row.size, f.row.mtime_ns,
             ):  # fmt: skip
-                out.append((f.dir, f.row.name, f.row.size, f.row.mtime_ns, st.st_ino))
+                out.append(
+                    (f.dir, f.row.name, f.row.size, f.row.mtime_ns, st.st_ino, st.st_ctime_ns)
+                )
         return out
 
     def _transport_problem(self, message: str) -> None:

@@ -113,7 +113,12 @@ def test_a_new_file_in_place_of_one_deleted_by_a_killed_run_is_sent(env: CliEnv)
     env.run()
     assert (env.src / gone).read_bytes() == b"N" * len(files[gone])  # not deleted: not sent yet
     assert (env.dst / gone).read_bytes() == b"N" * len(files[gone])  # sent as a new file
-    assert _audit(env).count(str(env.src / gone)) == 1  # the old one's deletion, recorded
+    # the old one's deletion is recorded, unless the new file took its inode number (then
+    # the run cannot tell a rewrite from a new file, and records nothing it is not sure of)
+    assert _audit(env).count(str(env.src / gone)) <= 1
+    env.run()
+    assert not (env.src / gone).exists()  # the new one, once confirmed, is deleted in turn
+    assert _audit(env).count(str(env.src / gone)) in (1, 2)
 
 
 def test_sigkill_at_random_moments_of_a_large_cleanup(env: CliEnv) -> None:

@@ -27,6 +27,7 @@ class Candidate:
     size: int
     mtime_ns: int
     ino: int
+    ctime_ns: int
     confirmed: float
     batch: int | None
     deleting: bool
@@ -43,18 +44,18 @@ class CleanupTotals:
     failing: int  # of which the last attempt failed
 
 
-# (dir, name, size, mtime_ns, inode) of a file just confirmed
-Enrolled = tuple[int, str, int, int, int]
+# (dir, name, size, mtime_ns, inode, ctime_ns) of a file just confirmed
+Enrolled = tuple[int, str, int, int, int, int]
 
 _COLS = (
-    "c.dir, c.name, c.size, c.mtime_ns, c.ino, c.confirmed, c.batch, c.deleting, c.attempts, "
-    "b.task_id"
+    "c.dir, c.name, c.size, c.mtime_ns, c.ino, c.ctime_ns, c.confirmed, c.batch, c.deleting, "
+    "c.attempts, b.task_id"
 )
 
 
 def _candidate(r: tuple[object, ...]) -> Candidate:
     return Candidate(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9]  # type: ignore[arg-type]
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], r[10]  # type: ignore[arg-type]
     )
 
 
@@ -94,9 +95,9 @@ class CleanupQueries:
         confirmation replaces an older one (a file sent again); else an existing row stays."""
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         self.conn.executemany(
-            f"{verb} INTO cleanup (dir, name, job, size, mtime_ns, ino, confirmed, batch) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((d, n, job, s, m, i, confirmed, batch) for d, n, s, m, i in files),
+            f"{verb} INTO cleanup (dir, name, job, size, mtime_ns, ino, ctime_ns, confirmed, "
+            "batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((d, n, job, s, m, i, ct, confirmed, batch) for d, n, s, m, i, ct in files),
         )
 
     def enroll_dir(self, job: int, files: list[Enrolled], confirmed: float) -> None:

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS cleanup (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     ino INTEGER NOT NULL,                    -- the source's inode when it was confirmed
+    ctime_ns INTEGER NOT NULL,               -- and its ctime (an inode number can be reused)
     confirmed REAL NOT NULL,
     batch INTEGER,                           -- the batch that carried it (NULL: enrolled later)
     deleting INTEGER NOT NULL DEFAULT 0,     -- journaled: the unlink may have happened

@@ -205,15 +205,24 @@ class LocalTransport:
     def verify_copies(self, reldir: str, names: Sequence[str]) -> dict[str, Copy]:
         folder = self.destination / reldir
         found: dict[str, Copy] = {}
-        for name in names:
-            try:
-                st = os.lstat(folder / name)
-            except FileNotFoundError:
-                continue
-            except OSError as err:
-                raise TransportError(f"cannot look at {folder / name}: {_error(err)}") from None
-            if stat.S_ISREG(st.st_mode):
-                found[name] = Copy(st.st_size, st.st_mtime_ns)
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return found  # the directory is not there: neither is any file in it
+        except OSError as err:
+            raise TransportError(f"cannot look into {folder}: {_error(err)}") from None
+        try:
+            for name in names:
+                try:
+                    st = os.lstat(name, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as err:
+                    raise TransportError(f"cannot look at {folder / name}: {_error(err)}") from None
+                if stat.S_ISREG(st.st_mode):
+                    found[name] = Copy(st.st_size, st.st_mtime_ns)
+        finally:
+            os.close(fd)
         return found
 
     def close(self) -> None:
