@@ -416,20 +416,22 @@ class Cleaner:
         return f"{self.root_str}/{relpath}"
 
     def _audit_line(self, rel: str, c: Candidate, recovered: bool) -> str:
-        """One JSON object (written by hand: json.dumps of a dict is most of the time a
-        deletion costs in Python); keys: time, job, source, size, mtime_ns, ino, destination,
+        """One JSON object, written by hand (json.dumps of a dict per line was most of what a
+        deletion cost in Python); keys: time, job, source, size, mtime_ns, ino, destination,
         destination_collection, batch, task_id, and recovered when the next run wrote it."""
-        import json  # here: a cycle that deletes nothing need not load it
+        from json.encoder import encode_basestring as quote  # here: not every cycle needs it
 
         relpath = join(rel, c.name)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        collection = self.job.destination_collection
         line = (
-            f'{{"time": "{when}", "job": {json.dumps(self.job.name)}, "source": '
-            f"{json.dumps(self._source(relpath), ensure_ascii=False)}, "
-            f'"size": {c.size}, "mtime_ns": {c.mtime_ns}, "ino": {c.ino}, "destination": '
-            f"{json.dumps(f'{self.dest_root}/{relpath}', ensure_ascii=False)}, "
-            f'"destination_collection": {json.dumps(self.job.destination_collection)}, '
-            f'"batch": {json.dumps(c.batch)}, "task_id": {json.dumps(c.task_id)}'
+            f'{{"time": "{when}", "job": {quote(self.job.name)}, '
+            f'"source": {quote(self._source(relpath))}, "size": {c.size}, '
+            f'"mtime_ns": {c.mtime_ns}, "ino": {c.ino}, '
+            f'"destination": {quote(f"{self.dest_root}/{relpath}")}, '
+            f'"destination_collection": {quote(collection) if collection else "null"}, '
+            f'"batch": {c.batch if c.batch is not None else "null"}, '
+            f'"task_id": {quote(c.task_id) if c.task_id else "null"}'
         )
         return line + (', "recovered": true}' if recovered else "}")
 

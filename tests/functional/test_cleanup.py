@@ -433,3 +433,14 @@ def test_keep_free_deletes_oldest_confirmed_first_until_enough_is_free(
     assert sorted(tree(env.dst)) == sorted(order)  # every copy stays
     res = env.run()
     assert "deleted" not in res.stdout
+
+
+def test_audit_lines_are_json_whatever_the_name(env: CliEnv) -> None:
+    env.configure(job_toml(delete_after="0s"))
+    names = ['quote "q" back\\slash.tif', "été, 温度 ✓.tif", "tab\tname.tif"]
+    for name in names:
+        env.write(f"odd/{name}", b"x", mtime=LONG_AGO)
+    env.run()
+    assert "deleted 3" in env.run().stdout
+    assert sorted(e["source"] for e in audit(env)) == sorted(str(env.src / "odd" / n) for n in names)
+    assert {e["destination"] for e in audit(env)} == {str(env.dst / "odd" / n) for n in names}
