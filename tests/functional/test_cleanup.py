@@ -442,5 +442,7 @@ def test_audit_lines_are_json_whatever_the_name(env: CliEnv) -> None:
         env.write(f"odd/{name}", b"x", mtime=LONG_AGO)
     env.run()
     assert "deleted 3" in env.run().stdout
-    assert sorted(e["source"] for e in audit(env)) == sorted(str(env.src / "odd" / n) for n in names)
+    assert sorted(e["source"] for e in audit(env)) == sorted(
+        str(env.src / "odd" / n) for n in names
+    )
     assert {e["destination"] for e in audit(env)} == {str(env.dst / "odd" / n) for n in names}
