@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from globus_autosync import __version__, cli_globus, config
+from globus_autosync import __version__, cli_globus, cli_health, config
 from globus_autosync.cycle import baseline_job, human_bytes, run_job
 from globus_autosync.errors import (
     EXIT_JOB,
@@ -253,6 +253,8 @@ def run(
             )
         if not obj.quiet or summary.exit_code != EXIT_OK:
             click.echo(summary.line())
+    if cfg.alerts.enabled and not dry_run:
+        _alerts(cfg, obj, cfg.select(job_name))
     if metrics_file is not None and not dry_run:
         from globus_autosync import metrics
 
@@ -262,6 +264,21 @@ def run(
             log.error("cannot write the metrics file %s: %s", metrics_file, err.strerror)
             codes.append(EXIT_PARTIAL)
     sys.exit(_worst(codes))
+
+
+def _alerts(cfg: config.Config, obj: Context, jobs: tuple[config.Job, ...]) -> None:
+    """Say what changed in the jobs' health (alerts.py); a failure never changes the exit code."""
+    from globus_autosync import alerts
+
+    try:
+        store = Store.open(obj.state_dir)
+    except AutosyncError as err:
+        log.warning("alerts not looked at: %s", err)
+        return
+    try:
+        alerts.after_cycles(cfg, store, jobs)
+    finally:
+        store.close()
 
 
 @cli.command()
@@ -385,9 +402,13 @@ def _readonly_store(obj: Context) -> Iterator[Store | None]:
 @cli.command()
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--check", is_flag=True, help="One health line per job; exit 0 ok, 1 lagging or waiting, "
+    "2 failing or stopped."
+)  # fmt: skip
 @pass_ctx
-def status(obj: Context, job_name: str | None, as_json: bool) -> None:
-    """Show per job what is done, waiting, queued, in flight, failed and skipped."""
+def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> None:
+    """Show per job its health, and what is done, waiting, queued, in flight, failed, skipped."""
     import json
 
     from globus_autosync import report
@@ -395,6 +416,8 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
     cfg = obj.load()
     with _readonly_store(obj) as store:
         rows = [report.job_status(store, job) for job in cfg.select(job_name)]
+    if check:
+        cli_health.status_check(rows)
     if as_json:
         click.echo(json.dumps({"jobs": rows}, indent=2))
         return
@@ -402,6 +425,9 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
         _status_table(rows)
         return
     for r in rows:
+        h = r["health"]
+        click.echo(f"{r['job']}: {h['state']}" + (f": {h['reason']}; {h['action']}"
+                                                   if h["state"] != "ok" else ""))  # fmt: skip
         click.echo(
             f"{r['job']}: done {r['done']} ({human_bytes(r['bytes_done'])}), "
             f"waiting to settle {r['waiting']}, queued {r['queued']}, in flight {r['in_flight']}, "
@@ -413,6 +439,10 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
             click.echo("  never run")
         for t in r["tasks_waiting"]:
             click.echo(f"  waiting: batch {t['batch']}: {t['reason']}")
+        for c in r["collections"]:
+            if c["problem"]:
+                name = c["name"] or c["collection"]
+                click.echo(f"  collection: {c['role']} {name} {c['problem']}")
         for p in r["problems"]:
             click.echo(f"  {p['state']}: {p['path']}: {p['reason']}")
 
@@ -420,6 +450,9 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
 def _status_table(rows: list[dict[str, Any]]) -> None:
     from globus_autosync.display import table
 
+    table("health", ["job", "health", "why", "what to do"],
+          [[r["job"], r["health"]["state"], r["health"]["reason"], r["health"]["action"]]
+           for r in rows])  # fmt: skip
     cols = ["job", "done", "bytes done", "waiting", "queued", "in flight", "failed", "skipped",
             "lag", "last run"]  # fmt: skip
     table(
@@ -433,6 +466,8 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         ],
     )  # fmt: skip
     waiting = [[r["job"], str(t["batch"]), t["reason"]] for r in rows for t in r["tasks_waiting"]]
+    waiting += [[r["job"], c["role"], f"{c['name'] or c['collection']} {c['problem']}"]
+                for r in rows for c in r["collections"] if c["problem"]]  # fmt: skip
     if waiting:
         table("tasks waiting for you", ["job", "batch", "why"], waiting)
     problems = [[r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows
@@ -506,6 +541,7 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
 cli.add_command(cli_globus.login)
 cli.add_command(cli_globus.logout)
 cli.add_command(cli_globus.whoami)
+cli.add_command(cli_health.alert_test)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,10 +14,12 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from globus_autosync import endpoints
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
+    AuthError,
     AutosyncError,
     JobError,
     TransportError,
@@ -59,13 +61,22 @@ class Summary:
     seconds: float = 0.0
     in_flight: int = 0
     waiting: int = 0  # tasks in flight that wait for someone (INACTIVE: expired credentials)
+    collections_down: int = 0  # Globus Connect Personal not connected or paused (endpoints.py)
     problem: str | None = None  # the transport could not be reached; work stays queued
     would_send: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        bad = self.failed or self.skipped or self.waiting or self.problem
+        bad = self.failed or self.skipped or self.waiting or self.problem or self.collections_down
         return EXIT_PARTIAL if bad else EXIT_OK
+
+    @property
+    def result(self) -> str:
+        """For the ``runs`` table: ok, partial, or unavailable (the transport could not be
+        reached: health counts it as a cycle that could not run)."""
+        if self.exit_code == EXIT_OK:
+            return "ok"
+        return "unavailable" if self.problem else "partial"
 
     @property
     def quiet(self) -> bool:
@@ -89,6 +100,8 @@ class Summary:
             text += (
                 f", {self.waiting} task{'s' if self.waiting > 1 else ''} waiting for you (status)"
             )
+        if self.collections_down:
+            text += ", a collection is not connected (status)"
         if self.problem:
             text += ", work left queued: transport unavailable"
         return f"{text}, {self.seconds:.2f} s"
@@ -181,6 +194,9 @@ class Cycle:
         self.transport.ready()
         if not self.dry_run:
             self.reconcile()
+            self.summary.collections_down = endpoints.observe(
+                self.job, self.store, self.transport, self.now
+            )
         full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
         self.summary.full = full
         walker = Walker(
@@ -374,17 +390,19 @@ def run_job(
             if not dry_run:  # `status` shows why the last run did not happen, if it can
                 with suppress(AutosyncError, sqlite3.Error), store.guard():
                     job_id = store.job_id(job.name)
-                    store.record_run(job_id, started, time.time(), full, "error", str(err))
+                    result = "waiting" if isinstance(err, AuthError) else "error"
+                    store.record_run(job_id, started, time.time(), full, result, str(err))
             raise
         if dry_run:
             assert isinstance(transport, DryTransport)
             summary.would_send = [i.relpath for i in transport.items]
             summary.would_send += [f"{d}/" for d in transport.dirs]
         else:
-            result = "ok" if summary.exit_code == EXIT_OK else "partial"
             line = summary.line()
             with store.guard():
-                store.record_run(cycle.job_id, started, time.time(), summary.full, result, line)
+                store.record_run(
+                    cycle.job_id, started, time.time(), summary.full, summary.result, line
+                )
     return summary
 
 

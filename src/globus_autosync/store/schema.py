@@ -13,12 +13,38 @@ from globus_autosync.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-VERSION = 2
+VERSION = 3
 READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
+
+# health and alerts (issue 12): what was last said about a job's health, and the last known
+# state of the collections of a Globus job
+HEALTH_TABLES = """
+CREATE TABLE IF NOT EXISTS alerts (
+    job TEXT PRIMARY KEY,                    -- a job's name
+    announced TEXT NOT NULL,                 -- the condition the last message announced ('ok'...)
+    announced_at REAL NOT NULL DEFAULT 0,
+    history TEXT NOT NULL DEFAULT '{}',      -- JSON: condition -> when it was last announced
+    pending TEXT,                            -- JSON: a message not delivered yet, and to whom
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS collections (
+    job TEXT NOT NULL,
+    role TEXT NOT NULL,                      -- source, destination
+    collection TEXT NOT NULL,                -- its id
+    name TEXT,                               -- its display name
+    gcp INTEGER NOT NULL DEFAULT 0,          -- a Globus Connect Personal collection
+    doc_problem TEXT,                        -- what its document said: not connected, paused
+    problem TEXT,                            -- shown: from the document or a task
+    checked REAL NOT NULL DEFAULT 0,         -- when its document was last read
+    PRIMARY KEY (job, role)
+);
+"""
 
 # the statements that upgrade a database from version n to n + 1
 UPGRADES = {
     1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
+    2: HEALTH_TABLES,
 }
 
 SCHEMA = """
@@ -81,7 +107,7 @@ CREATE TABLE IF NOT EXISTS runs (
     result TEXT NOT NULL,
     summary TEXT NOT NULL
 );
-"""
+""" + HEALTH_TABLES
 
 
 def version(conn: sqlite3.Connection) -> int | None:

@@ -1,0 +1,50 @@
+"""The health commands: ``status --check`` (one line per job, exit 0/1/2, for Nagios, Icinga or
+a monitoring cron) and ``alert-test`` (a test message through every configured channel)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from globus_autosync.errors import EXIT_JOB, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from globus_autosync.cli import Context
+
+
+def status_check(rows: list[dict[str, Any]]) -> None:
+    """One line per job, then exit 0 (all ok), 1 (any lagging or waiting) or 2 (any failing
+    or stopped)."""
+    from globus_autosync import health
+
+    for r in rows:
+        h = r["health"]
+        line = f"{r['job']}: {h['state'].upper()}"
+        if h["state"] != health.OK:
+            line += f": {h['reason']}; {h['action']}"
+        click.echo(line)
+    sys.exit(health.worst([r["health"]["state"] for r in rows]))
+
+
+@click.command("alert-test")
+@click.pass_obj
+def alert_test(obj: Context) -> None:
+    """Send a test message through every channel of [alerts] and say what happened."""
+    from globus_autosync import alerts
+
+    cfg = obj.load()
+    names = alerts.channels(cfg.alerts)
+    if not names:
+        raise UsageError(
+            f"{cfg.path}: no alert channel configured; add webhook = \"https://...\" or "
+            'email = ["ops@example.org"] (with smtp_host) to an [alerts] table'
+        )
+    subject, text = alerts.sample_message()
+    failed = 0
+    for channel in names:
+        d = alerts.send(cfg.alerts, channel, subject, text)
+        failed += not d.ok
+        click.echo(f"{'ok  ' if d.ok else 'FAIL'}  {channel} to {d.target}: {d.detail}")
+    sys.exit(EXIT_JOB if failed else EXIT_OK)
