@@ -87,9 +87,10 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
         )
     many, example = db.stubborn_failures(store, job_id, job.alert_after)
     if many:
+        times = "once" if job.alert_after == 1 else f"{job.alert_after} times"
         return Health(
             FAILING,
-            f"{many} file{'s' if many > 1 else ''} failed {job.alert_after} times or more "
+            f"{many} file{'s' if many > 1 else ''} failed {times} or more "
             f"(latest {example})",
             "fix the cause ('globus-autosync status' lists them); they are retried by themselves",
             "failing:files",
