@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from globus_autosync import health
 from globus_autosync.config import AlertSettings, Config, Job
@@ -37,8 +35,7 @@ SMTP_TIMEOUT = 10.0
 RETRY_FIRST, RETRY_MAX = 60.0, 3600.0
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
     channel: str  # webhook, email
     target: str  # the webhook's host (its path may hold a token), or the addresses
     ok: bool
@@ -78,7 +75,7 @@ def _describe(err: Exception) -> str:
         return f"the webhook answered HTTP {err.code} {err.reason}"
     if isinstance(err, urllib.error.URLError):
         return f"cannot reach the webhook: {err.reason}"
-    if isinstance(err, TimeoutError | socket.timeout):
+    if isinstance(err, TimeoutError):
         return "no answer in time"
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else 'no message'}"
@@ -105,6 +102,7 @@ def _webhook(url: str, text: str) -> None:
 
 def _email(settings: AlertSettings, subject: str, text: str) -> None:
     import smtplib
+    import socket
     import ssl
     from email.message import EmailMessage
     from email.utils import formatdate, make_msgid
@@ -136,8 +134,14 @@ def _email(settings: AlertSettings, subject: str, text: str) -> None:
 
 
 # -- when to say what ---------------------------------------------------------------------------
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
 def message(h: health.Health, job: str, previous: str, reminder: bool) -> dict[str, Any]:
-    host = socket.gethostname()
+    host = _host()
     if h.state == health.OK:
         was = previous.split(":", 1)[0]
         subject = f"globus-autosync on {host}: {job} is ok again"
@@ -177,8 +181,20 @@ def after_cycles(
             log.warning("%s: alert state not read or recorded: %s", job.name, err)
 
 
+def _quiet(
+    settings: AlertSettings, row: db.AlertBrief | None, h: health.Health, now: float
+) -> bool:
+    """Nothing to say and nothing owed: the common case, decided without a write."""
+    if row is None or h.key != row.announced:
+        return False
+    reminder = h.key != health.OK and now - row.announced_at >= settings.repeat_every
+    return not reminder and (not row.pending or now < row.next_try)
+
+
 def _one(settings: AlertSettings, store: Store, job: Job, now: float) -> None:
     h = health.assess(store, job, now)
+    if _quiet(settings, db.alert_brief(store, job.name), h, now):
+        return
     with store.tx():  # claim the message, so that two processes do not both send it
         row = db.alert_row(store, job.name)
         new = row is None
@@ -219,7 +235,7 @@ def _one(settings: AlertSettings, store: Store, job: Job, now: float) -> None:
 
 
 def sample_message() -> tuple[str, str]:
-    host = socket.gethostname()
+    host = _host()
     subject = f"globus-autosync on {host}: test alert"
     text = (
         f"globus-autosync on {host}: a test alert (globus-autosync alert-test). Messages about "

@@ -10,7 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from globus_autosync.errors import ConfigError
 
@@ -63,8 +63,7 @@ class Job:
     alert_after: int = 3
 
 
-@dataclass(frozen=True)
-class AlertSettings:
+class AlertSettings(NamedTuple):  # not a dataclass: cheaper to define at each start-up
     """The top-level ``[alerts]`` table: where a message goes when a job's health changes.
     The SMTP password is never in the file: it is read from GLOBUS_AUTOSYNC_SMTP_PASSWORD."""
 
@@ -82,12 +81,15 @@ class AlertSettings:
         return bool(self.webhook or self.email)
 
 
+NO_ALERTS = AlertSettings()
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
     jobs: tuple[Job, ...]
     globus: GlobusSettings
-    alerts: AlertSettings = AlertSettings()
+    alerts: AlertSettings = NO_ALERTS
 
     def select(self, name: str | None) -> tuple[Job, ...]:
         """Every job, or the one named; an unknown name is a usage error with a suggestion."""

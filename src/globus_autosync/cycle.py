@@ -14,7 +14,6 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from globus_autosync import endpoints
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import (
     EXIT_OK,
@@ -29,7 +28,14 @@ from globus_autosync.plan import FAILED, SEEN, SKIPPED, DirPlan, Pending, backof
 from globus_autosync.scan import Listing, join
 from globus_autosync.store import BatchRow, QueuedFile, Store
 from globus_autosync.transports import Item, TaskReport, Transport, make_transport
-from globus_autosync.transports.base import DONE, RETRY, SKIP, Check, Outcome
+from globus_autosync.transports.base import (
+    DONE,
+    RETRY,
+    SKIP,
+    Check,
+    Outcome,
+    WatchesCollections,
+)
 from globus_autosync.walk import DirTree, Walker, WalkStats
 
 log = logging.getLogger(__name__)
@@ -194,9 +200,12 @@ class Cycle:
         self.transport.ready()
         if not self.dry_run:
             self.reconcile()
-            self.summary.collections_down = endpoints.observe(
-                self.job, self.store, self.transport, self.now
-            )
+            if isinstance(self.transport, WatchesCollections):  # Globus Connect Personal down?
+                from globus_autosync import endpoints
+
+                self.summary.collections_down = endpoints.observe(
+                    self.job, self.store, self.transport, self.now
+                )
         full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
         self.summary.full = full
         walker = Walker(

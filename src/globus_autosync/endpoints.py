@@ -10,7 +10,6 @@ what to do; ``status`` and the metrics show it until it clears, and its clearing
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from globus_autosync import health
 from globus_autosync.config import Job
@@ -48,7 +47,7 @@ def observe(job: Job, store: Store, transport: Transport, now: float) -> int:
     if not isinstance(transport, WatchesCollections):
         return 0
     known = {c.role: c for c in db.collections(store, job.name)}
-    rows = {role: replace(c) for role, c in known.items()}
+    rows = {role: c.copy() for role, c in known.items()}
     if not known or any(now - c.checked >= CHECK_EVERY for c in known.values()):
         try:
             docs = transport.collections()

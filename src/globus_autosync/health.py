@@ -15,8 +15,7 @@ consent is ``waiting`` however long ago the last good cycle was (the reason then
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from globus_autosync.config import Job
 from globus_autosync.store import Store
@@ -37,8 +36,7 @@ _RUN_IT = (
 )
 
 
-@dataclass(frozen=True)
-class Health:
+class Health(NamedTuple):
     state: str
     reason: str
     action: str
@@ -50,7 +48,7 @@ class Health:
         return f"{self.state}: {self.reason}; {self.action}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "key"}
+        return {k: v for k, v in self._asdict().items() if k != "key"}
 
 
 def age(seconds: float) -> str:

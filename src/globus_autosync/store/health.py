@@ -7,32 +7,41 @@ A database of schema version 2 (read by ``status`` without upgrading it) has no 
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from globus_autosync.store import Store
 
 GOOD_RESULTS = ("ok", "partial")  # a cycle that ran to its end (some files may have failed)
 
 
-@dataclass(frozen=True)
-class RunRow:
+# plain classes, not dataclasses: a cron run with alerts imports this module, and a dataclass
+# costs most of a millisecond to define
+class RunRow(NamedTuple):
     finished: float
     result: str
     summary: str
 
 
-@dataclass
 class CollectionRow:
-    job: str
-    role: str  # source, destination
-    collection: str
-    name: str | None = None
-    gcp: bool = False
-    doc_problem: str | None = None
-    problem: str | None = None
-    checked: float = 0.0
+    __slots__ = ("checked", "collection", "doc_problem", "gcp", "job", "name", "problem", "role")
+
+    def __init__(
+        self,
+        job: str,
+        role: str,  # source, destination
+        collection: str,
+        name: str | None = None,
+        gcp: bool = False,
+        doc_problem: str | None = None,
+        problem: str | None = None,
+        checked: float = 0.0,
+    ) -> None:
+        self.job, self.role, self.collection, self.name = job, role, collection, name
+        self.gcp, self.doc_problem, self.problem, self.checked = gcp, doc_problem, problem, checked
+
+    def copy(self) -> CollectionRow:
+        return CollectionRow(self.job, self.role, self.collection, self.name, self.gcp,
+                             self.doc_problem, self.problem, self.checked)  # fmt: skip
 
     @property
     def label(self) -> str:
@@ -41,15 +50,22 @@ class CollectionRow:
         )
 
 
-@dataclass
 class AlertRow:
-    job: str
-    announced: str = "ok"
-    announced_at: float = 0.0
-    history: dict[str, float] = field(default_factory=dict)
-    pending: dict[str, Any] | None = None
-    attempts: int = 0
-    next_try: float = 0.0
+    __slots__ = ("announced", "announced_at", "attempts", "history", "job", "next_try", "pending")
+
+    def __init__(
+        self,
+        job: str,
+        announced: str = "ok",
+        announced_at: float = 0.0,
+        history: dict[str, float] | None = None,
+        pending: dict[str, Any] | None = None,
+        attempts: int = 0,
+        next_try: float = 0.0,
+    ) -> None:
+        self.job, self.announced, self.announced_at = job, announced, announced_at
+        self.history = history if history is not None else {}
+        self.pending, self.attempts, self.next_try = pending, attempts, next_try
 
 
 def _has(store: Store, table: str) -> bool:
@@ -112,8 +128,27 @@ def save_collections(store: Store, rows: list[CollectionRow]) -> None:
         )  # fmt: skip
 
 
+class AlertBrief(NamedTuple):
+    announced: str
+    announced_at: float
+    pending: bool
+    next_try: float
+
+
+def alert_brief(store: Store, job: str) -> AlertBrief | None:
+    """Enough of ``alert_row`` to see that nothing is to be said (without decoding JSON: the
+    json module is not imported by a quiet run)."""
+    row = store.conn.execute(
+        "SELECT announced, announced_at, pending IS NOT NULL, next_try FROM alerts WHERE job=?",
+        (job,),
+    ).fetchone()
+    return AlertBrief(row[0], row[1], bool(row[2]), row[3]) if row else None
+
+
 def alert_row(store: Store, job: str) -> AlertRow | None:
     """What was last said about a job (inside the caller's transaction, to claim a message)."""
+    import json
+
     row = store.conn.execute(
         "SELECT job, announced, announced_at, history, pending, attempts, next_try FROM alerts "
         "WHERE job=?",
@@ -127,6 +162,8 @@ def alert_row(store: Store, job: str) -> AlertRow | None:
 
 def save_alert_row(store: Store, row: AlertRow) -> None:
     """Within the caller's transaction."""
+    import json
+
     store.conn.execute(
         "INSERT OR REPLACE INTO alerts "
         "(job, announced, announced_at, history, pending, attempts, next_try) "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 DONE: Literal["done"] = "done"
 SKIP: Literal["skipped"] = "skipped"
@@ -93,8 +93,7 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class CollectionDoc:
+class CollectionDoc(NamedTuple):
     """What a collection's document says of its state (Globus Connect Personal: connected,
     paused)."""
 
