@@ -85,6 +85,12 @@ class Summary:
         return "unavailable" if self.problem else "partial"
 
     @property
+    def record(self) -> str:
+        """What the ``runs`` table keeps: the summary line, and why the transport was out of
+        reach (health's reason for a job failing so)."""
+        return f"{self.line()}: {self.problem}" if self.problem else self.line()
+
+    @property
     def quiet(self) -> bool:
         """Nothing happened worth more than the summary."""
         return not (
@@ -407,10 +413,9 @@ def run_job(
             summary.would_send = [i.relpath for i in transport.items]
             summary.would_send += [f"{d}/" for d in transport.dirs]
         else:
-            line = summary.line()
             with store.guard():
                 store.record_run(
-                    cycle.job_id, started, time.time(), summary.full, summary.result, line
+                    cycle.job_id, started, time.time(), summary.full, summary.result, summary.record
                 )
     return summary
 

@@ -3,7 +3,8 @@
 
 - ``failing``: the last ``alert_after`` cycles could not run (or could not reach the transport),
   or files have failed ``alert_after`` times and keep failing;
-- ``stopped``: no cycle ran to its end for ``alert_lag`` (or the job never ran): nothing runs it;
+- ``stopped``: no cycle ran to its end for ``alert_lag`` (counted from the job's first cycle
+  when none ever did), or the job never ran: nothing runs it;
 - ``waiting``: someone must act: a login or consent (the last cycle said so), a task INACTIVE,
   a collection not connected (Globus Connect Personal not running, or paused);
 - ``lagging``: the oldest file that settled has waited more than ``alert_lag``.
@@ -98,7 +99,9 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
             WAITING, last.summary, "do what it says; the next cycle carries on", "waiting:login"
         )
     good = db.last_good_run(store, job_id)
-    if good is None or now - good > job.alert_lag:
+    # no good cycle for alert_lag: since the last good one, or since the job's first cycle
+    since_good = now - (good if good is not None else db.first_run(store, job_id) or now)
+    if since_good > job.alert_lag:
         since = f"since {_when(good)} ({age(now - good)})" if good else "yet"
         reason = f"no cycle has run to its end {since}"
         if last.result != "ok" and now - last.finished <= job.alert_lag:

@@ -124,7 +124,7 @@ class Watcher:
                               should_stop=lambda: self.stop)  # fmt: skip
                 summary = cycle.run(full=False)
                 self.store.record_run(cycle.job_id, started, time.time(), summary.full,
-                                      summary.result, summary.line())  # fmt: skip
+                                      summary.result, summary.record)  # fmt: skip
                 due = self.store.next_due(cycle.job_id, job.settle, job.batch_window)
         except LockHeld as err:
             log.debug("%s", err)

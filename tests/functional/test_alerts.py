@@ -5,9 +5,11 @@ webhook retried without harm to the sync, no password in any file or log, `alert
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +18,9 @@ from typing import Any
 import pytest
 
 from .helpers import LONG_AGO, CliEnv, job_toml
+from .test_watch import wait_for, watcher
+
+__all__ = ["watcher"]  # the fixture
 
 PASSWORD = "pw-Zq8v1-never-in-a-file"
 
@@ -240,3 +245,25 @@ def test_a_password_in_the_file_is_refused_in_one_line(env: CliEnv) -> None:
     [line] = res.stderr.splitlines()
     assert "[alerts], key 'password'" in line and "GLOBUS_AUTOSYNC_SMTP_PASSWORD" in line
     assert "hunter2" not in line
+
+
+def test_watch_sends_alerts_too_once_and_on_recovery(
+    env: CliEnv, receiver: Receiver, watcher: Callable[..., subprocess.Popen[str]]
+) -> None:
+    env.configure(
+        alerts_table(webhook=receiver.url),
+        job_toml(settle="0s", interval="0.2s", batch_window="0s", alert_after=2),
+    )
+    env.write("a.dat", "a", mtime=LONG_AGO)
+    moved = env.root / "src-unmounted"
+    env.src.rename(moved)  # the instrument's disk is not there: cycles cannot run
+    proc = watcher()
+    wait_for("the failing alert", lambda: len(receiver.bodies) >= 1)
+    assert "job detector is failing: the last 2 cycles could not run" in receiver.texts()[0]
+    moved.rename(env.src)  # mounted again
+    wait_for("the file", lambda: (env.dst / "a.dat").exists())
+    wait_for("the recovery alert", lambda: len(receiver.bodies) >= 2)
+    assert "job detector is ok again (it was failing)" in receiver.texts()[1]
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert len(receiver.bodies) == 2

@@ -91,3 +91,27 @@ def test_an_inactive_task_makes_the_job_waiting_and_a_lag_makes_it_lagging(gx: G
     [line] = gx.cli("status", "--check", code=1).stdout.splitlines()
     assert line.startswith(f"{JOB}: WAITING: task {task.task_id} is INACTIVE")
     assert "globus-autosync login" in line
+
+
+def test_globus_out_of_reach_for_alert_after_cycles_is_failing(gx: Globus) -> None:
+    gx.configure(alert_after=2)
+    gx.env.write("f.dat", b"data", mtime=LONG_AGO)
+    for _ in range(2):  # every attempt the SDK makes answers 503 (Retry-After: 1, to be quick)
+        gx.emu.fail_requests(6, 503, "/v0.10/submission_id", retry_after=1)
+        res = gx.run(code=1)
+        assert "work left queued: transport unavailable" in res.stdout
+    [line] = gx.cli("status", "--check", code=2).stdout.splitlines()
+    assert line.startswith(f"{JOB}: FAILING: the last 2 cycles could not run: ")
+    assert "Globus answered 503" in line
+    gx.run()  # Globus is back
+    assert gx.cli("status", "--check").stdout == f"{JOB}: OK\n"
+
+
+def test_a_login_that_expired_makes_the_job_waiting_with_the_command_to_run(gx: Globus) -> None:
+    gx.service = False
+    gx.seed_login(expired=True)
+    gx.emu.expire_tokens()  # and refreshing it is refused
+    gx.env.write("f.dat", b"data", mtime=LONG_AGO)
+    gx.run(code=3)
+    [line] = gx.cli("status", "--check", code=1).stdout.splitlines()
+    assert line.startswith(f"{JOB}: WAITING: ") and "globus-autosync login" in line

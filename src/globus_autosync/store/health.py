@@ -90,6 +90,11 @@ def last_good_run(store: Store, job: int) -> float | None:
     return float(row[0]) if row and row[0] is not None else None
 
 
+def first_run(store: Store, job: int) -> float | None:
+    row = store.conn.execute("SELECT MIN(finished) FROM runs WHERE job=?", (job,)).fetchone()
+    return float(row[0]) if row and row[0] is not None else None
+
+
 def stubborn_failures(store: Store, job: int, attempts: int) -> tuple[int, str | None]:
     """How many failed files have failed at least ``attempts`` times, and one example
     (``name: reason``) of the most recent."""
