@@ -102,7 +102,6 @@ def _webhook(url: str, text: str) -> None:
 
 def _email(settings: AlertSettings, subject: str, text: str) -> None:
     import smtplib
-    import socket
     import ssl
     from email.message import EmailMessage
     from email.utils import formatdate, make_msgid
@@ -114,7 +113,7 @@ def _email(settings: AlertSettings, subject: str, text: str) -> None:
     host = settings.smtp_host or "localhost"
     msg = EmailMessage()
     msg["Subject"] = subject
-    msg["From"] = settings.sender or f"globus-autosync@{socket.getfqdn()}"
+    msg["From"] = settings.sender or f"globus-autosync@{_host()}"  # no getfqdn: a DNS wait
     msg["To"] = ", ".join(settings.email)
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid("globus-autosync")
