@@ -254,7 +254,7 @@ def run(
         if not obj.quiet or summary.exit_code != EXIT_OK:
             click.echo(summary.line())
     if cfg.alerts.enabled and not dry_run:
-        _alerts(cfg, obj, cfg.select(job_name))
+        cli_health.after_run(cfg, obj.state_dir, cfg.select(job_name))
     if metrics_file is not None and not dry_run:
         from globus_autosync import metrics
 
@@ -264,21 +264,6 @@ def run(
             log.error("cannot write the metrics file %s: %s", metrics_file, err.strerror)
             codes.append(EXIT_PARTIAL)
     sys.exit(_worst(codes))
-
-
-def _alerts(cfg: config.Config, obj: Context, jobs: tuple[config.Job, ...]) -> None:
-    """Say what changed in the jobs' health (alerts.py); a failure never changes the exit code."""
-    from globus_autosync import alerts
-
-    try:
-        store = Store.open(obj.state_dir)
-    except AutosyncError as err:
-        log.warning("alerts not looked at: %s", err)
-        return
-    try:
-        alerts.after_cycles(cfg, store, jobs)
-    finally:
-        store.close()
 
 
 @cli.command()

@@ -3,15 +3,37 @@ a monitoring cron) and ``alert-test`` (a test message through every configured c
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from globus_autosync.errors import EXIT_JOB, EXIT_OK, UsageError
+from globus_autosync.errors import EXIT_JOB, EXIT_OK, AutosyncError, UsageError
 
 if TYPE_CHECKING:
     from globus_autosync.cli import Context
+    from globus_autosync.config import Config, Job
+
+log = logging.getLogger(__name__)
+
+
+def after_run(cfg: Config, state_dir: Path, jobs: Sequence[Job]) -> None:
+    """`run`: say what changed in the jobs' health (alerts.py); never changes the exit code."""
+    from globus_autosync import alerts
+    from globus_autosync.store import Store
+
+    try:
+        store = Store.open(state_dir)
+    except AutosyncError as err:
+        log.warning("alerts not looked at: %s", err)
+        return
+    try:
+        alerts.after_cycles(cfg, store, jobs)
+    finally:
+        store.close()
 
 
 def status_check(rows: list[dict[str, Any]]) -> None:
