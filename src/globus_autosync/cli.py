@@ -167,6 +167,7 @@ def check(obj: Context, job_name: str | None) -> None:
                 transport.close()
         except AutosyncError as err:
             lines.append((False, f"{job.name}: {err}"))
+        lines.extend(cli_health.collection_lines(obj.state_dir, job))
     for ok, text in lines:
         click.echo(f"{'ok  ' if ok else 'FAIL'}  {text}")
     if not all(ok for ok, _ in lines):

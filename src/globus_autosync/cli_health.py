@@ -36,6 +36,29 @@ def after_run(cfg: Config, state_dir: Path, jobs: Sequence[Job]) -> None:
         store.close()
 
 
+def collection_lines(state_dir: Path, job: Job) -> list[tuple[bool, str]]:
+    """`check`: a collection a task of the job found down (GC_NOT_CONNECTED...), as the last
+    cycle left it in the store (what its document says, `check` has just read afresh)."""
+    if job.transport != "globus":
+        return []
+    from globus_autosync import health
+    from globus_autosync.store import Store
+    from globus_autosync.store import health as db
+
+    try:
+        store = Store.open_readonly(state_dir)
+    except AutosyncError:
+        return []  # the state database line says why
+    if store is None:
+        return []
+    try:
+        rows = [c for c in db.collections(store, job.name) if c.problem and not c.doc_problem]
+    finally:
+        store.close()
+    return [(False, f"{job.name}: {c.label} {c.problem}; {health.collection_action(c)}")
+            for c in rows]  # fmt: skip
+
+
 def status_check(rows: list[dict[str, Any]]) -> None:
     """One line per job, then exit 0 (all ok), 1 (any lagging or waiting) or 2 (any failing
     or stopped)."""

@@ -134,10 +134,10 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
 
 
 def collection_action(c: db.CollectionRow) -> str:
-    name = c.name or c.collection
-    if c.gcp and c.problem and "paused" in c.problem:
+    name, problem = c.name or c.collection, c.problem or ""
+    if "paused" in problem:  # its document says so, or a task shows GC_PAUSED
         return f"resume Globus Connect Personal on {name}"
-    if c.gcp or (c.problem and "Globus Connect" in c.problem):
+    if c.gcp or "GC_NOT_CONNECTED" in problem:
         return f"start Globus Connect Personal on {name}"
     return f"check that collection {name} is up (https://app.globus.org/file-manager/collections)"
 
