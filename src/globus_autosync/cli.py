@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from globus_autosync import __version__, cli_globus, config
+from globus_autosync import __version__, cli_globus, cli_health, config
 from globus_autosync.cycle import baseline_job, human_bytes, run_job
 from globus_autosync.errors import (
     EXIT_JOB,
@@ -168,6 +168,7 @@ def check(obj: Context, job_name: str | None) -> None:
                 transport.close()
         except AutosyncError as err:
             lines.append((False, f"{job.name}: {err}"))
+        lines.extend(cli_health.collection_lines(obj.state_dir, job))
     for ok, text in lines:
         click.echo(f"{'ok  ' if ok else 'FAIL'}  {text}")
     if not all(ok for ok, _ in lines):
@@ -283,6 +284,8 @@ def run(
             )
         if not obj.quiet or summary.exit_code != EXIT_OK:
             click.echo(summary.line())
+    if cfg.alerts.enabled and not dry_run:
+        cli_health.after_run(cfg, obj.state_dir, cfg.select(job_name))
     if metrics_file is not None and not dry_run:
         from globus_autosync import metrics
 
@@ -415,9 +418,13 @@ def _readonly_store(obj: Context) -> Iterator[Store | None]:
 @cli.command()
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--check", is_flag=True, help="One health line per job; exit 0 ok, 1 lagging or waiting, "
+    "2 failing or stopped."
+)  # fmt: skip
 @pass_ctx
-def status(obj: Context, job_name: str | None, as_json: bool) -> None:
-    """Show per job what is done, waiting, queued, in flight, failed and skipped."""
+def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> None:
+    """Show per job its health, and what is done, waiting, queued, in flight, failed, skipped."""
     import json
 
     from globus_autosync import report
@@ -425,6 +432,8 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
     cfg = obj.load()
     with _readonly_store(obj) as store:
         rows = [report.job_status(store, job) for job in cfg.select(job_name)]
+    if check:
+        cli_health.status_check(rows)
     if as_json:
         click.echo(json.dumps({"jobs": rows}, indent=2))
         return
@@ -432,6 +441,9 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
         _status_table(rows)
         return
     for r in rows:
+        h = r["health"]
+        click.echo(f"{r['job']}: {h['state']}" + (f": {h['reason']}; {h['action']}"
+                                                   if h["state"] != "ok" else ""))  # fmt: skip
         click.echo(
             f"{r['job']}: done {r['done']} ({human_bytes(r['bytes_done'])}), "
             f"waiting to settle {r['waiting']}, queued {r['queued']}, in flight {r['in_flight']}, "
@@ -445,6 +457,10 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
             click.echo(f"  cleanup: {report.cleanup_line(r['cleanup'])}")
         for t in r["tasks_waiting"]:
             click.echo(f"  waiting: batch {t['batch']}: {t['reason']}")
+        for c in r["collections"]:
+            if c["problem"]:
+                name = c["name"] or c["collection"]
+                click.echo(f"  collection: {c['role']} {name} {c['problem']}")
         for p in r["problems"]:
             click.echo(f"  {p['state']}: {p['path']}: {p['reason']}")
 
@@ -453,6 +469,9 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
     from globus_autosync import report
     from globus_autosync.display import table
 
+    table("health", ["job", "health", "why", "what to do"],
+          [[r["job"], r["health"]["state"], r["health"]["reason"], r["health"]["action"]]
+           for r in rows])  # fmt: skip
     cols = ["job", "done", "bytes done", "waiting", "queued", "in flight", "failed", "skipped",
             "lag", "last run"]  # fmt: skip
     table(
@@ -466,6 +485,8 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         ],
     )  # fmt: skip
     waiting = [[r["job"], str(t["batch"]), t["reason"]] for r in rows for t in r["tasks_waiting"]]
+    waiting += [[r["job"], c["role"], f"{c['name'] or c['collection']} {c['problem']}"]
+                for r in rows for c in r["collections"] if c["problem"]]  # fmt: skip
     if waiting:
         table("tasks waiting for you", ["job", "batch", "why"], waiting)
     cleanups = [[r["job"], report.cleanup_line(r["cleanup"])] for r in rows if r["cleanup"]]
@@ -542,6 +563,7 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
 cli.add_command(cli_globus.login)
 cli.add_command(cli_globus.logout)
 cli.add_command(cli_globus.whoami)
+cli.add_command(cli_health.alert_test)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from globus_autosync.errors import ConfigError
 
@@ -114,6 +114,9 @@ class Job:
     keep_free: FreeSpace | None = None
     max_deletes: int = 10000
     delete_empty_dirs: bool = True
+    # health (health.py): lagging past alert_lag; failing after alert_after cycles that failed
+    alert_lag: float = 3600.0
+    alert_after: int = 3
 
     @property
     def cleanup(self) -> bool:
@@ -121,11 +124,33 @@ class Job:
         return self.delete_after is not None or self.keep_free is not None
 
 
+class AlertSettings(NamedTuple):  # not a dataclass: cheaper to define at each start-up
+    """The top-level ``[alerts]`` table: where a message goes when a job's health changes.
+    The SMTP password is never in the file: it is read from GLOBUS_AUTOSYNC_SMTP_PASSWORD."""
+
+    webhook: str | None = None
+    email: tuple[str, ...] = ()
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str | None = None
+    sender: str | None = None  # the key "from"
+    repeat_every: float = 6 * 3600.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook or self.email)
+
+
+NO_ALERTS = AlertSettings()
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
     jobs: tuple[Job, ...]
     globus: GlobusSettings
+    alerts: AlertSettings = NO_ALERTS
 
     def select(self, name: str | None) -> tuple[Job, ...]:
         """Every job, or the one named; an unknown name is a usage error with a suggestion."""
@@ -213,6 +238,7 @@ _JOB_KEYS_ALL = [
     "destination_collection", "source_collection_path", "sync_level", "verify_checksum",
     "preserve_timestamp", "max_files_per_task", "max_active_tasks", "task_deadline", "notify",
     "delete_after", "keep_free", "max_deletes", "delete_empty_dirs",
+    "alert_lag", "alert_after",
 ]  # fmt: skip
 _GLOBUS_ONLY = (
     "source_collection", "destination_collection", "source_collection_path", "sync_level",
@@ -296,6 +322,43 @@ def _job(path: Path, index: int, table: Any) -> Job:
         keep_free=keep_free,
         max_deletes=r.positive_int("max_deletes", 10000),
         delete_empty_dirs=r.get("delete_empty_dirs", bool, True),
+        alert_lag=r.duration("alert_lag", 3600.0, minimum=1.0),
+        alert_after=r.positive_int("alert_after", 3),
+    )
+
+
+_ALERT_KEYS = ["webhook", "email", "smtp_host", "smtp_port", "smtp_starttls", "smtp_user",
+               "from", "repeat_every"]  # fmt: skip
+
+
+def _alerts(path: Path, table: dict[str, Any]) -> AlertSettings:
+    r = _Reader(path, "[alerts]", table)
+    if "password" in table or "smtp_password" in table:
+        key = "password" if "password" in table else "smtp_password"
+        raise r.fail(key, "the SMTP password is never read from the file; remove it and set "
+                     "the environment variable GLOBUS_AUTOSYNC_SMTP_PASSWORD")  # fmt: skip
+    r.check_keys(_ALERT_KEYS)
+    webhook: str | None = r.get("webhook", str)
+    if webhook is not None and not webhook.startswith(("https://", "http://")):
+        raise r.fail("webhook", f"{webhook!r} is not an http(s) URL")
+    email = r.get("email", list, [])
+    if not all(isinstance(a, str) and "@" in a for a in email):
+        raise r.fail("email", 'must be a list of addresses, e.g. ["ops@example.org"]')
+    host: str | None = r.get("smtp_host", str)
+    if email and not host:
+        raise r.fail("smtp_host", "is needed to send e-mail: the SMTP server's name")
+    port: int = r.get("smtp_port", int, 587)
+    if not 0 < port < 65536:
+        raise r.fail("smtp_port", "must be a port number (1-65535)")
+    return AlertSettings(
+        webhook=webhook,
+        email=tuple(email),
+        smtp_host=host,
+        smtp_port=port,
+        smtp_starttls=r.get("smtp_starttls", bool, True),
+        smtp_user=r.get("smtp_user", str),
+        sender=r.get("from", str),
+        repeat_every=r.duration("repeat_every", 6 * 3600.0, minimum=1.0),
     )
 
 
@@ -328,7 +391,7 @@ def load(path: Path) -> Config:
 
 def parse(path: Path, data: dict[str, Any]) -> Config:
     top = _Reader(path, "top level", data)
-    top.check_keys(["job", "globus"])
+    top.check_keys(["job", "globus", "alerts"])
     globus_table = top.get("globus", dict, {})
     g = _Reader(path, "[globus]", globus_table)
     g.check_keys(["client_id"])
@@ -342,4 +405,5 @@ def parse(path: Path, data: dict[str, Any]) -> Config:
         if any(j.name == job.name for j in jobs):
             raise ConfigError(f"{path}: job {job.name!r}, key 'name': duplicate job name")
         jobs.append(job)
-    return Config(path=path, jobs=tuple(jobs), globus=globus)
+    alerts = _alerts(path, top.get("alerts", dict, {}))
+    return Config(path=path, jobs=tuple(jobs), globus=globus, alerts=alerts)

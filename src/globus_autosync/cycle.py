@@ -21,6 +21,7 @@ from globus_autosync.config import Config, Job
 from globus_autosync.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
+    AuthError,
     AutosyncError,
     JobError,
     TransportError,
@@ -30,7 +31,15 @@ from globus_autosync.plan import FAILED, SEEN, SKIPPED, DirPlan, Pending, backof
 from globus_autosync.scan import Listing, join
 from globus_autosync.store import BatchRow, Enrolled, QueuedFile, Store
 from globus_autosync.transports import Item, TaskReport, Transport, make_transport
-from globus_autosync.transports.base import DONE, RETRY, SKIP, Check, Copy, Outcome
+from globus_autosync.transports.base import (
+    DONE,
+    RETRY,
+    SKIP,
+    Check,
+    Copy,
+    Outcome,
+    WatchesCollections,
+)
 from globus_autosync.walk import DirTree, Walker, WalkStats
 
 log = logging.getLogger(__name__)
@@ -62,6 +71,7 @@ class Summary:
     seconds: float = 0.0
     in_flight: int = 0
     waiting: int = 0  # tasks in flight that wait for someone (INACTIVE: expired credentials)
+    collections_down: int = 0  # Globus Connect Personal not connected or paused (endpoints.py)
     problem: str | None = None  # the transport could not be reached; work stays queued
     would_send: list[str] = field(default_factory=list)
     deleted: int = 0  # source files deleted by cleanup
@@ -71,8 +81,22 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        bad = self.failed or self.skipped or self.waiting or self.problem
+        bad = self.failed or self.skipped or self.waiting or self.problem or self.collections_down
         return EXIT_PARTIAL if bad else EXIT_OK
+
+    @property
+    def result(self) -> str:
+        """For the ``runs`` table: ok, partial, or unavailable (the transport could not be
+        reached: health counts it as a cycle that could not run)."""
+        if self.exit_code == EXIT_OK:
+            return "ok"
+        return "unavailable" if self.problem else "partial"
+
+    @property
+    def record(self) -> str:
+        """What the ``runs`` table keeps: the summary line, and why the transport was out of
+        reach (health's reason for a job failing so)."""
+        return f"{self.line()}: {self.problem}" if self.problem else self.line()
 
     @property
     def quiet(self) -> bool:
@@ -102,6 +126,8 @@ class Summary:
             text += (
                 f", {self.waiting} task{'s' if self.waiting > 1 else ''} waiting for you (status)"
             )
+        if self.collections_down:
+            text += ", a collection is not connected (status)"
         if self.problem:
             text += ", work left queued: transport unavailable"
         return f"{text}, {self.seconds:.2f} s"
@@ -204,6 +230,12 @@ class Cycle:
             self.reconcile()
             # before the walk: a file in the place of one deleted is new, whatever its mtime
             cleaner.recover()
+            if isinstance(self.transport, WatchesCollections):  # Globus Connect Personal down?
+                from globus_autosync import endpoints
+
+                self.summary.collections_down = endpoints.observe(
+                    self.job, self.store, self.transport, self.now
+                )
         full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
         self.summary.full = full
         walker = Walker(
@@ -431,17 +463,18 @@ def run_job(
             if not dry_run:  # `status` shows why the last run did not happen, if it can
                 with suppress(AutosyncError, sqlite3.Error), store.guard():
                     job_id = store.job_id(job.name)
-                    store.record_run(job_id, started, time.time(), full, "error", str(err))
+                    result = "waiting" if isinstance(err, AuthError) else "error"
+                    store.record_run(job_id, started, time.time(), full, result, str(err))
             raise
         if dry_run:
             assert isinstance(transport, DryTransport)
             summary.would_send = [i.relpath for i in transport.items]
             summary.would_send += [f"{d}/" for d in transport.dirs]
         else:
-            result = "ok" if summary.exit_code == EXIT_OK else "partial"
-            line = summary.line()
             with store.guard():
-                store.record_run(cycle.job_id, started, time.time(), summary.full, result, line)
+                store.record_run(
+                    cycle.job_id, started, time.time(), summary.full, summary.result, summary.record
+                )
     return summary
 
 

@@ -60,9 +60,28 @@ class StoreCollector(Collector):
             "Free bytes on the source's file system (jobs with cleanup)",
             labels=["job"],
         )
+        from globus_autosync import health
+        from globus_autosync.store import health as db
+
+        healths = GaugeMetricFamily(
+            f"{PREFIX}_health",
+            "The job's health: 1 for its current state (ok, lagging, waiting, failing, stopped)",
+            labels=["job", "state"],
+        )
+        connected = GaugeMetricFamily(
+            f"{PREFIX}_collection_connected",
+            "A Globus job's collection is connected (0: Globus Connect Personal not running, "
+            "paused, or the collection unreachable)",
+            labels=["job", "role"],
+        )
         store = Store.open_readonly(self.state_dir)
         try:
             for job in self.config().jobs:
+                current = health.assess(store, job).state
+                for name in health.STATES:
+                    healths.add_metric([job.name, name], 1.0 if name == current else 0.0)
+                for coll in db.collections(store, job.name) if store else []:
+                    connected.add_metric([job.name, coll.role], 0.0 if coll.problem else 1.0)
                 job_id = store.find_job(job.name) if store else None
                 if store is None or job_id is None:
                     continue
@@ -89,7 +108,7 @@ class StoreCollector(Collector):
         finally:
             if store is not None:
                 store.close()
-        yield from (files, done_bytes, lag, last_ok, duration, waiting)
+        yield from (files, done_bytes, lag, last_ok, duration, waiting, healths, connected)
         yield from (deleted_files, deleted_bytes, source_free)
 
 

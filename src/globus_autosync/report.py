@@ -17,7 +17,21 @@ def _iso(ts: float | None) -> str | None:
 
 
 def job_status(store: Store | None, job: Job) -> dict[str, Any]:
-    """One job's counts, bytes, last run and lag (age of the oldest settled file not done)."""
+    """One job's health, counts, bytes, last run and lag (age of the oldest settled file not
+    done)."""
+    from globus_autosync import health
+    from globus_autosync.store import health as db
+
+    row = _counts(store, job)
+    row["health"] = health.assess(store, job).as_dict()
+    row["collections"] = [
+        {"role": c.role, "collection": c.collection, "name": c.name, "problem": c.problem}
+        for c in (db.collections(store, job.name) if store is not None else [])
+    ]
+    return row
+
+
+def _counts(store: Store | None, job: Job) -> dict[str, Any]:
     job_id = store.find_job(job.name) if store else None
     if store is None or job_id is None:
         return {

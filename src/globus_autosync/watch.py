@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -19,7 +21,7 @@ from types import FrameType
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
 from globus_autosync.cycle import Cycle, Summary
-from globus_autosync.errors import AutosyncError, LockHeld
+from globus_autosync.errors import AuthError, AutosyncError, LockHeld
 from globus_autosync.lock import JobLock
 from globus_autosync.store import Store
 from globus_autosync.transports import Transport, make_transport
@@ -121,27 +123,40 @@ class Watcher:
                 cycle = Cycle(job, self.store, state.transport, batch_window=job.batch_window,
                               should_stop=lambda: self.stop)  # fmt: skip
                 summary = cycle.run(full=False)
-                result = "ok" if summary.exit_code == 0 else "partial"
-                self.store.record_run(cycle.job_id, started, time.time(), summary.full, result,
-                                      summary.line())  # fmt: skip
+                self.store.record_run(cycle.job_id, started, time.time(), summary.full,
+                                      summary.result, summary.record)  # fmt: skip
                 due = self.store.next_due(cycle.job_id, job.settle, job.batch_window)
         except LockHeld as err:
             log.debug("%s", err)
             state.due = time.time() + job.interval
             return
         except AutosyncError as err:
+            self._record_failure(job, started, err)
             self._failed(state, str(err))
             return
         except Exception as err:  # a bug must not take the service down; it is logged in full
             log.exception("%s: unexpected error: %s", job.name, err)
+            self._record_failure(job, started, err)
             self._failed(state, f"unexpected error: {err}")
             return
+        finally:
+            if self.config.alerts.enabled:
+                from globus_autosync import alerts
+
+                alerts.after_cycles(self.config, self.store, [job])
         state.failures = 0
         self._report(state, summary)
         now = time.time()
         state.due = now + job.interval
         if due is not None and due > now:  # what is overdue already waits on the transport
             state.due = min(state.due, due + 0.05)
+
+    def _record_failure(self, job: Job, started: float, err: Exception) -> None:
+        """A cycle that could not run, for ``status`` and health (``run`` records it too)."""
+        result = "waiting" if isinstance(err, AuthError) else "error"
+        with suppress(AutosyncError, sqlite3.Error), self.store.guard():
+            job_id = self.store.job_id(job.name)
+            self.store.record_run(job_id, started, time.time(), False, result, str(err))
 
     def _failed(self, state: JobState, message: str) -> None:
         state.failures += 1

@@ -464,6 +464,25 @@ class TransferEmulator:
         with self._lock:
             self._transfer.pending_sticks.append(nice_status)
 
+    def set_gcp(self, collection_id: str, *, connected: bool = True, paused: bool = False) -> None:
+        """Make a collection a Globus Connect Personal one, connected or not, paused or not:
+        its document says so (``is_globus_connect``, ``gcp_connected``, ``gcp_paused``), and
+        while it is not connected (or paused) every task touching it waits, ACTIVE, with
+        ``nice_status`` GC_NOT_CONNECTED (GC_PAUSED), and runs once it is back."""
+        with self._cond:
+            doc = self._transfer.collection_docs[collection_id]
+            doc.update(
+                entity_type="GCP_mapped_collection",
+                is_globus_connect=True,
+                gcp_connected=connected,
+                gcp_paused=paused,
+                gcs_version=None,
+            )
+            for task in self._transfer.tasks.values():  # at once: wait_idle sees the change
+                if task.status == "ACTIVE" and not task.executing:
+                    self._transfer.gcp_gate(task)
+            self._cond.notify_all()
+
     def require_consent(self, collection_id: str) -> None:
         """Operations on this collection (submit, ls, stat, mkdir; not endpoint GET) need
         its data_access consent: without it they answer 403 ConsentRequired."""

@@ -113,6 +113,7 @@ class EmulatedTask:
     # fault injection and scheduling state
     forced_failure: tuple[str, str] | None = None
     stuck_status: str | None = None
+    gcp_blocked: bool = False  # a Globus Connect Personal collection of it is down
     has_slot: bool = False
     executing: bool = False
     ready_at: float = 0.0
@@ -124,7 +125,9 @@ class EmulatedTask:
     def stuck(self) -> bool:
         """ACTIVE but not progressing: injected stuck task or backing off after an error."""
         return self.status == "ACTIVE" and (
-            self.stuck_status is not None or (self.last_error is not None and not self.has_slot)
+            self.stuck_status is not None
+            or self.gcp_blocked
+            or (self.last_error is not None and not self.has_slot)
         )
 
     def add_event(self, code: str, description: str, details: str = "", *, error: bool) -> None:
@@ -176,7 +179,11 @@ class EmulatedTask:
             ),
             "nice_status_details": self.nice_status_details if active else None,
             "nice_status_expires_in": -1 if active else None,
-            "is_ok": (self.last_error is None and self.stuck_status is None) if active else None,
+            "is_ok": (
+                (self.last_error is None and self.stuck_status is None and not self.gcp_blocked)
+                if active
+                else None
+            ),
             "is_paused": False,
             "fatal_error": self.fatal_error,
             "canceled_by_admin": None,

@@ -623,6 +623,37 @@ def test_stuck_and_failed_tasks(globus_emulator: EmulatorHarness) -> None:
     assert tc.get_task(stuck)["status"] == "FAILED"
 
 
+def test_a_globus_connect_personal_collection_down_holds_its_tasks(
+    globus_emulator: EmulatorHarness,
+) -> None:
+    h = globus_emulator
+    tc = h.transfer_client()
+    (h.src_dir / "f").write_bytes(b"data")
+    h.emulator.set_gcp(h.src_id, connected=False)
+    doc = tc.get_endpoint(h.src_id)
+    assert (doc["is_globus_connect"], doc["gcp_connected"], doc["gcp_paused"]) == (
+        True, False, False,
+    )  # fmt: skip
+    task = submit(tc, h, [("/f", "/f")])
+    h.emulator.wait_idle()  # a task waiting for its collection counts as stuck
+    got = tc.get_task(task)
+    assert (got["status"], got["nice_status"], got["is_ok"]) == (
+        "ACTIVE",
+        "GC_NOT_CONNECTED",
+        False,
+    )
+    assert not (h.dst_dir / "f").exists()
+    h.emulator.set_gcp(h.src_id, connected=True, paused=True)
+    deadline = time.monotonic() + 10
+    while tc.get_task(task)["nice_status"] != "GC_PAUSED" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert tc.get_task(task)["nice_status"] == "GC_PAUSED"
+    h.emulator.set_gcp(h.src_id, connected=True)
+    h.emulator.wait_idle()
+    assert tc.get_task(task)["status"] == "SUCCEEDED"
+    assert (h.dst_dir / "f").read_bytes() == b"data"
+
+
 def test_paging_with_the_sdk_paginators(globus_emulator: EmulatorHarness) -> None:
     h = globus_emulator
     h.emulator.page_limit_cap = 2

@@ -155,9 +155,14 @@ class TransferService:
         for task in self.tasks.values():
             if task.status == "ACTIVE" and not task.executing and now >= task.deadline:
                 self._expire(task, now)
+        for task in self.tasks.values():
+            if task.status == "ACTIVE" and not task.executing:
+                self.gcp_gate(task)
         counts = self.running_counts()
         for task in self.tasks.values():
             if task.status != "ACTIVE" or task.has_slot or task.stuck_status is not None:
+                continue
+            if task.gcp_blocked:
                 continue
             if task.retry_at and now < task.retry_at:
                 continue
@@ -188,6 +193,30 @@ class TransferService:
                 task.executing = True
                 return task
         return None
+
+    def gcp_down(self, collection_id: str) -> str | None:
+        """GC_NOT_CONNECTED or GC_PAUSED when this is a Globus Connect Personal collection
+        that is not connected or is paused (see TransferEmulator.set_gcp)."""
+        doc = self.collection_docs.get(collection_id, {})
+        if not doc.get("is_globus_connect"):
+            return None
+        if doc.get("gcp_connected") is False:
+            return "GC_NOT_CONNECTED"
+        if doc.get("gcp_paused"):
+            return "GC_PAUSED"
+        return None
+
+    def gcp_gate(self, task: EmulatedTask) -> None:
+        """A task touching a collection that is down waits, ACTIVE, showing why (as Globus
+        does); it is queued again when the collection is back."""
+        ends = [task.source_endpoint_id, task.destination_endpoint_id]
+        down = next((d for d in (self.gcp_down(c) for c in ends if c) if d), None)
+        if down is not None:
+            task.gcp_blocked, task.has_slot = True, False
+            task.nice_status, task.nice_status_details = down, f"Injected by the emulator: {down}"
+        elif task.gcp_blocked:
+            task.gcp_blocked = False
+            task.nice_status, task.nice_status_details = "Queued", None
 
     def is_idle(self) -> bool:
         return not any(t.status == "ACTIVE" and not t.stuck for t in self.tasks.values())

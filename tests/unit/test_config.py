@@ -177,6 +177,53 @@ def test_a_local_destination_may_not_overlap_the_source(
         load(path)
 
 
+def test_health_and_alert_defaults(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, MINIMAL)
+    [job] = cfg.jobs
+    assert (job.alert_lag, job.alert_after) == (3600.0, 3)
+    assert not cfg.alerts.enabled
+    cfg = _load(tmp_path, '[alerts]\nemail = ["ops@example.org"]\nsmtp_host = "mail"\n' + MINIMAL)
+    a = cfg.alerts
+    assert a.enabled and a.email == ("ops@example.org",) and a.webhook is None
+    assert (a.smtp_port, a.smtp_starttls, a.smtp_user, a.sender) == (587, True, None, None)
+    assert a.repeat_every == 6 * 3600.0
+    cfg = _load(
+        tmp_path,
+        '[alerts]\nwebhook = "https://hooks.example.org/x"\nrepeat_every = "30m"\n'
+        'from = "a@b.org"\n' + MINIMAL.replace("[[job]]\n", '[[job]]\nalert_lag = "2h"\n'),
+    )
+    assert cfg.alerts.webhook == "https://hooks.example.org/x"
+    assert (cfg.alerts.repeat_every, cfg.alerts.sender, cfg.jobs[0].alert_lag) == (
+        1800.0, "a@b.org", 7200.0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ('password = "hunter2"', ["key 'password'", "GLOBUS_AUTOSYNC_SMTP_PASSWORD"]),
+        ('smtp_password = "hunter2"', ["key 'smtp_password'", "GLOBUS_AUTOSYNC_SMTP_PASSWORD"]),
+        ('webhook = "hooks.example.org"', ["key 'webhook'", "not an http(s) URL"]),
+        ('email = ["ops@example.org"]', ["key 'smtp_host'", "SMTP server"]),
+        ('email = "ops@example.org"', ["key 'email'", "a list"]),
+        ('webhook = "https://h/x"\nrepeat = "1h"', ["unknown key", "repeat_every"]),
+        ('webhook = "https://h/x"\nsmtp_port = 0', ["key 'smtp_port'"]),
+    ],
+)
+def test_bad_alerts_are_one_line_naming_the_key(
+    tmp_path: Path, table: str, words: list[str]
+) -> None:
+    message = _error(tmp_path, f"[alerts]\n{table}\n{MINIMAL}")
+    assert "[alerts]" in message and "hunter2" not in message
+    for word in words:
+        assert word in message
+
+
+def test_alert_after_must_be_at_least_one(tmp_path: Path) -> None:
+    message = _error(tmp_path, MINIMAL + "alert_after = 0\n")
+    assert "key 'alert_after'" in message
+
+
 # -- source cleanup ------------------------------------------------------------------------------
 GLOBUS_JOB = (
     '[[job]]\nname = "g"\nsource = "/s"\ndestination = "/d"\ntransport = "globus"\n'

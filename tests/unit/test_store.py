@@ -284,3 +284,37 @@ def test_a_database_another_process_holds_is_not_called_damaged(
     store = Store.open(tmp_path / "state")  # once it is let go, the upgrade goes through
     assert store.dir_state(1)[0] == {"a.tif": (5, 7)}
     store.close()
+
+
+def test_a_version_2_database_is_read_as_it_is_and_upgraded_with_the_health_tables(
+    tmp_path: Path,
+) -> None:
+    from globus_autosync import report
+    from globus_autosync.config import Job
+    from globus_autosync.store import health as db
+
+    state = tmp_path / "state"
+    state.mkdir()
+    v2 = store_schema.SCHEMA.replace(store_schema.HEALTH_TABLES, "")
+    assert "alerts" not in v2
+    conn = sqlite3.connect(state / "state.db")
+    conn.executescript(v2)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    conn.execute("INSERT INTO jobs (id, name) VALUES (1, 'beamline')")
+    conn.execute(
+        "INSERT INTO runs (job, started, finished, full, result, summary) "
+        "VALUES (1, 1, 2, 0, 'ok', 'fine')"
+    )
+    conn.commit()
+    conn.close()
+    job = Job(name="beamline", source=tmp_path, destination=str(tmp_path / "dst"))
+    ro = Store.open_readonly(state)  # `status` before any run upgrades it
+    assert ro is not None
+    row = report.job_status(ro, job)
+    assert row["collections"] == [] and row["health"]["state"] == "stopped"  # its run: long ago
+    ro.close()
+    store = Store.open(state)
+    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"alerts", "collections"} <= tables
+    assert db.alert_row(store, "beamline") is None and db.collections(store, "beamline") == []
+    store.close()

@@ -13,7 +13,7 @@ from globus_autosync.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-VERSION = 3
+VERSION = 4
 READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
 
 # Source cleanup (version 3). `cleanup` holds the confirmed files of jobs with cleanup on, so
@@ -47,10 +47,36 @@ CREATE TABLE IF NOT EXISTS cleanup_jobs (
 );
 """
 
+# health and alerts (issue 12, version 4): what was last said about a job's health, and the
+# last known state of the collections of a Globus job
+HEALTH_TABLES = """
+CREATE TABLE IF NOT EXISTS alerts (
+    job TEXT PRIMARY KEY,                    -- a job's name
+    announced TEXT NOT NULL,                 -- the condition the last message announced ('ok'...)
+    announced_at REAL NOT NULL DEFAULT 0,
+    history TEXT NOT NULL DEFAULT '{}',      -- JSON: condition -> when it was last announced
+    pending TEXT,                            -- JSON: a message not delivered yet, and to whom
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS collections (
+    job TEXT NOT NULL,
+    role TEXT NOT NULL,                      -- source, destination
+    collection TEXT NOT NULL,                -- its id
+    name TEXT,                               -- its display name
+    gcp INTEGER NOT NULL DEFAULT 0,          -- a Globus Connect Personal collection
+    doc_problem TEXT,                        -- what its document said: not connected, paused
+    problem TEXT,                            -- shown: from the document or a task
+    checked REAL NOT NULL DEFAULT 0,         -- when its document was last read
+    PRIMARY KEY (job, role)
+);
+"""
+
 # the statements that upgrade a database from version n to n + 1
 UPGRADES = {
     1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
     2: CLEANUP,
+    3: HEALTH_TABLES,
 }
 
 SCHEMA = """
@@ -113,7 +139,7 @@ CREATE TABLE IF NOT EXISTS runs (
     result TEXT NOT NULL,
     summary TEXT NOT NULL
 );
-""" + CLEANUP
+""" + CLEANUP + HEALTH_TABLES
 
 
 def version(conn: sqlite3.Connection) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 DONE: Literal["done"] = "done"
 SKIP: Literal["skipped"] = "skipped"
@@ -106,3 +106,27 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class CollectionDoc(NamedTuple):
+    """What a collection's document says of its state (Globus Connect Personal: connected,
+    paused)."""
+
+    role: str  # source, destination
+    id: str
+    name: str | None
+    gcp: bool
+    connected: bool | None = None
+    paused: bool | None = None
+
+
+@runtime_checkable
+class WatchesCollections(Protocol):
+    """A transport whose collections can be down (Globus): their documents, and the faults
+    (``nice_status``) its tasks showed at their last poll, by task id."""
+
+    task_faults: dict[str, str]
+
+    def collections(self) -> list[CollectionDoc]:
+        """Read both collections' documents; raises TransportError or AuthError."""
+        ...

@@ -25,7 +25,16 @@ from globus_sdk.token_storage import TokenValidationError
 from globus_autosync import globus_auth
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import AuthError, TransportError
-from globus_autosync.transports.base import DONE, SKIP, Check, Copy, Item, Outcome, TaskReport
+from globus_autosync.transports.base import (
+    DONE,
+    SKIP,
+    Check,
+    CollectionDoc,
+    Copy,
+    Item,
+    Outcome,
+    TaskReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,8 @@ SYNC_LEVELS = {"exists": 0, "size": 1, "mtime": 2, "checksum": 3}
 # an ACTIVE task showing one of these will not get better by waiting: cancel it, retry later
 FATAL_NICE_STATUS = {"PERMISSION_DENIED", "FILE_NOT_FOUND", "NOT_FOUND", "QUOTA_EXCEEDED"}
 LS_PAGE = 100_000  # entries per operation_ls page: the most the service gives
+# an ACTIVE task showing one of these waits for a collection to come back (endpoints.py says so)
+COLLECTION_FAULTS = {"GC_NOT_CONNECTED", "GC_PAUSED", "CONNECT_FAILED", "ENDPOINT_ERROR"}
 _SCOPE_COLLECTION = re.compile(r"/scopes/([0-9a-fA-F-]{36})/data_access")
 
 
@@ -112,6 +123,7 @@ class GlobusTransport:
         self._app: globus_sdk.GlobusApp | None = None
         self._client: globus_sdk.TransferClient | None = None
         self._made: set[str] = set()
+        self.task_faults: dict[str, str] = {}  # task id -> a COLLECTION_FAULTS nice_status
 
     # -- plumbing -------------------------------------------------------------------------
     @property
@@ -178,6 +190,10 @@ class GlobusTransport:
     def poll(self, task_id: str, items: Sequence[Item], submitted_at: float) -> TaskReport:
         task = self._call(f"look at task {task_id}", lambda: self.tc.get_task(task_id))
         status, nice = task["status"], task.get("nice_status")
+        if status == "ACTIVE" and nice in COLLECTION_FAULTS:
+            self.task_faults[task_id] = nice
+        else:
+            self.task_faults.pop(task_id, None)
         if status == "SUCCEEDED":
             outcomes = {i.relpath: Outcome(DONE) for i in items}
             outcomes.update(self._skipped(task_id))
@@ -313,7 +329,15 @@ class GlobusTransport:
         for role, cid in (("source collection", self.src), ("destination collection", self.dst)):
             try:
                 doc = self._endpoint(role, cid)
-                out.append(Check(role, True, f"{cid} ({doc.get('display_name')}) answers"))
+                name = doc.get("display_name")
+                if doc.get("gcp_connected") is False or doc.get("gcp_paused"):
+                    what = "paused" if doc.get("gcp_paused") else "not connected"
+                    verb = "resume" if doc.get("gcp_paused") else "start"
+                    text = f"{cid} ({name}): Globus Connect Personal is {what}"
+                    todo = f"{verb} Globus Connect Personal on {name}"
+                    out.append(Check(role, False, f"{text}; {todo}"))
+                    continue
+                out.append(Check(role, True, f"{cid} ({name}) answers"))
             except (AuthError, TransportError) as err:
                 out.append(Check(role, False, f"{err}; check the collection id in the config"))
         if not all(c.ok for c in out):
@@ -332,6 +356,18 @@ class GlobusTransport:
         except (AuthError, TransportError) as err:
             out.append(Check("source path", False, str(err)))
         out.append(self._probe())
+        return out
+
+    def collections(self) -> list[CollectionDoc]:
+        """Both collections' documents: is either a Globus Connect Personal collection that is
+        not connected, or paused?"""
+        out = []
+        for role, cid in (("source", self.src), ("destination", self.dst)):
+            doc = self._endpoint(f"{role} collection", cid)
+            connected, paused = doc.get("gcp_connected"), doc.get("gcp_paused")
+            gcp = bool(doc.get("is_globus_connect")) or connected is not None
+            name = doc.get("display_name") or doc.get("canonical_name")
+            out.append(CollectionDoc(role, cid, name, gcp, connected, paused))
         return out
 
     def _endpoint(self, role: str, cid: str) -> globus_sdk.GlobusHTTPResponse:

@@ -1,0 +1,147 @@
+"""A job's health, computed from the store: ``ok``, ``lagging``, ``waiting``, ``failing`` or
+``stopped``, with the one reason that matters most and what to do about it.
+
+- ``failing``: the last ``alert_after`` cycles could not run (or could not reach the transport),
+  or files have failed ``alert_after`` times and keep failing;
+- ``stopped``: no cycle ran to its end for ``alert_lag`` (counted from the job's first cycle
+  when none ever did), or the job never ran: nothing runs it;
+- ``waiting``: someone must act: a login or consent (the last cycle said so), a task INACTIVE,
+  a collection not connected (Globus Connect Personal not running, or paused);
+- ``lagging``: the oldest file that settled has waited more than ``alert_lag``.
+
+When several hold, the first of that list wins, except that a cycle which stopped on a login or a
+consent is ``waiting`` however long ago the last good cycle was (the reason then says what to do).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+from globus_autosync.config import Job
+from globus_autosync.store import Store
+from globus_autosync.store import health as db
+
+OK, LAGGING, WAITING, FAILING, STOPPED = "ok", "lagging", "waiting", "failing", "stopped"
+STATES = (OK, LAGGING, WAITING, FAILING, STOPPED)
+# `status --check` exit codes: 0 all ok, 1 any lagging or waiting, 2 any failing or stopped
+SEVERITY = {OK: 0, LAGGING: 1, WAITING: 1, FAILING: 2, STOPPED: 2}
+
+# run results (the ``runs`` table): a cycle that could not run, one that stopped on a login or
+# consent, one that could not reach the transport and left its work queued
+RESULT_ERROR, RESULT_WAITING, RESULT_UNAVAILABLE = "error", "waiting", "unavailable"
+
+_RUN_IT = (
+    "start the service ('systemctl --user start globus-autosync', see 'globus-autosync service "
+    "systemd') or check the crontab line ('globus-autosync service cron')"
+)
+
+
+class Health(NamedTuple):
+    state: str
+    reason: str
+    action: str
+    key: str  # the condition, for alerts: the same key is the same condition
+
+    def line(self) -> str:
+        if self.state == OK:
+            return OK if not self.reason else f"ok: {self.reason}"
+        return f"{self.state}: {self.reason}; {self.action}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self._asdict().items() if k != "key"}
+
+
+def age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
+    """The health of one job, from what the store holds (None: no database yet)."""
+    now = time.time() if now is None else now
+    job_id = store.find_job(job.name) if store is not None else None
+    if store is None or job_id is None:
+        return Health(STOPPED, "it has never run", _RUN_IT, "stopped:never")
+    runs = db.recent_runs(store, job_id, job.alert_after)
+    if not runs:
+        return Health(STOPPED, "it has never run", _RUN_IT, "stopped:never")
+    last = runs[0]
+    bad = (RESULT_ERROR, RESULT_UNAVAILABLE)
+    if len(runs) >= job.alert_after and all(r.result in bad for r in runs):
+        return Health(
+            FAILING,
+            f"the last {len(runs)} cycles could not run: {last.summary}",
+            "fix what the message says; the next cycle carries on by itself",
+            "failing:cycles",
+        )
+    many, example = db.stubborn_failures(store, job_id, job.alert_after)
+    if many:
+        times = "once" if job.alert_after == 1 else f"{job.alert_after} times"
+        return Health(
+            FAILING,
+            f"{many} file{'s' if many > 1 else ''} failed {times} or more "
+            f"(latest {example})",
+            "fix the cause ('globus-autosync status' lists them); they are retried by themselves",
+            "failing:files",
+        )
+    if last.result == RESULT_WAITING:
+        return Health(
+            WAITING, last.summary, "do what it says; the next cycle carries on", "waiting:login"
+        )
+    good = db.last_good_run(store, job_id)
+    # no good cycle for alert_lag: since the last good one, or since the job's first cycle
+    since_good = now - (good if good is not None else db.first_run(store, job_id) or now)
+    if since_good > job.alert_lag:
+        since = f"since {_when(good)} ({age(now - good)})" if good else "yet"
+        reason = f"no cycle has run to its end {since}"
+        if last.result != "ok" and now - last.finished <= job.alert_lag:
+            reason += f"; the last one: {last.summary}"
+        return Health(STOPPED, reason, _RUN_IT, "stopped:cycles")
+    down = [c for c in db.collections(store, job.name) if c.problem]
+    if down:
+        return Health(WAITING, f"{down[0].label} {down[0].problem}", collection_action(down[0]),
+                      f"waiting:collection:{down[0].role}")  # fmt: skip
+    stuck = [b for b in store.open_batches(job_id) if b.reason]
+    if stuck:
+        return Health(
+            WAITING,
+            stuck[0].reason or "",
+            "renew the credentials ('globus-autosync login', then 'globus-autosync check')",
+            "waiting:task",
+        )
+    n = store.counts(job_id)
+    lag = max(0.0, now - n.oldest_settled) if n.oldest_settled is not None else 0.0
+    if lag > job.alert_lag:
+        return Health(
+            LAGGING,
+            f"the oldest file ready to send has waited {age(lag)} "
+            f"(alert_lag {age(job.alert_lag)}); "
+            f"{n.queued} queued, {n.submitted} in flight, {n.failed} failed",
+            "look at 'globus-autosync tasks' for a slow or stuck task, and at the destination",
+            "lagging",
+        )
+    return Health(OK, "", "", OK)
+
+
+def collection_action(c: db.CollectionRow) -> str:
+    name, problem = c.name or c.collection, c.problem or ""
+    if "paused" in problem:  # its document says so, or a task shows GC_PAUSED
+        return f"resume Globus Connect Personal on {name}"
+    if c.gcp or "GC_NOT_CONNECTED" in problem:
+        return f"start Globus Connect Personal on {name}"
+    return f"check that collection {name} is up (https://app.globus.org/file-manager/collections)"
+
+
+def worst(states: list[str]) -> int:
+    """The exit code of ``status --check``."""
+    return max((SEVERITY[s] for s in states), default=0)
