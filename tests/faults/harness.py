@@ -1,0 +1,261 @@
+"""A campaign of faulted runs of the real CLI against one set of jobs, then clean runs, and what
+must hold after them. Scenarios are small functions in ``SCENARIOS``: one more is a few lines.
+
+Jobs (local transport, one state directory, one config):
+- ``detector``: a tree of five directories, batches of 25; new files arrive between runs.
+- ``legacy``: a tree already at its destination (copied with its mtimes), for ``baseline``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .injector import FaultPlan
+
+CHILD = Path(__file__).with_name("child.py")
+ALLOWED = frozenset({0, 1, 3, 75})  # README "Exit codes": never 70 (a bug), never 2 here
+LONG_AGO = 1_500_000_000
+TIMEOUT = 120.0  # a hung child is a failure, not a slow machine
+WATCH_CYCLE_WAIT = 20.0  # how long watch may take to log its first cycle
+
+Snapshot = dict[str, tuple[str, int]]  # relpath -> (sha256 of the bytes, mtime_ns)
+
+
+def snapshot(top: Path) -> Snapshot:
+    """Every regular file below ``top`` (hidden ones too: a stray ``.part`` must show)."""
+    out: Snapshot = {}
+    for dirpath, _, names in os.walk(top):
+        for name in names:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            out[path.relative_to(top).as_posix()] = (digest, st.st_mtime_ns)
+    return out
+
+
+def assert_mirrors(src: Path, dst: Path) -> None:
+    """The destination holds exactly the source: same paths, bytes and mtimes, nothing else."""
+    want, got = snapshot(src), snapshot(dst)
+    missing = sorted(set(want) - set(got))
+    stray = sorted(set(got) - set(want))
+    differ = sorted(p for p in set(want) & set(got) if want[p] != got[p])
+    assert not (missing or stray or differ), (
+        f"{dst} does not mirror {src}: missing {missing[:10]} ({len(missing)}), "
+        f"stray {stray[:10]} ({len(stray)}), differing {differ[:10]} ({len(differ)})"
+    )
+
+
+def assert_nothing_lost(before: Snapshot, src: Path, dst: Path) -> None:
+    """Every file the source held before the faulted runs is still at the source or, with the
+    same bytes and mtime, at the destination: whatever a run deleted (source cleanup) it had
+    delivered first."""
+    at_src, at_dst = snapshot(src), snapshot(dst)
+    lost = sorted(p for p, was in before.items() if was not in (at_src.get(p), at_dst.get(p)))
+    assert not lost, f"{len(lost)} source files are neither at the source nor at {dst}: {lost[:10]}"
+
+
+def assert_holds_only(top: Path, names: set[str]) -> None:
+    found = {p.name for p in top.iterdir()}
+    assert found == names, f"{top} holds {sorted(found - names)} besides {sorted(names)}"
+
+
+def assert_store_intact(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        (result,) = conn.execute("PRAGMA integrity_check").fetchone()
+    finally:
+        conn.close()
+    assert result == "ok", f"{db}: integrity_check says {result}"
+
+
+@dataclass
+class Outcome:
+    what: str
+    code: int
+    stdout: str
+    stderr: str
+    plan: FaultPlan | None
+
+    def problems(self) -> list[str]:
+        """What this run did that no run may do, faults or not."""
+        out = []
+        if self.code not in ALLOWED:
+            out.append(f"exit {self.code}")
+        if "Traceback" in self.stderr:
+            out.append("a traceback on stderr")
+        if "Logging error" in self.stderr:
+            out.append("logging's '--- Logging error ---'")
+        return out
+
+    def report(self) -> str:
+        tail = "\n    ".join(self.stderr.strip().splitlines()[-12:])
+        return f"{self.what} under [{self.plan}]: {', '.join(self.problems())}\n    {tail}"
+
+
+@dataclass
+class Campaign:
+    """One source tree, its jobs and state, driven by a seeded random generator."""
+
+    root: Path
+    seed: int
+    files: int = 650
+    dirs: int = 5
+    rng: random.Random = field(init=False)
+    outcomes: list[Outcome] = field(default_factory=list)
+    born: int = 0  # files added so far (names stay unique)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.src, self.dst = self.root / "src", self.root / "dst"
+        self.legacy_src, self.legacy_dst = self.root / "legacy-src", self.root / "legacy-dst"
+        self.state = self.root / "state"
+        self.config = self.root / "autosync.toml"
+        self.metrics = self.root / "metrics" / "autosync.prom"
+        for d in (self.src, self.dst, self.legacy_src, self.metrics.parent):
+            d.mkdir(parents=True)
+        for _ in range(self.files):
+            self.add_file(self.src)
+        for _ in range(60):
+            self.add_file(self.legacy_src)
+        shutil.copytree(self.legacy_src, self.legacy_dst)  # copy2: mtimes too
+        self.configure()
+
+    def configure(self, **detector_keys: object) -> None:
+        def table(name: str, src: Path, dst: Path, **keys: object) -> str:
+            keys = {"name": name, "source": str(src), "destination": str(dst), "settle": "0s",
+                    "max_files_per_task": 25, "interval": "1s", **keys}  # fmt: skip
+            return "[[job]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
+
+        self.config.write_text(
+            table("detector", self.src, self.dst, **detector_keys)
+            + table("legacy", self.legacy_src, self.legacy_dst)
+        )
+
+    def add_file(self, top: Path) -> None:
+        self.born += 1
+        path = top / f"run{self.born % self.dirs}" / f"f{self.born:05d}.dat"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(self.rng.randbytes(self.rng.randint(0, 3000)))
+        when = LONG_AGO + self.born
+        os.utime(path, ns=(when * 10**9, when * 10**9 + self.born))
+
+    # -- running the CLI ------------------------------------------------------------------
+    def environ(self, plan: FaultPlan | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FIU_", "LD_PRELOAD"))}
+        env.update(
+            GLOBUS_AUTOSYNC_STATE_DIR=str(self.state),
+            GLOBUS_AUTOSYNC_CONFIG=str(self.config),
+            HOME=str(self.root / "home"),
+            LC_ALL="C.UTF-8",
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        if plan is not None:
+            env.update(plan.environ())
+        return env
+
+    def argv(self, plan: FaultPlan | None, *args: str) -> list[str]:
+        prefix = plan.prefix() if plan is not None else []
+        return [*prefix, sys.executable, str(CHILD), *args]
+
+    def cli(self, plan: FaultPlan | None, *args: str) -> Outcome:
+        res = subprocess.run(
+            self.argv(plan, *args), env=self.environ(plan), cwd=self.root,
+            capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+        return self.note(Outcome(" ".join(args), res.returncode, res.stdout, res.stderr, plan))
+
+    def watch_one_cycle(self, plan: FaultPlan | None) -> Outcome:
+        """``watch`` until its first cycle of the detector job is logged (or a while), then
+        SIGTERM: it must stop on its own."""
+        self.add_file(self.src)  # a cycle with something to do is logged: that is what we wait for
+        err_path = self.root / "watch.err"
+        with open(err_path, "w+") as err:
+            proc = subprocess.Popen(
+                self.argv(plan, "watch", "--job", "detector"), env=self.environ(plan),
+                cwd=self.root, stdout=subprocess.PIPE, stderr=err, text=True,
+            )  # fmt: skip
+            deadline = time.monotonic() + WATCH_CYCLE_WAIT
+            while proc.poll() is None and time.monotonic() < deadline:
+                text = err_path.read_text(errors="replace")
+                if "detector: scanned" in text or "trying again in" in text:
+                    break
+                time.sleep(0.05)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                out, _ = proc.communicate(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+        stderr = err_path.read_text(errors="replace")
+        return self.note(Outcome("watch (one cycle, SIGTERM)", proc.returncode, out, stderr, plan))
+
+    def note(self, outcome: Outcome) -> Outcome:
+        self.outcomes.append(outcome)
+        return outcome
+
+    # -- the campaign ---------------------------------------------------------------------
+    def faulted(self, runs: int, scenarios: dict[str, Scenario] | None = None) -> None:
+        """``runs`` runs, each of a scenario drawn by weight, under faults drawn afresh."""
+        table = scenarios or SCENARIOS
+        names = sorted(table)
+        weights = [table[n].weight for n in names]
+        for _ in range(runs):
+            name = self.rng.choices(names, weights)[0]
+            for _ in range(self.rng.randint(0, 4)):  # work keeps arriving
+                self.add_file(self.src)
+            table[name].step(self, FaultPlan.draw(self.rng))
+
+    def clean(self, runs: int = 3) -> Outcome:
+        """Runs without faults until nothing is left to do; answers the last one."""
+        # the retry backoff of files that failed again and again (up to an hour) has passed
+        # by the time the disk is healthy and cron runs again
+        conn = sqlite3.connect(self.state / "state.db")
+        try:
+            conn.execute("UPDATE files SET next_try = 0")
+            conn.commit()
+        finally:
+            conn.close()
+        last = self.cli(None, "run")
+        for _ in range(runs - 1):
+            if last.code == 0:
+                break
+            last = self.cli(None, "run")
+        return last
+
+    def violations(self) -> list[str]:
+        return [o.report() for o in self.outcomes if o.problems()]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    weight: float
+    step: Callable[[Campaign, FaultPlan], Outcome]
+
+
+def _run(c: Campaign, plan: FaultPlan) -> Outcome:
+    args = ["--quiet"] if c.rng.random() < 0.5 else []
+    return c.cli(plan, *args, "run", "--metrics-file", str(c.metrics))
+
+
+def _baseline(c: Campaign, plan: FaultPlan) -> Outcome:
+    return c.cli(plan, "baseline", "--job", "legacy")
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "run": Scenario(6, _run),
+    "watch": Scenario(2, Campaign.watch_one_cycle),
+    "baseline": Scenario(1, _baseline),
+}
