@@ -250,6 +250,10 @@ def _run(c: Campaign, plan: FaultPlan) -> Outcome:
     return c.cli(plan, *args, "run", "--metrics-file", str(c.metrics))
 
 
+def _dry_run(c: Campaign, plan: FaultPlan) -> Outcome:
+    return c.cli(plan, "run", "--dry-run")  # writes a scratch copy of the database in TMPDIR
+
+
 def _baseline(c: Campaign, plan: FaultPlan) -> Outcome:
     return c.cli(plan, "baseline", "--job", "legacy")
 
@@ -258,4 +262,5 @@ SCENARIOS: dict[str, Scenario] = {
     "run": Scenario(6, _run),
     "watch": Scenario(2, Campaign.watch_one_cycle),
     "baseline": Scenario(1, _baseline),
+    "dry-run": Scenario(1, _dry_run),
 }

@@ -41,3 +41,14 @@ def test_a_metrics_file_that_cannot_be_renamed_leaves_nothing_behind(tmp_path: P
     assert not c.metrics.exists()
     assert c.cli(None, "run", "--metrics-file", str(c.metrics)).code == 0
     assert [p.name for p in c.metrics.parent.iterdir()] == [c.metrics.name]
+
+
+def test_a_dry_run_that_cannot_write_its_scratch_copy_ends_with_exit_3(tmp_path: Path) -> None:
+    c = Campaign(tmp_path, seed=1, files=3)
+    assert c.cli(None, "run").code == 0
+    c.add_file(c.src)
+    for point in ("posix/io/rw/write", "posix/io/sync/fdatasync"):
+        res = c.cli(always((point, errno.ENOSPC)), "run", "--dry-run")
+        assert res.code == 3, res.stderr
+        assert "dry run: cannot copy the state database to a scratch file" in res.stderr
+        assert not res.problems(), res.report()
