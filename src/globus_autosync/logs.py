@@ -56,7 +56,12 @@ def setup(
 
             handler = _RotatingLog(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
         else:
-            _rotate_if_full(path)
+            try:
+                _rotate_if_full(path)
+            except OSError as err:  # a log past its size is better than none
+                logging.getLogger(__name__).warning(
+                    "cannot rotate the log file %s (%s); appending to it", path, err.strerror
+                )
             handler = _FileLog(path, encoding="utf-8")
     except OSError as err:
         logging.getLogger(__name__).warning(

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from globus_autosync import logs
+
 from .injector import FaultPlan
 
 CHILD = Path(__file__).with_name("child.py")
@@ -151,6 +153,13 @@ class Campaign:
         when = LONG_AGO + self.born
         os.utime(path, ns=(when * 10**9, when * 10**9 + self.born))
 
+    def fill_log(self) -> None:
+        """Grow the log file to its rotation size (sparse: no disk used), so that the command
+        rotates it first: renames under faults, too."""
+        log = self.state / "log" / "globus-autosync.log"
+        if log.exists():
+            os.truncate(log, max(log.stat().st_size, logs.MAX_BYTES))
+
     # -- running the CLI ------------------------------------------------------------------
     def environ(self, plan: FaultPlan | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FIU_", "LD_PRELOAD"))}
@@ -216,6 +225,8 @@ class Campaign:
             name = self.rng.choices(names, weights)[0]
             for _ in range(self.rng.randint(0, 4)):  # work keeps arriving
                 self.add_file(self.src)
+            if self.rng.random() < 0.2:
+                self.fill_log()
             table[name].step(self, FaultPlan.draw(self.rng))
 
     def clean(self, runs: int = 3) -> Outcome:

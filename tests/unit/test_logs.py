@@ -122,3 +122,22 @@ def test_a_bad_format_is_still_reported_as_the_bug_it_is(
     logs.setup(tmp_path, debug=False, quiet=True)
     logging.getLogger("globus_autosync.test").warning("%d", "not a number")
     assert "Logging error" in capsys.readouterr().err
+
+
+def test_a_full_log_that_cannot_be_rotated_is_appended_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(logs, "MAX_BYTES", 100)
+    log = _log_dir(tmp_path) / "globus-autosync.log"
+    log.parent.mkdir()
+    log.write_text("x" * 100 + "\n")
+
+    def busy(*args: object) -> None:
+        raise OSError(16, "Device or resource busy")
+
+    with monkeypatch.context() as m:
+        m.setattr("os.replace", busy)
+        assert logs.setup(tmp_path, debug=False, quiet=True) == log
+    logging.getLogger("globus_autosync").warning("still logged")
+    assert "still logged" in log.read_text()
+    assert "cannot rotate the log file" in capsys.readouterr().err
