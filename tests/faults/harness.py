@@ -1,5 +1,19 @@
 """A campaign of faulted runs of the real CLI against one set of jobs, then clean runs, and what
 must hold after them. Scenarios are small functions in ``SCENARIOS``: one more is a few lines.
+Source cleanup, for instance, once ``delete_after`` exists::
+
+    def _cleanup(c: Campaign, plan: FaultPlan) -> Outcome:
+        c.configure(delete_after="0s")  # the detector job deletes what it delivered
+        try:
+            return c.cli(plan, "run", "--job", "detector")
+        finally:
+            c.configure()
+
+    SCENARIOS["cleanup"] = Scenario(2, _cleanup)
+
+The final checks already allow for it: a destination must hold every file ever put in its
+source (``Campaign.delivered``), and a file gone from the source must be at the destination
+(``assert_nothing_lost``).
 
 Jobs (local transport, one state directory, one config):
 - ``detector``: a tree of five directories, batches of 25; new files arrive between runs.
@@ -47,16 +61,22 @@ def snapshot(top: Path) -> Snapshot:
     return out
 
 
-def assert_mirrors(src: Path, dst: Path) -> None:
-    """The destination holds exactly the source: same paths, bytes and mtimes, nothing else."""
-    want, got = snapshot(src), snapshot(dst)
+def assert_holds(dst: Path, want: Snapshot) -> None:
+    """The destination holds exactly ``want``: same paths, bytes and mtimes, nothing else (no
+    ``.part`` file, nothing twice)."""
+    got = snapshot(dst)
     missing = sorted(set(want) - set(got))
     stray = sorted(set(got) - set(want))
     differ = sorted(p for p in set(want) & set(got) if want[p] != got[p])
     assert not (missing or stray or differ), (
-        f"{dst} does not mirror {src}: missing {missing[:10]} ({len(missing)}), "
-        f"stray {stray[:10]} ({len(stray)}), differing {differ[:10]} ({len(differ)})"
+        f"{dst}: missing {missing[:10]} ({len(missing)}), stray {stray[:10]} ({len(stray)}), "
+        f"differing {differ[:10]} ({len(differ)})"
     )
+
+
+def assert_mirrors(src: Path, dst: Path) -> None:
+    """The destination holds exactly the source."""
+    assert_holds(dst, snapshot(src))
 
 
 def assert_nothing_lost(before: Snapshot, src: Path, dst: Path) -> None:
@@ -117,6 +137,7 @@ class Campaign:
     rng: random.Random = field(init=False)
     outcomes: list[Outcome] = field(default_factory=list)
     born: int = 0  # files added so far (names stay unique)
+    ever: dict[Path, Snapshot] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -149,9 +170,20 @@ class Campaign:
         self.born += 1
         path = top / f"run{self.born % self.dirs}" / f"f{self.born:05d}.dat"
         path.parent.mkdir(exist_ok=True)
-        path.write_bytes(self.rng.randbytes(self.rng.randint(0, 3000)))
+        data = self.rng.randbytes(self.rng.randint(0, 3000))
+        path.write_bytes(data)
         when = LONG_AGO + self.born
         os.utime(path, ns=(when * 10**9, when * 10**9 + self.born))
+        rel = path.relative_to(top).as_posix()
+        self.ever.setdefault(top, {})[rel] = (
+            hashlib.sha256(data).hexdigest(),
+            path.stat().st_mtime_ns,
+        )
+
+    def delivered(self, top: Path) -> Snapshot:
+        """Every file ever put in the source ``top``: what its destination must hold in the end,
+        whether or not a run deleted it from the source since."""
+        return dict(self.ever.get(top, {}))
 
     def fill_log(self) -> None:
         """Grow the log file to its rotation size (sparse: no disk used), so that the command
@@ -265,6 +297,10 @@ def _dry_run(c: Campaign, plan: FaultPlan) -> Outcome:
     return c.cli(plan, "run", "--dry-run")  # writes a scratch copy of the database in TMPDIR
 
 
+def _check(c: Campaign, plan: FaultPlan) -> Outcome:
+    return c.cli(plan, "check")  # creates the database on a first run
+
+
 def _baseline(c: Campaign, plan: FaultPlan) -> Outcome:
     return c.cli(plan, "baseline", "--job", "legacy")
 
@@ -274,4 +310,5 @@ SCENARIOS: dict[str, Scenario] = {
     "watch": Scenario(2, Campaign.watch_one_cycle),
     "baseline": Scenario(1, _baseline),
     "dry-run": Scenario(1, _dry_run),
+    "check": Scenario(0.5, _check),
 }

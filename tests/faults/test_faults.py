@@ -14,8 +14,8 @@ import pytest
 
 from .harness import (
     Campaign,
+    assert_holds,
     assert_holds_only,
-    assert_mirrors,
     assert_nothing_lost,
     assert_store_intact,
     snapshot,
@@ -37,8 +37,8 @@ def campaign(root: Path, runs: int) -> None:
     last = c.clean()
     assert last.code == 0, f"clean run: exit {last.code}\n{last.stdout}\n{last.stderr}"
     assert not last.problems(), last.report()
-    assert_mirrors(c.src, c.dst)
-    assert_mirrors(c.legacy_src, c.legacy_dst)
+    assert_holds(c.dst, c.delivered(c.src))
+    assert_holds(c.legacy_dst, c.delivered(c.legacy_src))
     assert_nothing_lost(before["detector"], c.src, c.dst)
     assert_nothing_lost(before["legacy"], c.legacy_src, c.legacy_dst)
     assert_store_intact(c.state / "state.db")
