@@ -538,11 +538,17 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"{APP}: error: {err}", err=True)
         sys.exit(err.exit_code)
     except Exception as e:
-        if debug:
-            raise
+        if debug:  # the traceback, and still the exit code of a bug (a bare raise would be 1)
+            import traceback
+
+            traceback.print_exc()
         click.echo(
-            f"{APP}: internal error: {type(e).__name__}: {e}; run again with --debug "
-            "for the traceback and report it",
+            f"{APP}: internal error: {type(e).__name__}: {e}; "
+            + (
+                "report it with the traceback above"
+                if debug
+                else "run again with --debug for the traceback and report it"
+            ),
             err=True,
         )
         sys.exit(EXIT_INTERNAL)

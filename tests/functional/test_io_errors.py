@@ -140,3 +140,18 @@ def test_watch_logs_an_os_error_in_a_jobs_files_as_one_line_and_goes_on(
     assert f"job 'bad': {where}: Input/output error" in errors[0].getMessage()
     assert watcher.jobs["bad"].failures == 1
     assert_mirrored(env.root / "src2", env.root / "dst2")
+
+
+@pytest.mark.usefixtures("clean_logging")
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_bug_is_exit_70_with_or_without_debug_and_a_traceback_only_with_it(
+    env: CliEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], debug: bool
+) -> None:
+    def bug(*args: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(Store, "open", bug)
+    assert _main(env, monkeypatch, *(["--debug"] if debug else []), "check") == 70
+    err = capsys.readouterr().err
+    assert "internal error: KeyError" in err
+    assert ("Traceback" in err) == debug
