@@ -233,6 +233,12 @@ class Campaign:
                 if "detector: scanned" in text or "trying again in" in text:
                     break
                 time.sleep(0.05)
+            # its signal handlers are in place once it says it started (a slow machine)
+            deadline = time.monotonic() + TIMEOUT
+            while proc.poll() is None and time.monotonic() < deadline:
+                if "watch: started" in err_path.read_text(errors="replace"):
+                    break
+                time.sleep(0.05)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
             try:
