@@ -87,14 +87,14 @@ class _SaysOnce(logging.Handler):
 
     def handleError(self, record: logging.LogRecord) -> None:
         err = sys.exc_info()[1]
-        if not isinstance(err, OSError | ValueError):  # a bug (a bad format): logging's report
+        if not isinstance(err, OSError):  # a bug (a bad format): logging's report
             super().handleError(record)
             return
         self._failed_now = True
         if self.failing:
             return
         self.failing = True
-        why = (err.strerror if isinstance(err, OSError) else None) or str(err)
+        why = err.strerror or str(err)
         name = getattr(self, "baseFilename", "the log file")
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(
@@ -112,7 +112,7 @@ class _Console(logging.StreamHandler):  # type: ignore[type-arg]
     """stderr: a line it cannot write is dropped (there is nowhere left to say so)."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if not isinstance(sys.exc_info()[1], OSError | ValueError):
+        if not isinstance(sys.exc_info()[1], OSError):
             super().handleError(record)
 
 
