@@ -22,6 +22,7 @@ from globus_autosync.errors import (
     EXIT_USAGE,
     AutosyncError,
     UsageError,
+    os_error,
 )
 from globus_autosync.logs import SUMMARY_LOGGER
 from globus_autosync.logs import setup as setup_logging
@@ -231,7 +232,8 @@ def baseline(obj: Context, job_name: str | None, before: str | None) -> None:
         try:
             with _progress(obj, f"{job.name}: baseline") as progress:
                 result = baseline_job(job, obj.state_dir, before_ns, progress)
-        except AutosyncError as err:
+        except (AutosyncError, OSError) as caught:
+            err = os_error(caught, job.name) if isinstance(caught, OSError) else caught
             log.error("%s", err)
             codes.append(err.exit_code)
             continue
@@ -265,7 +267,8 @@ def run(
                 summary = run_job(
                     job, cfg, obj.state_dir, dry_run=dry_run, full=full, progress=progress
                 )
-        except AutosyncError as err:
+        except (AutosyncError, OSError) as caught:
+            err = os_error(caught, job.name) if isinstance(caught, OSError) else caught
             log.error("%s", err)
             codes.append(err.exit_code)
             continue
@@ -586,12 +589,24 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as e:
+    except OSError as e:  # a failing disk outside any job: one line, as for a job
         if debug:
-            raise
+            logging.getLogger(__name__).exception("error")
+        err = os_error(e)
+        click.echo(f"{APP}: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except Exception as e:
+        if debug:  # the traceback, and still the exit code of a bug (a bare raise would be 1)
+            import traceback
+
+            traceback.print_exc()
         click.echo(
-            f"{APP}: internal error: {type(e).__name__}: {e}; run again with --debug "
-            "for the traceback and report it",
+            f"{APP}: internal error: {type(e).__name__}: {e}; "
+            + (
+                "report it with the traceback above"
+                if debug
+                else "run again with --debug for the traceback and report it"
+            ),
             err=True,
         )
         sys.exit(EXIT_INTERNAL)

@@ -178,16 +178,32 @@ class DryTransport:
 def _scratch_copy(state_dir: Path, stack: ExitStack) -> Store:
     """The state database copied to a scratch file outside the state dir (deleted when the
     stack closes): a dry run may plan freely and write nothing, and memory stays flat."""
+    import os
     import tempfile
 
-    scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="autosync-dry-run-")))
-    copy = sqlite3.connect(scratch / "state.db", isolation_level=None)
-    disk = Store.open_readonly(state_dir)
-    if disk is not None:
-        disk.conn.backup(copy)
-        disk.close()
-    store = Store(copy, scratch / "state.db")
-    store.ensure_schema()
+    try:
+        scratch = Path(
+            stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="autosync-dry-run-", ignore_cleanup_errors=True)
+            )
+        )
+        copy = sqlite3.connect(scratch / "state.db", isolation_level=None)
+        stack.callback(copy.close)
+        disk = Store.open_readonly(state_dir)
+        if disk is not None:
+            try:
+                disk.conn.backup(copy)
+            finally:
+                disk.close()
+        store = Store(copy, scratch / "state.db")
+        store.ensure_schema()
+    except (OSError, sqlite3.Error) as err:
+        where = tempfile.tempdir or os.environ.get("TMPDIR") or "/tmp"
+        why = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise JobError(
+            f"dry run: cannot copy the state database to a scratch file in {where}: {why}; "
+            "free space there, or point TMPDIR at another disk"
+        ) from None
     return store
 
 

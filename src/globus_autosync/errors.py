@@ -54,3 +54,14 @@ class TransportError(JobError):
 
 class AuthError(JobError):
     """Credentials are missing, expired or lack a consent; the message names the fix."""
+
+
+def os_error(err: OSError, job: str | None = None) -> JobError:
+    """An OSError that no narrower handler turned into a message (a disk failing where the tool
+    keeps its own files) as the one line of a job that could not run: the file and the error."""
+    where = f"job {job!r}: " if job else ""
+    path = f"{err.filename}: " if err.filename else ""
+    return JobError(
+        f"{where}{path}{err.strerror or err}; check that disk (free space, health, "
+        "permissions), then run again"
+    )

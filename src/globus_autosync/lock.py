@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -28,19 +29,36 @@ class JobLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            try:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            except OSError:
+                holder = "another process"
             os.close(fd)
             raise LockHeld(
                 f"job {self.job!r} is already running (pid {holder}); this run does nothing"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        except OSError as err:
+            os.close(fd)
+            raise self._error("cannot lock", err) from None
+        try:  # the holder's pid, for the message of a run that finds the job locked
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError as err:
+            os.close(fd)  # releases the lock
+            raise self._error("cannot write", err) from None
         self._fd = fd
         return self
+
+    def _error(self, what: str, err: OSError) -> JobError:
+        return JobError(
+            f"job {self.job!r}: {what} the lock file {self.path}: {err.strerror or err}; check "
+            "the state directory's disk, then run again"
+        )
 
     def __exit__(
         self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            with contextlib.suppress(OSError):  # the lock is released even so
+                os.close(self._fd)
             self._fd = None

@@ -1,4 +1,9 @@
-"""Logging, configured only by the CLI: a rotated file in the state dir, plus stderr."""
+"""Logging, configured only by the CLI: a rotated file in the state dir, plus stderr.
+
+A log line that cannot be written (a full or failing disk) never fails a run: the file handler
+says so once on stderr and carries on (the lines it could not write are lost; it tries again
+with the next one), instead of logging's default ``--- Logging error ---`` and a traceback.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ def setup(
         old.close()
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     formatter = logging.Formatter(FORMAT)
-    console = logging.StreamHandler(sys.stderr)
+    console = _Console(sys.stderr)
     console.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
     console.setFormatter(formatter)
     # run's summary lines go to stdout (and the file), not twice to a terminal
@@ -42,16 +47,22 @@ def setup(
     path = state_dir / "log" / "globus-autosync.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler
+        handler: logging.FileHandler
         if resident:
             from logging.handlers import RotatingFileHandler
 
-            handler = RotatingFileHandler(
-                path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
-            )
+            class _RotatingLog(_SaysOnce, RotatingFileHandler):
+                pass
+
+            handler = _RotatingLog(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
         else:
-            _rotate_if_full(path)
-            handler = logging.FileHandler(path, encoding="utf-8")
+            try:
+                _rotate_if_full(path)
+            except OSError as err:  # a log past its size is better than none
+                logging.getLogger(__name__).warning(
+                    "cannot rotate the log file %s (%s); appending to it", path, err.strerror
+                )
+            handler = _FileLog(path, encoding="utf-8")
     except OSError as err:
         logging.getLogger(__name__).warning(
             "cannot write the log file %s (%s); logging to stderr only", path, err.strerror
@@ -60,6 +71,49 @@ def setup(
     handler.setFormatter(formatter)
     root.addHandler(handler)
     return path
+
+
+class _SaysOnce(logging.Handler):
+    """A handler of the log file whose write failures are said once on stderr, not raised: once
+    per outage (again after a line got through and a later one failed)."""
+
+    failing = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed_now = False
+        super().emit(record)  # calls handleError on a failure
+        if not self._failed_now:
+            self.failing = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        err = sys.exc_info()[1]
+        if not isinstance(err, OSError):  # a bug (a bad format): logging's report
+            super().handleError(record)
+            return
+        self._failed_now = True
+        if self.failing:
+            return
+        self.failing = True
+        why = err.strerror or str(err)
+        name = getattr(self, "baseFilename", "the log file")
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(
+                f"globus-autosync: warning: cannot write the log file {name} ({why}); "
+                "carrying on without the lines it cannot take\n"
+            )
+            sys.stderr.flush()
+
+
+class _FileLog(_SaysOnce, logging.FileHandler):
+    pass
+
+
+class _Console(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr: a line it cannot write is dropped (there is nowhere left to say so)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handleError(record)
 
 
 def _rotate_if_full(path: Path) -> None:

@@ -6,12 +6,14 @@ whichever process wrote it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -124,5 +126,40 @@ def serve(port: int, config: Callable[[], Config], state_dir: Path, addr: str = 
 
 
 def write_file(path: Path, config: Config, state_dir: Path) -> None:
-    """The node_exporter textfile-collector format, written atomically."""
-    write_to_textfile(str(path), registry(lambda: config, state_dir))
+    """The node_exporter textfile-collector format, written atomically: to a hidden temporary
+    file beside it (the collector reads only ``*.prom``), renamed over it. A failure leaves the
+    previous file as it was; a temporary file that could not even be removed (a failing disk) is
+    removed by the next write that succeeds."""
+    data = generate_latest(registry(lambda: config, state_dir))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _sweep(path)
+
+
+def _sweep(path: Path) -> None:
+    """Remove the temporary files that earlier writers, now gone, could not remove."""
+    for old in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = old.name[len(path.name) + 2 : -4]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # its writer is still at work
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            old.unlink()

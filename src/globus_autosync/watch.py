@@ -21,7 +21,7 @@ from types import FrameType
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
 from globus_autosync.cycle import Cycle, Summary
-from globus_autosync.errors import AuthError, AutosyncError, LockHeld
+from globus_autosync.errors import AuthError, AutosyncError, LockHeld, os_error
 from globus_autosync.lock import JobLock
 from globus_autosync.store import Store
 from globus_autosync.transports import Transport, make_transport
@@ -133,6 +133,9 @@ class Watcher:
         except AutosyncError as err:
             self._record_failure(job, started, err)
             self._failed(state, str(err))
+            return
+        except OSError as err:  # a failing disk, not a bug: one line, no traceback
+            self._failed(state, str(os_error(err, job.name)))
             return
         except Exception as err:  # a bug must not take the service down; it is logged in full
             log.exception("%s: unexpected error: %s", job.name, err)
