@@ -48,6 +48,31 @@ def transfer_scope(collections: Iterable[str] = ()) -> Scope:
     return TransferScopes.all.with_dependencies(deps) if deps else TransferScopes.all
 
 
+def flow_scope(flow_id: str, collections: Iterable[str] = ()) -> Scope:
+    """The scope that lets the tool start a flow: ``flow_<id with _>_user`` on the flow's own
+    resource server; with the data_access consents the flow needs through Transfer."""
+    from globus_sdk.scopes import SpecificFlowScopes
+
+    scope = SpecificFlowScopes(flow_id).user
+    deps = [GCSCollectionScopes(c).data_access for c in sorted(set(collections))]
+    if deps:
+        scope = scope.with_dependency(TransferScopes.all.with_dependencies(deps))
+    return scope
+
+
+def flow_scopes(flows: Iterable[str], collections: Iterable[str] = ()) -> dict[str, list[Scope]]:
+    """Scope requirements for the configured flows: each flow's own scope, and the Flows
+    service's ``run_status`` (to look at and list runs)."""
+    from globus_sdk.scopes import FlowsScopes
+
+    wanted = sorted(set(flows))
+    if not wanted:
+        return {}
+    out: dict[str, list[Scope]] = {f: [flow_scope(f, collections)] for f in wanted}
+    out[FlowsScopes.resource_server] = [FlowsScopes.run_status]
+    return out
+
+
 def token_storage(state_dir: Path, namespace: str) -> SQLiteTokenStorage:
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / TOKEN_FILE
@@ -63,10 +88,14 @@ def make_app(
     interactive: bool = False,
     no_browser: bool = False,
     consents: Iterable[str] = (),
+    flows: Iterable[str] = (),
 ) -> globus_sdk.GlobusApp:
     """The GlobusApp for this install. Not interactive: a missing login raises instead of
-    starting a browser flow (a cron job has no one to answer it)."""
+    starting a browser flow (a cron job has no one to answer it). ``flows``: also ask for
+    what starting these flows needs (the flow scopes get the ``consents`` as dependencies)."""
+    consents = list(consents)
     scopes = {TransferScopes.resource_server: [transfer_scope(consents)]}
+    scopes.update(flow_scopes(flows, consents))
     creds = client_credentials()
     if creds is not None:
         cid, secret = creds

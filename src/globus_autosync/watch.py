@@ -119,7 +119,8 @@ class Watcher:
                 state.transport = make_transport(job, self.config, self.state_dir)
             with JobLock(self.state_dir, job.name), self.store.guard():
                 cycle = Cycle(job, self.store, state.transport, batch_window=job.batch_window,
-                              should_stop=lambda: self.stop)  # fmt: skip
+                              should_stop=lambda: self.stop, state_dir=self.state_dir,
+                              config=self.config)  # fmt: skip
                 summary = cycle.run(full=False)
                 result = "ok" if summary.exit_code == 0 else "partial"
                 self.store.record_run(cycle.job_id, started, time.time(), summary.full, result,
