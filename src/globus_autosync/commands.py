@@ -38,7 +38,7 @@ class Ended:
 
 
 def attempt_dir(state_dir: Path, action: int, attempt: int) -> Path:
-    return state_dir / "actions" / f"{action}-{attempt}"
+    return state_dir.absolute() / "actions" / f"{action}-{attempt}"
 
 
 def clean_env(manifest: Path) -> dict[str, str]:
