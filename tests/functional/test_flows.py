@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.emulator import TransferEmulator
+from tests.emulator import TRANSFER_SCOPE, TransferEmulator
 from tests.emulator.fixtures import DST_COLLECTION, SRC_COLLECTION
 
 from .helpers import LONG_AGO, CliEnv
-from .test_globus import DST_PATH, JOB, SRC_PATH, Globus
+from .test_globus import DST_PATH, JOB, SRC_PATH, Globus, _links, _login
 
 FLOW = "3a1f2e4d-5c6b-4a7e-8f9d-0e1f2a3b4c5d"
 SCAN = "run_Sep2018/YAGline9test"
@@ -275,3 +275,41 @@ def test_a_service_account_asks_for_the_flow_scope_itself(fx: Globus) -> None:
     assert "asking for the scopes flow" in "\n".join(fx.env.log_lines())
     res = fx.cli("check")
     assert f"ok    {JOB}: flow: flow {FLOW}: the consent to start its runs is granted" in res.stdout
+
+
+def test_login_asks_for_the_flow_and_its_runs_start_as_that_user(fx: Globus) -> None:
+    fx.service = False
+    configure(fx)
+    res = _login(fx, fx.emu.authorize)
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+    assert f"asking also for the consent to start flow {FLOW}" in res.stdout
+    links = _links(res)
+    flow_scope = f"https://auth.globus.org/scopes/{FLOW}/flow_{FLOW.replace('-', '_')}_user"
+    run_status = "https://auth.globus.org/scopes/eec9b274-0c81-4334-bdc2-54e90e689b9a/run_status"
+    assert flow_scope in links[0]["scope"] and run_status in links[0]["scope"]
+    # the collections need data access: the second link asks for it under the flow's scope too
+    assert f"{flow_scope}[{TRANSFER_SCOPE}[" in links[-1]["scope"]
+    assert "ok    xmas: flow: " in fx.cli("check").stdout
+    write(fx, frames(2))
+    fx.send()
+    [run] = runs(fx)
+    assert run.owner == fx.emu.DEFAULT_USER_ID
+
+
+def test_a_failed_start_is_tried_again_and_never_doubles(fx: Globus) -> None:
+    configure(fx)
+    write(fx, frames(2))
+    fx.run(code=None)
+    fx.emu.wait_idle()
+    # more 503s than the SDK retries by itself: this run cannot start the flow
+    fx.emu.fail_requests(10, 503, path_prefix=f"/flows-api/flows/{FLOW}/run")
+    res = fx.run(code=1)
+    assert "confirmed 2" in res.stdout
+    assert runs(fx) == []
+    assert fx.rows("SELECT flow_state, tries FROM actions") == [("starting", 1)]
+    fx.emu.clear_faults()
+    fx.run()
+    fx.run()
+    [run] = runs(fx)
+    assert actions(fx)[0]["run_id"] == run.run_id
+    assert actions(fx)[0]["state"] == "succeeded"
