@@ -95,16 +95,16 @@ class Actions:
         for row in self.store.open_actions(self.job_id):
             if should_stop():
                 break
-            try:
-                self._move(row)
-            except AuthError as err:
-                self.result.auth = err
-                break
+            self._move(row)
         return self.result
 
     def _move(self, row: ActionRow) -> None:
-        if row.flow_state is not None and self.job.flow is not None:
-            row = self._flow(row)
+        # a missing login or consent stops the flows, not the commands; the run ends with it
+        if row.flow_state is not None and self.job.flow is not None and self.result.auth is None:
+            try:
+                row = self._flow(row)
+            except AuthError as err:
+                self.result.auth = err
         if row.cmd_state is not None and self.job.command:
             row = self._command(row)
 
