@@ -193,3 +193,21 @@ def test_a_dataset_waits_for_its_failed_files_and_status_names_them(env: CliEnv)
     [call] = calls(env)
     assert {f["path"] for f in call["manifest"]["files"]} == {"scan/a.tif", "scan/b.tif"}
     assert row["kind"] == "dataset"
+
+
+def test_cleanup_keeps_a_source_file_until_its_action_has_ended(env: CliEnv) -> None:
+    gate = env.root / "gate"  # the command runs until the test opens it
+    wait = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.05)"
+    env.configure(job_toml(on_done="batch", command=[sys.executable, "-c", wait, str(gate)],
+                           delete_after="0s"))  # fmt: skip
+    write(env, ["scan/a.tif"])
+    env.run()
+    env.run()  # cleanup is due, but the command may still read the file
+    assert actions(env)[0]["state"] == "running"
+    assert (env.src / "scan" / "a.tif").exists()
+    gate.write_text("")
+    [row] = settle_actions(env)
+    assert row["state"] == "succeeded"
+    env.run()
+    assert not (env.src / "scan" / "a.tif").exists()
+    assert (env.dst / "scan" / "a.tif").exists()

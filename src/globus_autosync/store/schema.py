@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS action_files (
     mtime_ns INTEGER NOT NULL,
     PRIMARY KEY (action, dir, name)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS action_files_file ON action_files (dir, name);
 """
 
 # the statements that upgrade a database from version n to n + 1
