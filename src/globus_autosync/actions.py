@@ -92,10 +92,16 @@ class Actions:
                 why = "its marker is confirmed" if row.marker else "it is quiet"
                 log.info("%s: dataset %s finished (%s): action %d, %d files", self.job.name,
                          row.dataset or ".", why, row.id, row.files)  # fmt: skip
-        for row in self.store.open_actions(self.job_id):
-            if should_stop():
+        seen: set[int] = set()
+        while not should_stop():  # again for the parts a split makes
+            rows = [r for r in self.store.open_actions(self.job_id) if r.id not in seen]
+            if not rows:
                 break
-            self._move(row)
+            for row in rows:
+                if should_stop():
+                    break
+                seen.add(row.id)
+                self._move(row)
         return self.result
 
     def _move(self, row: ActionRow) -> None:

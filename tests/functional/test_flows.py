@@ -313,3 +313,38 @@ def test_a_failed_start_is_tried_again_and_never_doubles(fx: Globus) -> None:
     [run] = runs(fx)
     assert actions(fx)[0]["run_id"] == run.run_id
     assert actions(fx)[0]["state"] == "succeeded"
+
+
+@pytest.mark.usefixtures("clean_logging")
+def test_a_manifest_larger_than_a_flow_run_takes_is_split_into_runs(
+    fx: Globus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from globus_autosync import cli, flows
+
+    configure(fx)
+    files = frames(40)
+    write(fx, files)
+    for key, value in fx.environ().items():  # the CLI runs in this process: its limit patched
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(flows, "INPUT_LIMIT", 3000)
+
+    def main(*args: str) -> int:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(list(args))
+        code = exit_info.value.code
+        assert isinstance(code, int)
+        return code
+
+    assert main("run") == 0
+    fx.emu.wait_idle()
+    assert main("run") == 0
+    got = runs(fx)
+    assert len(got) >= 3
+    parts = [r.body["autosync"] for r in got]
+    assert all(len(json.dumps(r.body)) <= 3000 for r in got)
+    assert sorted(f["path"] for p in parts for f in p["files"]) == sorted(files)  # each once
+    n = len(got)
+    assert {(p["part"], p["parts"]) for p in parts} == {(k, n) for k in range(1, n + 1)}
+    assert len({r.label for r in got}) == len(got)  # each part is an action of its own
+    assert main("run") == 0
+    assert [a["state"] for a in actions(fx)] == ["succeeded"] * len(got)
