@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from globus_autosync import __version__, cli_globus, config
+from globus_autosync import __version__, cli_actions, cli_globus, config
 from globus_autosync.cycle import baseline_job, human_bytes, run_job
 from globus_autosync.errors import (
     EXIT_JOB,
@@ -444,25 +444,11 @@ def status(obj: Context, job_name: str | None, as_json: bool) -> None:
         if r["cleanup"] is not None:
             click.echo(f"  cleanup: {report.cleanup_line(r['cleanup'])}")
         if r["actions"] is not None:
-            _action_lines(r["actions"])
+            cli_actions.action_lines(r["actions"])
         for t in r["tasks_waiting"]:
             click.echo(f"  waiting: batch {t['batch']}: {t['reason']}")
         for p in r["problems"]:
             click.echo(f"  {p['state']}: {p['path']}: {p['reason']}")
-
-
-def _action_lines(a: dict[str, Any]) -> None:
-    from globus_autosync import report
-
-    click.echo(f"  actions: {report.actions_line(a)}")
-    for d in a["datasets_waiting"]:
-        names = ", ".join(f"{f['path']} ({f['state']})" for f in d["files"])
-        click.echo(f"  dataset {d['dataset'] or '.'} (action {d['action']}) waits for: {names}")
-    for w in a["waiting_for_you"]:
-        click.echo(f"  waiting: action {w['action']}: {w['reason']}")
-    for f in a["failed_actions"]:
-        click.echo(f"  failed: action {f['action']}: {f['reason']}; start it again with: "
-                   f"{APP} retry-action {f['action']}")  # fmt: skip
 
 
 def _status_table(rows: list[dict[str, Any]]) -> None:
@@ -494,7 +480,7 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         if r["actions"] and (r["actions"]["datasets_waiting"] or r["actions"]["failed_actions"]
                              or r["actions"]["waiting_for_you"]):  # fmt: skip
             click.echo(r["job"])
-            _action_lines(r["actions"])
+            cli_actions.action_lines(r["actions"])
     problems = [[r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows
                 for p in r["problems"]]  # fmt: skip
     if problems:
@@ -534,7 +520,7 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
         click.echo(json.dumps({"tasks": rows, "actions": acts}, indent=2))
         return
     _tasks_text(rows)
-    _actions_text(acts)
+    cli_actions.actions_text(acts)
 
 
 def _tasks_text(rows: list[dict[str, Any]]) -> None:
@@ -569,59 +555,7 @@ def _tasks_text(rows: list[dict[str, Any]]) -> None:
             click.echo(f"  {t['url']}")
 
 
-def _actions_text(acts: list[dict[str, Any]]) -> None:
-    """Each action: its state, its flow run (and the web link) and its command's exit code."""
-    for a in acts:
-        what = f"batch {a['batch']}" if a["kind"] == "batch" else f"dataset {a['dataset'] or '.'}"
-        if a["parts"] > 1:
-            what += f" part {a['part']}/{a['parts']}"
-        line = f"{a['job']} action {a['action']} ({what}): {a['state']}, {a['files']} files"
-        if a["flow_state"] is not None:
-            line += f", flow run {a['run_id'] or '-'} {a['flow_state']}"
-        if a["command_state"] is not None:
-            code = a["exit_code"]
-            line += f", command {a['command_state']}" + (f" (exit code {code})"
-                                                         if code is not None else "")  # fmt: skip
-        if a["attempt"] > 1:
-            line += f", attempt {a['attempt']}"
-        if a["reason"]:
-            line += f", {a['reason']}"
-        click.echo(line)
-        if a["url"]:
-            click.echo(f"  {a['url']}")
-
-
-@cli.command("retry-action")
-@click.argument("action_id", metavar="ID", type=int)
-@pass_ctx
-def retry_action(obj: Context, action_id: int) -> None:
-    """Start a failed action (flow run or command) again at the next cycle of its job."""
-    from globus_autosync.lock import JobLock
-
-    cfg = obj.load()
-    store = Store.open(obj.state_dir)
-    try:
-        with store.guard():
-            row = store.get_action(action_id)
-            job = next((j for j in cfg.jobs if store.find_job(j.name) == (row.job if row else -1)),
-                       None)  # fmt: skip
-            if row is None or job is None:
-                raise UsageError(f"no action {action_id}; 'globus-autosync tasks' lists them")
-            if row.state != "failed":
-                raise UsageError(
-                    f"action {action_id} is {row.state}; only a failed action is started again"
-                )
-            with JobLock(obj.state_dir, job.name):
-                new = store.retry_action(action_id)
-    finally:
-        store.close()
-    log.info("%s: action %d will start again (attempt %d)", job.name, action_id, new.attempt)
-    click.echo(
-        f"{job.name}: action {action_id} will start again (attempt {new.attempt}) at the next "
-        f"run of the job ('{APP} run --job {job.name}', or the next cycle of 'watch')"
-    )
-
-
+cli.add_command(cli_actions.retry_action)
 cli.add_command(cli_globus.login)
 cli.add_command(cli_globus.logout)
 cli.add_command(cli_globus.whoami)

@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -231,9 +232,9 @@ def test_watch_keeps_syncing_while_a_command_hangs_and_kills_it_at_its_timeout(
     proc = watcher()
     env.write("scan1/a.tif", "a" * 100)
 
-    def first_action() -> dict[str, object]:
-        rows = json.loads(env.cli("tasks", "--json").stdout)["actions"]
-        return min(rows, key=lambda a: a["action"]) if rows else {}
+    def first_action() -> dict[str, Any]:
+        rows: list[dict[str, Any]] = json.loads(env.cli("tasks", "--json").stdout)["actions"]
+        return min(rows, key=lambda a: int(a["action"])) if rows else {}
 
     wait_for("the command to start", lambda: first_action().get("state") == "running")
     for i in range(3):  # while it hangs, more files arrive and are sent
