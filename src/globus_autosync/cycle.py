@@ -76,10 +76,12 @@ class Summary:
     would_delete: list[str] = field(default_factory=list)
     actions_started: int = 0  # flow runs and commands started (actions.py)
     actions_failed: int = 0
+    action_error: AuthError | None = None  # a flow's login or consent is missing (run: exit 3)
 
     @property
     def exit_code(self) -> int:
-        bad = self.failed or self.skipped or self.waiting or self.problem or self.actions_failed
+        bad = (self.failed or self.skipped or self.waiting or self.problem or self.actions_failed
+               or self.action_error)  # fmt: skip
         return EXIT_PARTIAL if bad else EXIT_OK
 
     @property
@@ -234,7 +236,7 @@ class Cycle:
         self.summary.skipped += stats.skipped
         self.make_dirs(stats.empty_dirs)
         self.submit_all()
-        auth = self._act() if self.actions is not None else None
+        self.summary.action_error = self._act() if self.actions is not None else None
         # cleanup acts only on a cycle that saw the source and the destination whole (rule 4)
         if self.summary.problem is None and not walker.stopped and not self.should_stop():
             cleaner.unreadable = stats.unreadable
@@ -242,8 +244,6 @@ class Cycle:
         if not self.dry_run:  # a dry run's batches are never sent, so never in flight
             self.summary.in_flight = self.store.counts(self.job_id).submitted
         self.summary.seconds = time.monotonic() - started
-        if auth is not None:  # a login or consent a flow needs is missing: one line, exit 3
-            raise auth
         return self.summary
 
     def _act(self) -> AuthError | None:
@@ -475,6 +475,8 @@ def run_job(
             line = summary.line()
             with store.guard():
                 store.record_run(cycle.job_id, started, time.time(), summary.full, result, line)
+    if summary.action_error is not None:  # the files were sent; a flow waits for a consent
+        raise summary.action_error
     return summary
 
 

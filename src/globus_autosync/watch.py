@@ -37,6 +37,7 @@ class JobState:
     transport: Transport | None = None
     due: float = 0.0
     failures: int = 0
+    action_error: str | None = None  # the last missing-consent message of the job's actions
     totals: dict[str, int] = field(default_factory=lambda: {"confirmed": 0, "failed": 0})
 
 
@@ -151,6 +152,11 @@ class Watcher:
         state.due = time.time() + wait
 
     def _report(self, state: JobState, summary: Summary) -> None:
+        # a flow's missing consent: said when it changes; the files keep going meanwhile
+        error = str(summary.action_error) if summary.action_error is not None else None
+        if error is not None and error != state.action_error:
+            log.error("%s", error)
+        state.action_error = error
         state.totals["confirmed"] += summary.confirmed
         state.totals["failed"] += summary.failed
         if not summary.quiet:  # a cycle that did nothing logs nothing
