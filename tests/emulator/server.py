@@ -1,4 +1,5 @@
-"""A local emulation of the Globus Transfer API v0.10 and of the Globus Auth token endpoints.
+"""A local emulation of the Globus Transfer API v0.10, of the Globus Auth token endpoints and of
+the Globus Flows API (runs: see flows.py, served under ``/flows-api/``).
 
 Only the standard library: a :class:`http.server.ThreadingHTTPServer` on 127.0.0.1 (port
 0) in a daemon thread, plus a worker thread that runs tasks by copying files between the

@@ -211,3 +211,13 @@ def test_cleanup_keeps_a_source_file_until_its_action_has_ended(env: CliEnv) -> 
     env.run()
     assert not (env.src / "scan" / "a.tif").exists()
     assert (env.dst / "scan" / "a.tif").exists()
+
+
+def test_a_command_that_cannot_start_is_one_failed_action_saying_why(env: CliEnv) -> None:
+    env.configure(job_toml(on_done="batch", command=["no-such-analysis-program", "{manifest}"]))
+    write(env, ["a.tif"])
+    env.run()
+    [row] = settle_actions(env)
+    assert row["state"] == "failed" and row["exit_code"] == 127
+    assert "cannot start 'no-such-analysis-program'" in row["reason"]
+    assert env.status()["done"] == 1  # the file itself is confirmed all the same
