@@ -95,7 +95,9 @@ class FlowRunner:
         try:
             yield
         except globus_sdk.GlobusAPIError as err:
-            if err.info.consent_required:
+            if err.info.consent_required:  # `login` will ask for what the flow asked for
+                required = err.info.consent_required.required_scopes or []
+                globus_auth.note_flow_needs(self.state_dir, self.flow, required)
                 raise AuthError(f"{self.job.name}: {consent_line(self.flow)}") from None
             if err.http_status in (401, 403) or isinstance(err, globus_sdk.AuthAPIError):
                 advice = globus_auth.login_hint()

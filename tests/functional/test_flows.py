@@ -348,3 +348,27 @@ def test_a_manifest_larger_than_a_flow_run_takes_is_split_into_runs(
     assert len({r.label for r in got}) == len(got)  # each part is an action of its own
     assert main("run") == 0
     assert [a["state"] for a in actions(fx)] == ["succeeded"] * len(got)
+
+
+def test_a_flow_that_needs_more_consent_is_asked_for_it_by_the_next_login(fx: Globus) -> None:
+    fx.service = False
+    elsewhere = "5e4d3c2b-1a0f-4e9d-8c7b-6a5f4e3d2c1b"  # a collection only the flow touches
+    fx.emu.require_flow_consent(FLOW, elsewhere)
+    configure(fx)
+    assert _login(fx, fx.emu.authorize).returncode == 0
+    write(fx, frames(1))
+    fx.run(code=None)
+    fx.emu.wait_idle()
+    res = fx.run(code=3)
+    assert res.stderr.strip().splitlines()[-1].endswith(
+        f"Globus needs your consent to start flow {FLOW}; run: globus-autosync login"
+    )
+    assert runs(fx) == []
+    # that login asks for what the flow asked for, under the flow's scope
+    res = _login(fx, fx.emu.authorize)
+    assert res.returncode == 0, res.stderr
+    assert any("data_access" in link["scope"] and elsewhere in link["scope"]
+               for link in _links(res))  # fmt: skip
+    fx.run()
+    [run] = runs(fx)
+    assert run.owner == fx.emu.DEFAULT_USER_ID
