@@ -123,7 +123,10 @@ class Actions:
 
     def _ended(self, row: ActionRow, leg: str, state: str, reason: str | None,
                **cols: object) -> ActionRow:  # fmt: skip
-        new = self.store.update_leg(row.id, leg, state, reason=reason, **cols)
+        other = row.cmd_state if leg == "flow" else row.flow_state
+        if not (state == SUCCEEDED and other == ACTION_FAILED):  # keep why the other one failed
+            cols["reason"] = reason
+        new = self.store.update_leg(row.id, leg, state, **cols)
         if state == SUCCEEDED:
             self.result.succeeded += 1
             log.info("%s: action %d (%s): %s succeeded", self.job.name, row.id,

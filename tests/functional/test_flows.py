@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -372,3 +374,23 @@ def test_a_flow_that_needs_more_consent_is_asked_for_it_by_the_next_login(fx: Gl
     fx.run()
     [run] = runs(fx)
     assert run.owner == fx.emu.DEFAULT_USER_ID
+
+
+def test_a_flow_and_a_command_both_run_with_the_same_manifest(fx: Globus) -> None:
+    out = fx.env.root / "got.json"
+    copy = (
+        "import os, shutil, sys\nshutil.copy(os.environ['GLOBUS_AUTOSYNC_MANIFEST'], sys.argv[1])"
+    )
+    configure(fx, command=[sys.executable, "-c", copy, str(out)])
+    write(fx, frames(2))
+    fx.send()
+    deadline = time.monotonic() + 60
+    while actions(fx)[0]["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, actions(fx)
+        time.sleep(0.2)
+        fx.run()
+    [action] = actions(fx)
+    legs = (action["state"], action["flow_state"], action["command_state"], action["exit_code"])
+    assert legs == ("succeeded", "succeeded", "succeeded", 0)
+    [run] = runs(fx)
+    assert json.loads(out.read_text()) == run.body["autosync"]
