@@ -160,6 +160,8 @@ def check(obj: Context, job_name: str | None) -> None:
         lines.append(_cleanup_check(job))
         if job.flow is not None:
             lines.append(cli_globus.flow_check(job, cfg, obj.state_dir))
+        if job.command:
+            lines.append(cli_actions.command_check(job))
         try:
             transport = make_transport(job, cfg, obj.state_dir)
             try:

@@ -13,6 +13,7 @@ from globus_autosync.store import Store
 
 if TYPE_CHECKING:
     from globus_autosync.cli import Context
+    from globus_autosync.config import Job
 
 APP = "globus-autosync"
 log = logging.getLogger("globus_autosync")
@@ -83,3 +84,20 @@ def retry_action(obj: Context, action_id: int) -> None:
         f"{job.name}: action {action_id} will start again (attempt {new.attempt}) at the next "
         f"run of the job ('{APP} run --job {job.name}', or the next cycle of 'watch')"
     )
+
+
+def command_check(job: Job) -> tuple[bool, str]:
+    """The `check` line of a job's command: is its program there, and may it be run?"""
+    import os
+    import shutil
+
+    from globus_autosync.commands import CLEAN_PATH
+
+    program = job.command[0]
+    found = shutil.which(program, path=CLEAN_PATH) if "/" not in program else program
+    if found is None or not os.access(found, os.X_OK) or os.path.isdir(found):
+        where = "" if "/" in program else f" on the commands' PATH ({CLEAN_PATH})"
+        return False, (f"{job.name}: command: {program!r} is not an executable program{where}; "
+                       "give its full path in 'command'")  # fmt: skip
+    return True, (f"{job.name}: command: {found} runs for each {job.on_done}, killed after "
+                  f"{job.command_timeout:g} s")  # fmt: skip

@@ -221,3 +221,16 @@ def test_a_command_that_cannot_start_is_one_failed_action_saying_why(env: CliEnv
     assert row["state"] == "failed" and row["exit_code"] == 127
     assert "cannot start 'no-such-analysis-program'" in row["reason"]
     assert env.status()["done"] == 1  # the file itself is confirmed all the same
+
+
+def test_check_says_whether_the_command_can_run(env: CliEnv) -> None:
+    env.configure(job_toml(on_done="batch", command=["sleep", "1"]))
+    res = env.cli("check")
+    assert "ok    detector: command: /usr/bin/sleep runs for each batch" in res.stdout or (
+        "ok    detector: command: /bin/sleep runs for each batch" in res.stdout
+    )
+    env.configure(job_toml(on_done="batch", command=["no-such-analysis-program"]))
+    res = env.cli("check", code=3)
+    assert "FAIL  detector: command: 'no-such-analysis-program' is not an executable program" in (
+        res.stdout
+    )
