@@ -394,3 +394,15 @@ def test_a_flow_and_a_command_both_run_with_the_same_manifest(fx: Globus) -> Non
     assert legs == ("succeeded", "succeeded", "succeeded", 0)
     [run] = runs(fx)
     assert json.loads(out.read_text()) == run.body["autosync"]
+
+
+def test_a_dataset_quiet_for_dataset_quiet_starts_its_run(fx: Globus) -> None:
+    configure(fx, on_done="dataset", dataset_quiet="2s")
+    write(fx, frames(2))
+    fx.send()  # the cycle that confirms the files finds the dataset changed just now
+    assert runs(fx) == []
+    time.sleep(2.2)
+    fx.run()
+    [run] = runs(fx)
+    assert run.body["autosync"]["dataset"] == SCAN
+    assert "finished (it is quiet)" in "\n".join(fx.env.log_lines())
