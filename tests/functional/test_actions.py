@@ -201,11 +201,13 @@ def test_cleanup_keeps_a_source_file_until_its_action_has_ended(env: CliEnv) -> 
     env.configure(job_toml(on_done="batch", command=[sys.executable, "-c", wait, str(gate)],
                            delete_after="0s"))  # fmt: skip
     write(env, ["scan/a.tif"])
-    env.run()
-    env.run()  # cleanup is due, but the command may still read the file
-    assert actions(env)[0]["state"] == "running"
-    assert (env.src / "scan" / "a.tif").exists()
-    gate.write_text("")
+    try:
+        env.run()
+        env.run()  # cleanup is due, but the command may still read the file
+        assert actions(env)[0]["state"] == "running"
+        assert (env.src / "scan" / "a.tif").exists()
+    finally:
+        gate.write_text("")  # never leave the command behind
     [row] = settle_actions(env)
     assert row["state"] == "succeeded"
     env.run()
