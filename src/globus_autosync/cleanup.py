@@ -234,8 +234,9 @@ class Cleaner:
             else:
                 checked.append(c)  # the source is looked at right before its unlink
         cleared = self._verify(group, checked) if checked else []
-        if self.dry_run:
-            self.result.would_delete += [join(rel, c.name) for c in cleared]
+        if self.dry_run:  # what a real run would delete: rule 2 too, without the unlink
+            self.result.would_delete += [join(rel, c.name) for c in cleared
+                                         if _same_now(fd, c)]  # fmt: skip
             return
         if cleared:
             dir_mtime = os.fstat(fd).st_mtime  # before the unlinks touch it
@@ -501,3 +502,11 @@ def _same(st: os.stat_result, c: Candidate) -> bool:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == (
         c.size, c.mtime_ns, c.ino, c.ctime_ns,
     )  # fmt: skip
+
+
+def _same_now(fd: int, c: Candidate) -> bool:
+    try:
+        st = os.lstat(c.name, dir_fd=fd)
+    except OSError:
+        return False
+    return _same(st, c) and stat.S_ISREG(st.st_mode)

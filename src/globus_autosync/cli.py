@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from globus_autosync import __version__, cli_globus, cli_health, config
+from globus_autosync import __version__, cli_actions, cli_globus, cli_health, config
 from globus_autosync.cycle import baseline_job, human_bytes, run_job
 from globus_autosync.errors import (
     EXIT_JOB,
@@ -159,6 +159,10 @@ def check(obj: Context, job_name: str | None) -> None:
             why = "check the 'source' key and that its disk is mounted"
             lines.append((False, f"{job.name}: source {src} is not a readable directory; {why}"))
         lines.append(_cleanup_check(job))
+        if job.flow is not None:
+            lines.append(cli_globus.flow_check(job, cfg, obj.state_dir))
+        if job.command:
+            lines.append(cli_actions.command_check(job))
         try:
             transport = make_transport(job, cfg, obj.state_dir)
             try:
@@ -458,6 +462,8 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
             click.echo("  never run")
         if r["cleanup"] is not None:
             click.echo(f"  cleanup: {report.cleanup_line(r['cleanup'])}")
+        if r["actions"] is not None:
+            cli_actions.action_lines(r["actions"])
         for t in r["tasks_waiting"]:
             click.echo(f"  waiting: batch {t['batch']}: {t['reason']}")
         for c in r["collections"]:
@@ -495,6 +501,14 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
     cleanups = [[r["job"], report.cleanup_line(r["cleanup"])] for r in rows if r["cleanup"]]
     if cleanups:
         table("source cleanup", ["job", "cleanup"], cleanups)
+    acts = [[r["job"], report.actions_line(r["actions"])] for r in rows if r["actions"]]
+    if acts:
+        table("actions", ["job", "actions"], acts)
+    for r in rows:
+        if r["actions"] and (r["actions"]["datasets_waiting"] or r["actions"]["failed_actions"]
+                             or r["actions"]["waiting_for_you"]):  # fmt: skip
+            click.echo(r["job"])
+            cli_actions.action_lines(r["actions"])
     problems = [[r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows
                 for p in r["problems"]]  # fmt: skip
     if problems:
@@ -529,9 +543,15 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
     cfg = obj.load()
     with _readonly_store(obj) as store:
         rows = [t for job in cfg.select(job_name) for t in report.job_tasks(store, job, limit)]
+        acts = [a for job in cfg.select(job_name) for a in report.job_actions(store, job, limit)]
     if as_json:
-        click.echo(json.dumps({"tasks": rows}, indent=2))
+        click.echo(json.dumps({"tasks": rows, "actions": acts}, indent=2))
         return
+    _tasks_text(rows)
+    cli_actions.actions_text(acts)
+
+
+def _tasks_text(rows: list[dict[str, Any]]) -> None:
     if rows and sys.stdout.isatty():
         from globus_autosync.display import table
 
@@ -563,6 +583,7 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
             click.echo(f"  {t['url']}")
 
 
+cli.add_command(cli_actions.retry_action)
 cli.add_command(cli_globus.login)
 cli.add_command(cli_globus.logout)
 cli.add_command(cli_globus.whoami)

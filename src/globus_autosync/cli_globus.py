@@ -3,6 +3,7 @@ and in the Globus transport, so the local commands start quickly."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -11,6 +12,26 @@ from globus_autosync import config
 
 if TYPE_CHECKING:
     from globus_autosync.cli import Context
+
+
+def _flows(cfg: config.Config) -> list[str]:
+    """The flows the configured jobs start: `login` asks for the consent to start each."""
+    return sorted({job.flow for job in cfg.jobs if job.flow})
+
+
+def flow_check(job: config.Job, cfg: config.Config, state_dir: Path) -> tuple[bool, str]:
+    """The `check` line of a job's flow: is the consent to start it granted?"""
+    from globus_autosync.errors import AutosyncError
+    from globus_autosync.flows import FlowRunner
+
+    runner = FlowRunner(job, cfg, state_dir)
+    try:
+        ok, text = runner.check()
+    except AutosyncError as err:
+        ok, text = False, str(err).removeprefix(f"{job.name}: ")
+    finally:
+        runner.close()
+    return ok, f"{job.name}: flow: {text}"
 
 
 def _globus_collections(cfg: config.Config) -> list[str]:
@@ -47,8 +68,13 @@ def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
     consents = set(collections)
     refused = "Globus Auth refused the login; run 'globus-autosync login' again"
     with globus_errors("login", hint=refused):
+        flows = _flows(cfg)
+        if flows:
+            click.echo(f"asking also for the consent to start flow{'s' * (len(flows) > 1)} "
+                       f"{', '.join(flows)}")  # fmt: skip
         app = globus_auth.make_app(
-            cfg, obj.state_dir, interactive=True, no_browser=no_browser, consents=consents
+            cfg, obj.state_dir, interactive=True, no_browser=no_browser, consents=consents,
+            flows=flows,
         )
         app.login(force=True)
         tc = globus_sdk.TransferClient(app=app)
@@ -64,6 +90,7 @@ def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
                 interactive=True,
                 no_browser=no_browser,
                 consents=consents | set(needed),
+                flows=flows,
             )
             app.login(force=True)
     click.echo(f"logged in; tokens kept in {obj.state_dir / globus_auth.TOKEN_FILE}")

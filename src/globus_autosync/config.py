@@ -117,6 +117,14 @@ class Job:
     # health (health.py): lagging past alert_lag; failing after alert_after cycles that failed
     alert_lag: float = 3600.0
     alert_after: int = 3
+    # actions when data is confirmed (see actions.py): a flow run and/or a local command
+    on_done: str | None = None
+    flow: str | None = None
+    flow_input: str = "{}"  # a JSON object (the TOML table), merged into the flow's input
+    command: tuple[str, ...] = ()
+    command_timeout: float = 3600.0
+    dataset_quiet: float = 600.0
+    dataset_marker: str | None = None
 
     @property
     def cleanup(self) -> bool:
@@ -239,6 +247,8 @@ _JOB_KEYS_ALL = [
     "preserve_timestamp", "max_files_per_task", "max_active_tasks", "task_deadline", "notify",
     "delete_after", "keep_free", "max_deletes", "delete_empty_dirs",
     "alert_lag", "alert_after",
+    "on_done", "flow", "flow_input", "command", "command_timeout", "dataset_quiet",
+    "dataset_marker",
 ]  # fmt: skip
 _GLOBUS_ONLY = (
     "source_collection", "destination_collection", "source_collection_path", "sync_level",
@@ -324,6 +334,7 @@ def _job(path: Path, index: int, table: Any) -> Job:
         delete_empty_dirs=r.get("delete_empty_dirs", bool, True),
         alert_lag=r.duration("alert_lag", 3600.0, minimum=1.0),
         alert_after=r.positive_int("alert_after", 3),
+        **_actions(r),
     )
 
 
@@ -360,6 +371,46 @@ def _alerts(path: Path, table: dict[str, Any]) -> AlertSettings:
         sender=r.get("from", str),
         repeat_every=r.duration("repeat_every", 6 * 3600.0, minimum=1.0),
     )
+
+
+def _actions(r: _Reader) -> dict[str, Any]:
+    """The keys of actions (on_done, flow, command, ...), checked together."""
+    import json
+
+    on_done: str | None = None
+    if "on_done" in r.table:
+        on_done = r.choice("on_done", ("batch", "dataset"), "batch")
+    flow: str | None = r.get("flow", str)
+    if flow is not None and not _UUID.match(flow):
+        raise r.fail("flow", f"{flow!r} is not a flow id (a UUID, as the web app shows it)")
+    command = r.get("command", list, [])
+    if "command" in r.table and (not command or not all(isinstance(a, str) for a in command)):
+        raise r.fail("command", 'must be a list of strings: ["/path/to/program", "{manifest}"]')
+    flow_input = r.get("flow_input", dict, {})
+    if on_done is None:
+        for key in ("flow", "command", "flow_input", "command_timeout"):
+            if key in r.table:
+                raise r.fail(key, 'needs on_done = "batch" or "dataset" to say when it runs')
+    elif flow is None and not command:
+        raise r.fail("on_done", "needs a flow (a Globus Flow id) or a command to run")
+    if on_done != "dataset":
+        for key in ("dataset_quiet", "dataset_marker"):
+            if key in r.table:
+                raise r.fail(key, 'applies only with on_done = "dataset"')
+    if flow is None and "flow_input" in r.table:
+        raise r.fail("flow_input", "applies only with a flow")
+    marker: str | None = r.get("dataset_marker", str)
+    if marker is not None and not marker:
+        raise r.fail("dataset_marker", "must be a glob pattern such as 'scan_done' or '*.done'")
+    return {
+        "on_done": on_done,
+        "flow": flow.lower() if flow else None,
+        "flow_input": json.dumps(flow_input, sort_keys=True, default=str),
+        "command": tuple(command),
+        "command_timeout": r.duration("command_timeout", 3600.0, minimum=1.0),
+        "dataset_quiet": r.duration("dataset_quiet", 600.0),
+        "dataset_marker": marker,
+    }
 
 
 def _keep_free(r: _Reader) -> FreeSpace | None:

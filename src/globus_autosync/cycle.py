@@ -1,4 +1,5 @@
-"""One sync cycle for one job: lock -> reconcile -> scan -> plan -> submit -> record.
+"""One sync cycle for one job: lock -> reconcile -> scan -> plan -> submit -> record -> act
+(flows, commands: actions.py) -> clean up.
 
 Every step leaves the store in a state the next cycle can carry on from: a batch is journaled
 before it is submitted, and a file is confirmed only when the transport says it arrived.
@@ -15,9 +16,10 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from globus_autosync.cleanup import Cleaner
-from globus_autosync.config import Config, Job
+from globus_autosync.config import Config, GlobusSettings, Job
 from globus_autosync.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -41,6 +43,9 @@ from globus_autosync.transports.base import (
     WatchesCollections,
 )
 from globus_autosync.walk import DirTree, Walker, WalkStats
+
+if TYPE_CHECKING:
+    from globus_autosync.actions import Actions
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +83,14 @@ class Summary:
     deleted_bytes: int = 0
     delete_failed: int = 0  # deletions that failed (also counted in ``failed``)
     would_delete: list[str] = field(default_factory=list)
+    actions_started: int = 0  # flow runs and commands started (actions.py)
+    actions_failed: int = 0
+    action_error: AuthError | None = None  # a flow's login or consent is missing (run: exit 3)
 
     @property
     def exit_code(self) -> int:
-        bad = self.failed or self.skipped or self.waiting or self.problem or self.collections_down
+        bad = (self.failed or self.skipped or self.waiting or self.problem
+               or self.collections_down or self.actions_failed or self.action_error)  # fmt: skip
         return EXIT_PARTIAL if bad else EXIT_OK
 
     @property
@@ -103,7 +112,7 @@ class Summary:
         """Nothing happened worth more than the summary."""
         return not (
             self.changed or self.sent_files or self.confirmed or self.failed or self.skipped
-            or self.deleted
+            or self.deleted or self.actions_started or self.actions_failed
         )
 
     def line(self) -> str:
@@ -122,6 +131,8 @@ class Summary:
         text += f", skipped {self.skipped}"
         if self.in_flight:
             text += f", {self.in_flight} in flight"
+        if self.actions_started or self.actions_failed:
+            text += f", actions started {self.actions_started}, failed {self.actions_failed}"
         if self.waiting:
             text += (
                 f", {self.waiting} task{'s' if self.waiting > 1 else ''} waiting for you (status)"
@@ -220,6 +231,7 @@ class Cycle:
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[WalkStats], None] | None = None,
         state_dir: Path | None = None,
+        config: Config | None = None,
     ) -> None:
         self.job, self.store, self.transport, self.dry_run = job, store, transport, dry_run
         self.state_dir = state_dir or store.path.parent
@@ -231,6 +243,12 @@ class Cycle:
         self.job_id = store.job_id(job.name)
         self.tree = DirTree(store, self.job_id)
         self.reported: set[tuple[int, str]] = set()  # (dir, name) skipped by the transport
+        self.actions: Actions | None = None
+        if job.on_done and not dry_run:
+            from globus_autosync.actions import Actions
+
+            self.actions = Actions(job, config or Config(Path("?"), (job,), GlobusSettings()),
+                                   store, self.job_id, self.tree.rel, self.state_dir)  # fmt: skip
 
     def run(self, full: bool) -> Summary:
         started = time.monotonic()
@@ -265,6 +283,7 @@ class Cycle:
         self.summary.skipped += stats.skipped
         self.make_dirs(stats.empty_dirs)
         self.submit_all()
+        self.summary.action_error = self._act() if self.actions is not None else None
         # cleanup acts only on a cycle that saw the source and the destination whole (rule 4)
         if self.summary.problem is None and not walker.stopped and not self.should_stop():
             cleaner.unreadable = stats.unreadable
@@ -273,6 +292,20 @@ class Cycle:
             self.summary.in_flight = self.store.counts(self.job_id).submitted
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _act(self) -> AuthError | None:
+        """Finish quiet datasets, start pending actions, look at running ones."""
+        assert self.actions is not None
+        try:
+            result = self.actions.run(self.should_stop)
+        finally:
+            self.actions.close()
+        self.summary.actions_started += result.started
+        self.summary.actions_failed += result.failed
+        self.summary.waiting += result.waiting
+        if result.problem is not None and self.summary.problem is None:
+            self.summary.problem = result.problem
+        return result.auth
 
     def _clean(self, cleaner: Cleaner) -> None:
         result = cleaner.run()
@@ -380,8 +413,9 @@ class Cycle:
         ok = not counts["failed"] and report.reason is None
         state = "succeeded" if ok else "failed"
         enroll = self._enroll(done) if self.job.cleanup else None
+        act = self.actions.on_resolved(batch.id, done, now) if self.actions else None
         self.store.resolve_batch(self.job_id, batch.id, state, report.reason, done, others, now,
-                                 enroll)  # fmt: skip
+                                 enroll, act)  # fmt: skip
         self.summary.confirmed += len(done)
         self.summary.failed += counts["failed"]
         self.summary.skipped += counts["skipped"]
@@ -473,7 +507,7 @@ def run_job(
         try:
             with store.guard():
                 cycle = Cycle(job, store, transport, dry_run, progress=progress,
-                              state_dir=state_dir)  # fmt: skip
+                              state_dir=state_dir, config=config)  # fmt: skip
                 summary = cycle.run(full)
         except AutosyncError as err:
             if not dry_run:  # `status` shows why the last run did not happen, if it can
@@ -491,6 +525,8 @@ def run_job(
                 store.record_run(
                     cycle.job_id, started, time.time(), summary.full, summary.result, summary.record
                 )
+    if summary.action_error is not None:  # the files were sent; a flow waits for a consent
+        raise summary.action_error
     return summary
 
 

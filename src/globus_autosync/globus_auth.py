@@ -48,6 +48,71 @@ def transfer_scope(collections: Iterable[str] = ()) -> Scope:
     return TransferScopes.all.with_dependencies(deps) if deps else TransferScopes.all
 
 
+def flow_scope(flow_id: str, collections: Iterable[str] = ()) -> Scope:
+    """The scope that lets the tool start a flow: ``flow_<id with _>_user`` on the flow's own
+    resource server; with the data_access consents the flow needs through Transfer."""
+    from globus_sdk.scopes import SpecificFlowScopes
+
+    scope = SpecificFlowScopes(flow_id).user
+    deps = [GCSCollectionScopes(c).data_access for c in sorted(set(collections))]
+    if deps:
+        scope = scope.with_dependency(TransferScopes.all.with_dependencies(deps))
+    return scope
+
+
+FLOW_NEEDS = "flow-consents.json"  # what a flow's ConsentRequired answer asked for, for `login`
+
+
+def flow_needs(state_dir: Path) -> dict[str, list[str]]:
+    """The scopes each flow asked for when a run could not start (noted by ``note_flow_needs``)."""
+    import json
+
+    try:
+        doc = json.loads((state_dir / FLOW_NEEDS).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {k: [s for s in v if isinstance(s, str)] for k, v in doc.items() if isinstance(v, list)}
+
+
+def note_flow_needs(state_dir: Path, flow_id: str, scopes: Iterable[str]) -> None:
+    """Keep the scopes a flow asked for (those of its own scope), so that `login` asks for them."""
+    import json
+
+    own = str(flow_scope(flow_id))
+    mine = [s for s in scopes if s == own or s.startswith(own + "[")]
+    if not mine:
+        return
+    needs = flow_needs(state_dir) | {flow_id: mine}
+    tmp = state_dir / (FLOW_NEEDS + ".tmp")
+    try:
+        tmp.write_text(json.dumps(needs), "utf-8")
+        os.replace(tmp, state_dir / FLOW_NEEDS)
+    except OSError as err:
+        log.warning("cannot note the consent flow %s needs in %s: %s", flow_id, tmp, err.strerror)
+
+
+def flow_scopes(
+    flows: Iterable[str], collections: Iterable[str] = (), needs: dict[str, list[str]] | None = None
+) -> dict[str, list[Scope]]:
+    """Scope requirements for the configured flows: each flow's own scope (with what the flow
+    asked for when a run could not start, ``needs``), and the Flows service's ``run_status``
+    (to look at and list runs)."""
+    from globus_sdk.scopes import FlowsScopes
+
+    wanted = sorted(set(flows))
+    if not wanted:
+        return {}
+    needs = needs or {}
+    out: dict[str, list[Scope]] = {
+        f: [Scope.parse(s) for s in needs[f]] if needs.get(f) else [flow_scope(f, collections)]
+        for f in wanted
+    }
+    out[FlowsScopes.resource_server] = [FlowsScopes.run_status]
+    return out
+
+
 def token_storage(state_dir: Path, namespace: str) -> SQLiteTokenStorage:
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / TOKEN_FILE
@@ -63,10 +128,16 @@ def make_app(
     interactive: bool = False,
     no_browser: bool = False,
     consents: Iterable[str] = (),
+    flows: Iterable[str] = (),
 ) -> globus_sdk.GlobusApp:
     """The GlobusApp for this install. Not interactive: a missing login raises instead of
-    starting a browser flow (a cron job has no one to answer it)."""
+    starting a browser flow (a cron job has no one to answer it). ``flows``: also ask for
+    what starting these flows needs (the flow scopes get the ``consents`` as dependencies)."""
+    consents = list(consents)
     scopes = {TransferScopes.resource_server: [transfer_scope(consents)]}
+    flows = list(flows)
+    if flows:
+        scopes.update(flow_scopes(flows, consents, flow_needs(state_dir)))
     creds = client_credentials()
     if creds is not None:
         cid, secret = creds

@@ -22,6 +22,7 @@ from globus_autosync.config import Config
 from globus_autosync.store import Store
 
 PREFIX = "globus_autosync"
+ACTION_STATES = ("pending", "running", "succeeded", "failed")
 FILE_STATES = ("done", "waiting", "queued", "in_flight", "failed", "skipped")
 
 
@@ -76,6 +77,11 @@ class StoreCollector(Collector):
             "paused, or the collection unreachable)",
             labels=["job", "role"],
         )
+        actions = GaugeMetricFamily(
+            f"{PREFIX}_actions",
+            "Actions (flow runs, commands) by state: pending, running, succeeded, failed",
+            labels=["job", "state"],
+        )
         store = Store.open_readonly(self.state_dir)
         try:
             for job in self.config().jobs:
@@ -101,6 +107,10 @@ class StoreCollector(Collector):
                     duration.add_metric([job.name], took)
                 stuck = sum(1 for b in store.open_batches(job_id) if b.reason)
                 waiting.add_metric([job.name], stuck)
+                if job.on_done:
+                    by_state = store.action_counts(job_id)
+                    for state in ACTION_STATES:
+                        actions.add_metric([job.name, state], by_state.get(state, 0))
                 if job.cleanup:
                     totals = store.cleanup_totals(job_id)
                     deleted_files.add_metric([job.name], totals.files)
@@ -111,7 +121,7 @@ class StoreCollector(Collector):
             if store is not None:
                 store.close()
         yield from (files, done_bytes, lag, last_ok, duration, waiting, healths, connected)
-        yield from (deleted_files, deleted_bytes, source_free)
+        yield from (deleted_files, deleted_bytes, source_free, actions)
 
 
 def registry(config: Callable[[], Config], state_dir: Path) -> CollectorRegistry:

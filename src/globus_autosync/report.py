@@ -38,7 +38,7 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
             "job": job.name, "done": 0, "waiting": 0, "queued": 0, "in_flight": 0, "failed": 0,
             "skipped": 0, "bytes_done": 0, "last_run": None, "last_result": None,
             "last_summary": None, "lag_seconds": 0.0, "problems": [], "tasks_waiting": [],
-            "cleanup": _cleanup(None, None, job),
+            "cleanup": _cleanup(None, None, job), "actions": job_actions_status(None, job),
         }  # fmt: skip
     c = store.counts(job_id)
     lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
@@ -70,6 +70,7 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
         "problems": problems,
         "tasks_waiting": waiting,
         "cleanup": _cleanup(store, job_id, job, rel),
+        "actions": job_actions_status(store, job),
     }
 
 
@@ -160,3 +161,74 @@ def task_url(job: Job, task_id: str | None) -> str | None:
     if job.transport == "globus" and task_id:
         return f"https://app.globus.org/activity/{task_id}"
     return None
+
+
+def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
+    """A job's actions for ``status``: counts by state, the datasets that wait for files, and
+    the actions that failed or wait for someone; None for a job that never had any."""
+    job_id = store.find_job(job.name) if store else None
+    counts = store.action_counts(job_id) if store is not None and job_id is not None else {}
+    if not job.on_done and not counts:
+        return None
+    out: dict[str, Any] = {
+        state: counts.get(state, 0)
+        for state in ("collecting", "pending", "running", "succeeded", "failed")
+    }
+    out.update(datasets_waiting=[], failed_actions=[], waiting_for_you=[])
+    if store is None or job_id is None:
+        return out
+    for row in store.collecting(job_id):
+        blockers = store.dataset_blockers(row.dir) if row.dir is not None else []
+        if blockers:
+            out["datasets_waiting"].append({
+                "action": row.id, "dataset": row.dataset,
+                "files": [{"path": join(row.dataset or "", n), "state": s} for n, s in blockers],
+            })  # fmt: skip
+    for row in store.recent_actions(job_id, 1000):
+        if row.state == "failed" and len(out["failed_actions"]) < 20:
+            out["failed_actions"].append({"action": row.id, "reason": row.reason})
+        elif row.state in ("pending", "running") and row.reason:
+            out["waiting_for_you"].append({"action": row.id, "reason": row.reason})
+    return out
+
+
+def actions_line(a: dict[str, Any]) -> str:
+    text = (
+        f"{a['pending']} pending, {a['running']} running, {a['succeeded']} succeeded, "
+        f"{a['failed']} failed"
+    )
+    if a["collecting"]:
+        text += f", {a['collecting']} datasets collecting"
+    return text
+
+
+def job_actions(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]:
+    """Recent actions for ``tasks``: the flow run (and its web link) and the command's exit."""
+    job_id = store.find_job(job.name) if store else None
+    if store is None or job_id is None:
+        return []
+    return [
+        {
+            "job": job.name,
+            "action": r.id,
+            "label": f"AUTO_{job.name}_{r.kind}_{r.id}",
+            "kind": r.kind,
+            "batch": r.batch,
+            "dataset": r.dataset,
+            "part": r.part,
+            "parts": r.parts,
+            "state": r.state,
+            "files": r.files,
+            "bytes": r.bytes,
+            "attempt": r.attempt,
+            "flow_state": r.flow_state,
+            "run_id": r.run_id,
+            "url": f"https://app.globus.org/runs/{r.run_id}" if r.run_id else None,
+            "command_state": r.cmd_state,
+            "exit_code": r.exit_code,
+            "started": _iso(r.started),
+            "finished": _iso(r.finished),
+            "reason": r.reason,
+        }
+        for r in store.recent_actions(job_id, limit)
+    ]

@@ -39,6 +39,7 @@ class JobState:
     transport: Transport | None = None
     due: float = 0.0
     failures: int = 0
+    action_error: str | None = None  # the last missing-consent message of the job's actions
     totals: dict[str, int] = field(default_factory=lambda: {"confirmed": 0, "failed": 0})
 
 
@@ -121,7 +122,8 @@ class Watcher:
                 state.transport = make_transport(job, self.config, self.state_dir)
             with JobLock(self.state_dir, job.name), self.store.guard():
                 cycle = Cycle(job, self.store, state.transport, batch_window=job.batch_window,
-                              should_stop=lambda: self.stop)  # fmt: skip
+                              should_stop=lambda: self.stop, state_dir=self.state_dir,
+                              config=self.config)  # fmt: skip
                 summary = cycle.run(full=False)
                 self.store.record_run(cycle.job_id, started, time.time(), summary.full,
                                       summary.result, summary.record)  # fmt: skip
@@ -168,6 +170,11 @@ class Watcher:
         state.due = time.time() + wait
 
     def _report(self, state: JobState, summary: Summary) -> None:
+        # a flow's missing consent: said when it changes; the files keep going meanwhile
+        error = str(summary.action_error) if summary.action_error is not None else None
+        if error is not None and error != state.action_error:
+            log.error("%s", error)
+        state.action_error = error
         state.totals["confirmed"] += summary.confirmed
         state.totals["failed"] += summary.failed
         if not summary.quiet:  # a cycle that did nothing logs nothing

@@ -1,4 +1,4 @@
-"""A local emulation of Globus Transfer v0.10 and Globus Auth, for tests."""
+"""A local emulation of Globus Transfer v0.10, Globus Auth and Globus Flows, for tests."""
 
 from __future__ import annotations
 

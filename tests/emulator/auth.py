@@ -27,6 +27,8 @@ AUTH_RS = "auth.globus.org"
 TRANSFER_RS = "transfer.api.globus.org"
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
 DATA_ACCESS_SCOPE = "https://auth.globus.org/scopes/{}/data_access"
+FLOWS_RS = "flows.globus.org"
+FLOWS_CLIENT_ID = "eec9b274-0c81-4334-bdc2-54e90e689b9a"
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 
 DEFAULT_USER_ID = "6b3a4c5e-2f1d-4e7a-9c8b-0d1e2f3a4b5c"
@@ -110,6 +112,8 @@ def resource_server_of(scope_name: str) -> str | None:
     url_prefix = "https://auth.globus.org/scopes/"
     if scope_name.startswith(url_prefix):
         server, sep, name = scope_name[len(url_prefix) :].partition("/")
+        if server == FLOWS_CLIENT_ID:  # the Flows service names its resource server apart
+            return FLOWS_RS
         return server if sep and server and name else None
     return None
 

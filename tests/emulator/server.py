@@ -1,4 +1,5 @@
-"""A local emulation of the Globus Transfer API v0.10 and of the Globus Auth token endpoints.
+"""A local emulation of the Globus Transfer API v0.10, of the Globus Auth token endpoints and of
+the Globus Flows API (runs: see flows.py, served under ``/flows-api/``).
 
 Only the standard library: a :class:`http.server.ThreadingHTTPServer` on 127.0.0.1 (port
 0) in a daemon thread, plus a worker thread that runs tasks by copying files between the
@@ -32,6 +33,7 @@ from .auth import (
     TRANSFER_SCOPE,
     AuthService,
 )
+from .flows import EmulatedRun, FlowsService
 from .tasks import EmulatedTask, execute
 from .transfer import TransferService
 
@@ -176,6 +178,7 @@ class TransferEmulator:
         self._cond = threading.Condition(self._lock)
         self._auth = AuthService(clients, token_lifetime=token_lifetime)
         self._transfer = TransferService(collections, max_active=max_active, task_delay=task_delay)
+        self._flows = FlowsService()
         self._faults: deque[_Fault] = deque()
         self._release_generation = 0
         self._server: _Server | None = None
@@ -248,6 +251,7 @@ class TransferEmulator:
         return {
             "GLOBUS_SDK_SERVICE_URL_TRANSFER": self.url,
             "GLOBUS_SDK_SERVICE_URL_AUTH": self.url + "auth/",
+            "GLOBUS_SDK_SERVICE_URL_FLOWS": self.url + "flows-api/",
         }
 
     # ----------------------------------------------------------------- state
@@ -489,6 +493,36 @@ class TransferEmulator:
         with self._lock:
             self._transfer.consent_required.add(collection_id)
 
+    # ----------------------------------------------------------------- Flows
+
+    @property
+    def flow_runs(self) -> dict[str, EmulatedRun]:
+        """run_id -> run of the emulated Flows service, in start order (read, do not mutate)."""
+        return self._flows.runs
+
+    def next_flow_runs(self, *outcomes: str) -> None:
+        """The next runs started end so, in order: SUCCEEDED (the default once these are used),
+        FAILED, INACTIVE (waits for a consent until :meth:`resume_flow_run`), ACTIVE (never
+        ends)."""
+        with self._lock:
+            self._flows.outcomes.extend(outcomes)
+
+    def set_flow_run_delay(self, seconds: float) -> None:
+        """Runs stay ACTIVE this long before they reach their outcome (default 0)."""
+        with self._lock:
+            self._flows.run_delay = seconds
+
+    def require_flow_consent(self, flow_id: str, collection_id: str) -> None:
+        """Starting a run of this flow needs a data_access consent for the collection under
+        the flow's scope: without it, 403 ConsentRequired."""
+        with self._lock:
+            self._flows.consent_required[flow_id] = collection_id
+
+    def resume_flow_run(self, run_id: str) -> None:
+        """An INACTIVE run goes on (someone granted what it waited for), and then succeeds."""
+        with self._lock:
+            self._flows.resume(run_id)
+
     # ----------------------------------------------------------------- internals
 
     def _take_fault(self, path: str, method: str = "GET") -> _Fault | None:
@@ -546,6 +580,12 @@ class TransferEmulator:
     def _route(self, req: Request) -> Reply:
         if req.path.startswith("/auth/"):
             return self._auth.handle(req, req.path[len("/auth") :])
+        if req.path.startswith("/flows-api/"):
+            header = req.header("Authorization") or ""
+            token = None
+            if header.lower().startswith("bearer "):
+                token = self._auth.lookup_access(header[7:].strip())
+            return self._flows.handle(req, req.path[len("/flows-api") :], token)
         if req.path.startswith("/v0.10/"):
             path = req.path[len("/v0.10") :]
             header = req.header("Authorization") or ""

@@ -118,7 +118,11 @@ def test_dry_run_lists_and_deletes_nothing(env: CliEnv) -> None:
     assert sorted(tree(env.src)) == rels
     assert audit(env) == []
     assert candidates(env) == 3
-    assert "deleted 3" in env.run().stdout
+    (env.src / rels[0]).write_bytes(b"changed since it was confirmed")
+    res = env.run("--dry-run")
+    assert "would delete " + rels[0] not in res.stdout
+    assert "would delete " + rels[1] in res.stdout
+    assert "deleted 2" in env.run().stdout
 
 
 def test_max_deletes_per_cycle(env: CliEnv) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -16,7 +17,16 @@ from .helpers import CliEnv, assert_mirrored, part_files, tree
 
 
 def _snapshot(top: Path) -> dict[str, int]:
-    return {str(p): p.stat().st_size for p in top.rglob("*") if p.is_file()}
+    """Sizes of the files below ``top``, while a run may still be renaming them."""
+    out = {}
+    for p in top.rglob("*"):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue  # a .part file renamed into place since the directory was read
+        if stat.S_ISREG(st.st_mode):
+            out[str(p)] = st.st_size
+    return out
 
 
 def test_sigkill_during_copying_then_repair(env: CliEnv) -> None:

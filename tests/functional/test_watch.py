@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -222,3 +223,33 @@ def test_service_files_name_this_install(env: CliEnv) -> None:
     assert cron.startswith("*/5 * * * * ")
     assert cron.endswith("--quiet run")
     assert f"--config {env.config}" in cron
+
+
+def test_watch_keeps_syncing_while_a_command_hangs_and_kills_it_at_its_timeout(
+    env: CliEnv, watcher: Callable[..., subprocess.Popen[str]]
+) -> None:
+    env.configure(fast_job(on_done="batch", command=["sleep", "600"], command_timeout="8s"))
+    proc = watcher()
+    env.write("scan1/a.tif", "a" * 100)
+
+    def first_action() -> dict[str, Any]:
+        rows: list[dict[str, Any]] = json.loads(env.cli("tasks", "--json").stdout)["actions"]
+        return min(rows, key=lambda a: int(a["action"])) if rows else {}
+
+    wait_for("the command to start", lambda: first_action().get("state") == "running")
+    for i in range(3):  # while it hangs, more files arrive and are sent
+        env.write(f"scan2/frame_{i}.tif", f"frame {i}" * 50)
+    wait_for("the new files", lambda: env.status()["done"] == 4)
+    wait_for("the command to be killed", lambda: first_action().get("state") == "failed")
+    killed = first_action()
+    assert "command_timeout" in str(killed["reason"])
+    # the new files' batch was sent and confirmed while the command ran (times to the second)
+    batches = json.loads(env.cli("tasks", "--json").stdout)["tasks"]
+    later = [b for b in batches if b["batch"] > 1]
+    assert later
+    assert all(str(killed["started"]) <= b["submitted"] for b in later)
+    assert all(b["finished"] < str(killed["finished"]) for b in later)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err
+    assert_mirrored(env.src, env.dst)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +21,12 @@ from globus_autosync import codec
 from globus_autosync.errors import StoreError
 from globus_autosync.plan import QUEUED, SUBMITTED, WORK_STATES, DirPlan, Pending
 from globus_autosync.store import schema
+from globus_autosync.store.actions import ActionQueries, ActionRow
 from globus_autosync.store.cleanup import Candidate, CleanupQueries, CleanupTotals, Enrolled
 
 __all__ = [
-    "BatchRow", "Candidate", "CleanupTotals", "Counts", "DirRow", "Enrolled", "QueuedFile",
-    "Store", "store_error",
+    "ActionRow", "BatchRow", "Candidate", "CleanupTotals", "Counts", "DirRow", "Enrolled",
+    "QueuedFile", "Store", "store_error",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def _pending(r: tuple[object, ...]) -> Pending:
     return Pending(*r)  # type: ignore[arg-type]
 
 
-class Store(CleanupQueries):
+class Store(CleanupQueries, ActionQueries):
     """One connection to the state database."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -417,9 +418,11 @@ class Store(CleanupQueries):
         others: list[tuple[int, Pending]],
         now: float,
         enroll: list[Enrolled] | None = None,
+        after: Callable[[], None] | None = None,
     ) -> None:
         """Close a batch: merge confirmed files into their directories, rewrite the others;
-        ``enroll``: confirmed files that source cleanup may delete later."""
+        ``enroll``: confirmed files that source cleanup may delete later; ``after`` runs in
+        the same transaction (the actions of the confirmed files are journaled with them)."""
         by_dir: dict[int, dict[str, tuple[int, int]]] = {}
         for f in done:
             by_dir.setdefault(f.dir, {})[f.row.name] = (f.row.size, f.row.mtime_ns)
@@ -436,6 +439,8 @@ class Store(CleanupQueries):
                 self._write_rows(job, dir_id, [row])
             if enroll:
                 self.enroll(job, enroll, now, batch, replace=True)
+            if after is not None:
+                after()
             self.conn.execute(
                 "UPDATE batches SET state=?, reason=?, finished=? WHERE id=?",
                 (state, reason, now, batch),

@@ -123,10 +123,15 @@ class CleanupQueries:
 
     # -- what is due ------------------------------------------------------------------------
     def cleanup_due(self, job: int, before: float, now: float, limit: int) -> list[Candidate]:
-        """Candidates confirmed before ``before`` whose retry is due, oldest confirmation first."""
+        """Candidates confirmed before ``before`` whose retry is due, oldest confirmation first;
+        not those an action still needs."""
         rows = self.conn.execute(
             f"SELECT {_COLS} FROM cleanup c LEFT JOIN batches b ON b.id = c.batch "
             "WHERE c.job=? AND c.confirmed < ? AND c.next_try <= ? AND c.deleting = 0 "
+            # a file whose action (flow run, command) has not ended yet is kept for it
+            "AND NOT EXISTS (SELECT 1 FROM action_files f JOIN actions a ON a.id = f.action "
+            "WHERE f.dir = c.dir AND f.name = c.name "
+            "AND a.state IN ('collecting', 'pending', 'running')) "
             "ORDER BY c.confirmed, c.dir, c.name LIMIT ?",
             (job, before, now, limit),
         )

@@ -13,7 +13,7 @@ from globus_autosync.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-VERSION = 4
+VERSION = 5
 READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
 
 # Source cleanup (version 3). `cleanup` holds the confirmed files of jobs with cleanup on, so
@@ -72,11 +72,61 @@ CREATE TABLE IF NOT EXISTS collections (
 );
 """
 
+# Actions (issue 11, version 5): a flow run and/or a local command per finished batch or
+# dataset. A row of `actions` is journaled before anything starts; `tag` is the unique tag its
+# flow run carries (a crashed start is found again by it). `flow_state` and `cmd_state`: NULL
+# (not configured), pending, starting (journaled: it may have started), running, succeeded,
+# failed.
+# `state`: collecting (a dataset still gathering files), then pending, running, succeeded, failed.
+# `action_files` holds the confirmed files of each action: its manifest.
+ACTIONS = """
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY,
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    kind TEXT NOT NULL,                      -- batch, dataset
+    batch INTEGER,                           -- kind batch: the batch whose files it holds
+    dir INTEGER,                             -- kind dataset: the dataset's directory
+    dataset TEXT,                            -- and its path relative to the source
+    part INTEGER NOT NULL DEFAULT 1,         -- a manifest too large for one flow run is split
+    parts INTEGER NOT NULL DEFAULT 1,
+    state TEXT NOT NULL,
+    tag TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    changed REAL NOT NULL,                   -- a file was last added (datasets: quiet since)
+    marker INTEGER NOT NULL DEFAULT 0,       -- a file matching dataset_marker is confirmed
+    files INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    flow_state TEXT,
+    run_id TEXT,
+    cmd_state TEXT,
+    pid INTEGER,
+    exit_code INTEGER,
+    attempt INTEGER NOT NULL DEFAULT 1,      -- retry-action starts attempt n + 1
+    tries INTEGER NOT NULL DEFAULT 0,        -- failed starts (a 5xx, the network), for backoff
+    next_try REAL NOT NULL DEFAULT 0,
+    started REAL,
+    finished REAL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS actions_job_state ON actions (job, state);
+CREATE TABLE IF NOT EXISTS action_files (
+    action INTEGER NOT NULL REFERENCES actions(id),
+    dir INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,                      -- relative to the source (a directory may go)
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    PRIMARY KEY (action, dir, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS action_files_file ON action_files (dir, name);
+"""
+
 # the statements that upgrade a database from version n to n + 1
 UPGRADES = {
     1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
     2: CLEANUP,
     3: HEALTH_TABLES,
+    4: ACTIONS,
 }
 
 SCHEMA = """
@@ -139,7 +189,7 @@ CREATE TABLE IF NOT EXISTS runs (
     result TEXT NOT NULL,
     summary TEXT NOT NULL
 );
-""" + CLEANUP + HEALTH_TABLES
+""" + CLEANUP + HEALTH_TABLES + ACTIONS
 
 
 def version(conn: sqlite3.Connection) -> int | None:

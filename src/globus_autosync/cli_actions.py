@@ -1,0 +1,103 @@
+"""The commands and lines of actions (flow runs, local commands): ``retry-action``, and what
+``status`` and ``tasks`` print about them."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from globus_autosync.errors import UsageError
+from globus_autosync.store import Store
+
+if TYPE_CHECKING:
+    from globus_autosync.cli import Context
+    from globus_autosync.config import Job
+
+APP = "globus-autosync"
+log = logging.getLogger("globus_autosync")
+
+
+def action_lines(a: dict[str, Any]) -> None:
+    from globus_autosync import report
+
+    click.echo(f"  actions: {report.actions_line(a)}")
+    for d in a["datasets_waiting"]:
+        names = ", ".join(f"{f['path']} ({f['state']})" for f in d["files"])
+        click.echo(f"  dataset {d['dataset'] or '.'} (action {d['action']}) waits for: {names}")
+    for w in a["waiting_for_you"]:
+        click.echo(f"  waiting: action {w['action']}: {w['reason']}")
+    for f in a["failed_actions"]:
+        click.echo(f"  failed: action {f['action']}: {f['reason']}; start it again with: "
+                   f"{APP} retry-action {f['action']}")  # fmt: skip
+
+
+def actions_text(acts: list[dict[str, Any]]) -> None:
+    """Each action: its state, its flow run (and the web link) and its command's exit code."""
+    for a in acts:
+        what = f"batch {a['batch']}" if a["kind"] == "batch" else f"dataset {a['dataset'] or '.'}"
+        if a["parts"] > 1:
+            what += f" part {a['part']}/{a['parts']}"
+        line = f"{a['job']} action {a['action']} ({what}): {a['state']}, {a['files']} files"
+        if a["flow_state"] is not None:
+            line += f", flow run {a['run_id'] or '-'} {a['flow_state']}"
+        if a["command_state"] is not None:
+            code = a["exit_code"]
+            line += f", command {a['command_state']}" + (f" (exit code {code})"
+                                                         if code is not None else "")  # fmt: skip
+        if a["attempt"] > 1:
+            line += f", attempt {a['attempt']}"
+        if a["reason"]:
+            line += f", {a['reason']}"
+        click.echo(line)
+        if a["url"]:
+            click.echo(f"  {a['url']}")
+
+
+@click.command("retry-action")
+@click.argument("action_id", metavar="ID", type=int)
+@click.pass_obj
+def retry_action(obj: Context, action_id: int) -> None:
+    """Start a failed action (flow run or command) again at the next cycle of its job."""
+    from globus_autosync.lock import JobLock
+
+    cfg = obj.load()
+    store = Store.open(obj.state_dir)
+    try:
+        with store.guard():
+            row = store.get_action(action_id)
+            job = next((j for j in cfg.jobs if store.find_job(j.name) == (row.job if row else -1)),
+                       None)  # fmt: skip
+            if row is None or job is None:
+                raise UsageError(f"no action {action_id}; 'globus-autosync tasks' lists them")
+            if row.state != "failed":
+                raise UsageError(
+                    f"action {action_id} is {row.state}; only a failed action is started again"
+                )
+            with JobLock(obj.state_dir, job.name):
+                new = store.retry_action(action_id)
+    finally:
+        store.close()
+    log.info("%s: action %d will start again (attempt %d)", job.name, action_id, new.attempt)
+    click.echo(
+        f"{job.name}: action {action_id} will start again (attempt {new.attempt}) at the next "
+        f"run of the job ('{APP} run --job {job.name}', or the next cycle of 'watch')"
+    )
+
+
+def command_check(job: Job) -> tuple[bool, str]:
+    """The `check` line of a job's command: is its program there, and may it be run?"""
+    import os
+    import shutil
+
+    from globus_autosync.commands import CLEAN_PATH
+
+    program = job.command[0]
+    found = shutil.which(program, path=CLEAN_PATH) if "/" not in program else program
+    if found is None or not os.access(found, os.X_OK) or os.path.isdir(found):
+        where = "" if "/" in program else f" on the commands' PATH ({CLEAN_PATH})"
+        return False, (f"{job.name}: command: {program!r} is not an executable program{where}; "
+                       "give its full path in 'command'")  # fmt: skip
+    return True, (f"{job.name}: command: {found} runs for each {job.on_done}, killed after "
+                  f"{job.command_timeout:g} s")  # fmt: skip
