@@ -11,7 +11,7 @@ import click
 from globus_autosync import config
 
 if TYPE_CHECKING:
-    from globus_autosync.cli import Context
+    from globus_autosync.cli.context import Context
 
 
 def _flows(cfg: config.Config) -> list[str]:
@@ -127,3 +127,5 @@ def whoami(obj: Context) -> None:
     who = info.get("preferred_username") or info.get("sub")
     kind = "service account" if globus_auth.is_service_account() else "user"
     click.echo(f"{who} ({kind}, identity {info.get('sub')})")
+
+COMMANDS = [login, logout, whoami]  # what cli.app registers

@@ -14,7 +14,7 @@ import click
 from globus_autosync.errors import EXIT_JOB, EXIT_OK, AutosyncError, UsageError
 
 if TYPE_CHECKING:
-    from globus_autosync.cli import Context
+    from globus_autosync.cli.context import Context
     from globus_autosync.config import Config, Job
 
 log = logging.getLogger(__name__)
@@ -93,3 +93,5 @@ def alert_test(obj: Context) -> None:
         failed += not d.ok
         click.echo(f"{'ok  ' if d.ok else 'FAIL'}  {channel} to {d.target}: {d.detail}")
     sys.exit(EXIT_JOB if failed else EXIT_OK)
+
+COMMANDS = [alert_test]  # what cli.app registers

@@ -12,7 +12,7 @@ from globus_autosync.errors import UsageError
 from globus_autosync.store import Store
 
 if TYPE_CHECKING:
-    from globus_autosync.cli import Context
+    from globus_autosync.cli.context import Context
     from globus_autosync.config import Job
 
 APP = "globus-autosync"
@@ -101,3 +101,5 @@ def command_check(job: Job) -> tuple[bool, str]:
                        "give its full path in 'command'")  # fmt: skip
     return True, (f"{job.name}: command: {found} runs for each {job.on_done}, killed after "
                   f"{job.command_timeout:g} s")  # fmt: skip
+
+COMMANDS = [retry_action]  # what cli.app registers

@@ -1,0 +1,124 @@
+"""The command group (global options, logging) and ``main``: the one place where every error
+becomes one line on stderr and a documented exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from globus_autosync import __version__
+from globus_autosync.errors import (
+    EXIT_OK,
+    EXIT_USAGE,
+    AutosyncError,
+    os_error,
+)
+from globus_autosync.logs import setup as setup_logging
+
+if TYPE_CHECKING:
+
+    pass
+
+from globus_autosync.cli import actions, globus, health, reports, service, sync
+from globus_autosync.cli.context import (
+    APP,
+    EXIT_INTERNAL,
+    Context,
+    default_config,
+    default_state_dir,
+)
+
+log = logging.getLogger("globus_autosync")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    envvar="GLOBUS_AUTOSYNC_CONFIG",
+    show_envvar=True,
+    help="Configuration file [default: <user config dir>/globus-autosync/config.toml].",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    envvar="GLOBUS_AUTOSYNC_STATE_DIR",
+    show_envvar=True,
+    help="Where the state database, locks and log live [default: <user state dir>/"
+    "globus-autosync].",
+)
+@click.option("--debug", is_flag=True, help="Log everything; show tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.version_option(__version__, "--version", prog_name=APP)
+@click.pass_context
+def cli(
+    ctx: click.Context, config_path: Path | None, state_dir: Path | None, debug: bool, quiet: bool
+) -> None:
+    """Ship every new or modified file from a directory to a Globus collection or a mounted
+    directory: unattended, never twice, never lost."""
+    ctx.obj = Context(
+        config_path=(config_path or default_config()).expanduser(),
+        state_dir=(state_dir or default_state_dir()).expanduser(),
+        debug=debug,
+        quiet=quiet,
+    )
+    needs_file_log = ctx.invoked_subcommand in ("run", "baseline", "watch", "login", "logout")
+    resident = ctx.invoked_subcommand == "watch"
+    setup_logging(ctx.obj.state_dir, debug, quiet, to_file=needs_file_log, resident=resident)
+
+
+
+
+for _module in (sync, reports, service, actions, globus, health):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every error becomes one line on stderr and a documented exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name=APP, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE if e.exit_code == 2 else e.exit_code)
+    except AutosyncError as e:
+        if debug:
+            logging.getLogger(__name__).exception("error")
+        click.echo(f"{APP}: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as e:  # a failing disk outside any job: one line, as for a job
+        if debug:
+            logging.getLogger(__name__).exception("error")
+        err = os_error(e)
+        click.echo(f"{APP}: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except Exception as e:
+        if debug:  # the traceback, and still the exit code of a bug (a bare raise would be 1)
+            import traceback
+
+            traceback.print_exc()
+        click.echo(
+            f"{APP}: internal error: {type(e).__name__}: {e}; "
+            + (
+                "report it with the traceback above"
+                if debug
+                else "run again with --debug for the traceback and report it"
+            ),
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(EXIT_OK)

@@ -1,0 +1,177 @@
+"""What the store says, shown: ``status`` (``--check``, ``--json``) and ``tasks``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from globus_autosync.cycle import human_bytes
+
+if TYPE_CHECKING:
+
+    pass
+
+from globus_autosync.cli import actions as cli_actions
+from globus_autosync.cli import health as cli_health
+from globus_autosync.cli.context import Context, age, pass_ctx, readonly_store
+
+log = logging.getLogger("globus_autosync")
+
+
+@click.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--check", is_flag=True, help="One health line per job; exit 0 ok, 1 lagging or waiting, "
+    "2 failing or stopped."
+)  # fmt: skip
+@pass_ctx
+def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> None:
+    """Show per job its health, and what is done, waiting, queued, in flight, failed, skipped."""
+    import json
+
+    from globus_autosync import report
+
+    cfg = obj.load()
+    with readonly_store(obj) as store:
+        rows = [report.job_status(store, job) for job in cfg.select(job_name)]
+    if check:
+        cli_health.status_check(rows)
+    if as_json:
+        click.echo(json.dumps({"jobs": rows}, indent=2))
+        return
+    if sys.stdout.isatty():
+        _status_table(rows)
+        return
+    for r in rows:
+        h = r["health"]
+        click.echo(f"{r['job']}: {h['state']}" + (f": {h['reason']}; {h['action']}"
+                                                   if h["state"] != "ok" else ""))  # fmt: skip
+        click.echo(
+            f"{r['job']}: done {r['done']} ({human_bytes(r['bytes_done'])}), "
+            f"waiting to settle {r['waiting']}, queued {r['queued']}, in flight {r['in_flight']}, "
+            f"failed {r['failed']}, skipped {r['skipped']}, lag {age(r['lag_seconds'])}"
+        )
+        if r["last_run"]:
+            click.echo(f"  last run {r['last_run']}: {r['last_result']}: {r['last_summary']}")
+        else:
+            click.echo("  never run")
+        if r["cleanup"] is not None:
+            click.echo(f"  cleanup: {report.cleanup_line(r['cleanup'])}")
+        if r["actions"] is not None:
+            cli_actions.action_lines(r["actions"])
+        for t in r["tasks_waiting"]:
+            click.echo(f"  waiting: batch {t['batch']}: {t['reason']}")
+        for c in r["collections"]:
+            if c["problem"]:
+                name = c["name"] or c["collection"]
+                click.echo(f"  collection: {c['role']} {name} {c['problem']}")
+        for p in r["problems"]:
+            click.echo(f"  {p['state']}: {p['path']}: {p['reason']}")
+
+
+def _status_table(rows: list[dict[str, Any]]) -> None:
+    from globus_autosync import report
+    from globus_autosync.display import table
+
+    table("health", ["job", "health", "why", "what to do"],
+          [[r["job"], r["health"]["state"], r["health"]["reason"], r["health"]["action"]]
+           for r in rows])  # fmt: skip
+    cols = ["job", "done", "bytes done", "waiting", "queued", "in flight", "failed", "skipped",
+            "lag", "last run"]  # fmt: skip
+    table(
+        "globus-autosync status",
+        cols,
+        [
+            [r["job"], str(r["done"]), human_bytes(r["bytes_done"]), str(r["waiting"]),
+             str(r["queued"]), str(r["in_flight"]), str(r["failed"]), str(r["skipped"]),
+             age(r["lag_seconds"]), f"{r['last_run'] or 'never'} {r['last_result'] or ''}"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    waiting = [[r["job"], str(t["batch"]), t["reason"]] for r in rows for t in r["tasks_waiting"]]
+    waiting += [[r["job"], c["role"], f"{c['name'] or c['collection']} {c['problem']}"]
+                for r in rows for c in r["collections"] if c["problem"]]  # fmt: skip
+    if waiting:
+        table("tasks waiting for you", ["job", "batch", "why"], waiting)
+    cleanups = [[r["job"], report.cleanup_line(r["cleanup"])] for r in rows if r["cleanup"]]
+    if cleanups:
+        table("source cleanup", ["job", "cleanup"], cleanups)
+    acts = [[r["job"], report.actions_line(r["actions"])] for r in rows if r["actions"]]
+    if acts:
+        table("actions", ["job", "actions"], acts)
+    for r in rows:
+        if r["actions"] and (r["actions"]["datasets_waiting"] or r["actions"]["failed_actions"]
+                             or r["actions"]["waiting_for_you"]):  # fmt: skip
+            click.echo(r["job"])
+            cli_actions.action_lines(r["actions"])
+    problems = [[r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows
+                for p in r["problems"]]  # fmt: skip
+    if problems:
+        table("failed and skipped files (newest first)", ["job", "state", "path", "why"], problems)
+
+
+
+@click.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many recent batches per job.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None:
+    """Show recent batches: id, task id, state, files, bytes, submitted and finished times."""
+    import json
+
+    from globus_autosync import report
+
+    cfg = obj.load()
+    with readonly_store(obj) as store:
+        rows = [t for job in cfg.select(job_name) for t in report.job_tasks(store, job, limit)]
+        acts = [a for job in cfg.select(job_name) for a in report.job_actions(store, job, limit)]
+    if as_json:
+        click.echo(json.dumps({"tasks": rows, "actions": acts}, indent=2))
+        return
+    _tasks_text(rows)
+    cli_actions.actions_text(acts)
+
+
+def _tasks_text(rows: list[dict[str, Any]]) -> None:
+    if rows and sys.stdout.isatty():
+        from globus_autosync.display import table
+
+        cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished",
+                "why"]  # fmt: skip
+        table(
+            "recent batches",
+            cols,
+            [
+                [t["job"], str(t["batch"]), t["state"], str(t["files"]), human_bytes(t["bytes"]),
+                 (t["url"] or t["task_id"] or "-"), t["submitted"] or "-", t["finished"] or "-",
+                 t["reason"] or ""]
+                for t in rows
+            ],
+        )  # fmt: skip
+        return
+    if not rows:
+        click.echo("no batches yet")
+    for t in rows:
+        line = (
+            f"{t['job']} batch {t['batch']}: {t['state']}, {t['files']} files "
+            f"({human_bytes(t['bytes'])}), task {t['task_id'] or '-'}, "
+            f"submitted {t['submitted'] or '-'}, finished {t['finished'] or '-'}"
+        )
+        if t["reason"]:
+            line += f", {t['reason']}"
+        click.echo(line)
+        if t["url"]:
+            click.echo(f"  {t['url']}")
+
+COMMANDS = [status, tasks]  # what cli.app registers

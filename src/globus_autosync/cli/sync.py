@@ -1,0 +1,264 @@
+"""The commands that move data or prepare for it: ``init``, ``check``, ``baseline``, ``run``,
+``watch``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from globus_autosync import config
+from globus_autosync.cycle import baseline_job, human_bytes, run_job
+from globus_autosync.errors import (
+    EXIT_JOB,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    AutosyncError,
+    UsageError,
+    os_error,
+)
+from globus_autosync.logs import SUMMARY_LOGGER
+from globus_autosync.store import Store
+from globus_autosync.transports import make_transport
+
+if TYPE_CHECKING:
+
+    pass
+
+from globus_autosync.cli import actions as cli_actions
+from globus_autosync.cli import globus as cli_globus
+from globus_autosync.cli import health as cli_health
+from globus_autosync.cli.context import APP, Context, age, pass_ctx, progress_line, worst
+
+log = logging.getLogger("globus_autosync")
+
+
+@click.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@pass_ctx
+def init(obj: Context, path: Path | None) -> None:
+    """Write a commented example configuration (never over an existing file)."""
+    target = path or obj.config_path
+    if target.exists():
+        raise UsageError(f"{target} already exists; edit it, or name another file: init PATH")
+    from importlib import resources
+
+    text = resources.files("globus_autosync").joinpath("example.toml").read_text("utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "x", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as err:
+        raise UsageError(f"cannot write {target}: {err.strerror}") from None
+    click.echo(f"wrote {target}; edit it, then run: {APP} -c {target} check")
+
+
+@click.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@pass_ctx
+def check(obj: Context, job_name: str | None) -> None:
+    """Check the configuration, sources, destinations and state database without moving data."""
+    cfg = obj.load()
+    jobs = cfg.select(job_name)
+    lines: list[tuple[bool, str]] = [(True, f"config {cfg.path}: {len(cfg.jobs)} job(s)")]
+    try:
+        store = Store.open(obj.state_dir)
+        store.close()
+        lines.append((True, f"state database {obj.state_dir / 'state.db'} is usable"))
+    except AutosyncError as err:
+        lines.append((False, str(err)))
+    for job in jobs:
+        src = job.source
+        if src.is_dir() and os.access(src, os.R_OK | os.X_OK):
+            lines.append((True, f"{job.name}: source {src} is readable"))
+        else:
+            why = "check the 'source' key and that its disk is mounted"
+            lines.append((False, f"{job.name}: source {src} is not a readable directory; {why}"))
+        lines.append(_cleanup_check(job))
+        if job.flow is not None:
+            lines.append(cli_globus.flow_check(job, cfg, obj.state_dir))
+        if job.command:
+            lines.append(cli_actions.command_check(job))
+        try:
+            transport = make_transport(job, cfg, obj.state_dir)
+            try:
+                lines.extend(
+                    (c.ok, f"{job.name}: {c.what}: {c.detail}") for c in transport.checks()
+                )
+            finally:
+                transport.close()
+        except AutosyncError as err:
+            lines.append((False, f"{job.name}: {err}"))
+        lines.extend(cli_health.collection_lines(obj.state_dir, job))
+    for ok, text in lines:
+        click.echo(f"{'ok  ' if ok else 'FAIL'}  {text}")
+    if not all(ok for ok, _ in lines):
+        sys.exit(EXIT_JOB)
+
+
+def _cleanup_check(job: config.Job) -> tuple[bool, str]:
+    """Whether cleanup is on, and what it would keep free; a source that cannot delete fails."""
+    if not job.cleanup:
+        return True, f"{job.name}: cleanup: off (source files are never deleted)"
+    from globus_autosync.cleanup import free_space
+
+    rules = []
+    if job.delete_after is not None:
+        after = job.delete_after
+        span = f"{after / 86400:g} d" if after >= 86400 and after % 3600 == 0 else age(after)
+        rules.append(f"delete source files {span} after their copy is confirmed")
+    if job.keep_free is not None:
+        rules.append(f"delete the oldest confirmed early while less than {job.keep_free} is free")
+    text = f"{job.name}: cleanup: on: {' and '.join(rules)}, at most {job.max_deletes} a cycle"
+    try:
+        free, total = free_space(job.source)
+    except OSError as err:
+        return False, f"{text}; cannot learn the source's free space: {err.strerror}"
+    text += f"; the source has {human_bytes(free)} free of {human_bytes(total)}"
+    if job.keep_free is not None:
+        want = job.keep_free.bytes_of(total)
+        text += f" (keeps {human_bytes(want)} free)"
+    if not os.access(job.source, os.W_OK | os.X_OK):
+        return False, f"{text}; but the source is not writable: nothing could be deleted"
+    return True, text
+
+
+def _parse_time(text: str) -> int:
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--before {text!r} is not an ISO 8601 time; write e.g. 2018-09-26T10:15:00"
+        ) from None
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+@click.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option(
+    "--before",
+    metavar="TIME",
+    help="Only files last modified before TIME (ISO 8601, local time unless it has an offset).",
+)
+@pass_ctx
+def baseline(obj: Context, job_name: str | None, before: str | None) -> None:
+    """Record the files now in the source as already transferred, without sending them."""
+    cfg = obj.load()
+    before_ns = _parse_time(before) if before else None
+    codes = []
+    for job in cfg.select(job_name):
+        try:
+            with progress_line(obj, f"{job.name}: baseline") as progress:
+                result = baseline_job(job, obj.state_dir, before_ns, progress)
+        except (AutosyncError, OSError) as caught:
+            err = os_error(caught, job.name) if isinstance(caught, OSError) else caught
+            log.error("%s", err)
+            codes.append(err.exit_code)
+            continue
+        log.info("%s", result.line())
+        click.echo(result.line())
+        codes.append(EXIT_OK)
+    sys.exit(worst(codes))
+
+
+@click.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option("--dry-run", is_flag=True, help="List what would be sent; change nothing.")
+@click.option(
+    "--full", is_flag=True, help="Walk the whole tree (catches files rewritten in place)."
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write Prometheus metrics here (node_exporter textfile-collector format).",
+)
+@pass_ctx
+def run(
+    obj: Context, job_name: str | None, dry_run: bool, full: bool, metrics_file: Path | None
+) -> None:
+    """Run one sync cycle for every job (or one)."""
+    cfg = obj.load()
+    codes = []
+    for job in cfg.select(job_name):
+        try:
+            with progress_line(obj, f"{job.name}: scanning") as progress:
+                summary = run_job(
+                    job, cfg, obj.state_dir, dry_run=dry_run, full=full, progress=progress
+                )
+        except (AutosyncError, OSError) as caught:
+            err = os_error(caught, job.name) if isinstance(caught, OSError) else caught
+            log.error("%s", err)
+            codes.append(err.exit_code)
+            continue
+        codes.append(summary.exit_code)
+        if dry_run:
+            for path in summary.would_send:
+                click.echo(f"would send {path}")
+            for path in summary.would_delete:
+                click.echo(f"would delete {path}")
+        else:
+            # one line in the log for every run, even one that found nothing
+            logging.getLogger(SUMMARY_LOGGER).log(
+                logging.INFO if summary.exit_code == EXIT_OK else logging.WARNING,
+                "%s",
+                summary.line(),
+            )
+        if not obj.quiet or summary.exit_code != EXIT_OK:
+            click.echo(summary.line())
+    if cfg.alerts.enabled and not dry_run:
+        cli_health.after_run(cfg, obj.state_dir, cfg.select(job_name))
+    if metrics_file is not None and not dry_run:
+        from globus_autosync import metrics
+
+        try:
+            metrics.write_file(metrics_file, cfg, obj.state_dir)
+        except OSError as err:
+            log.error("cannot write the metrics file %s: %s", metrics_file, err.strerror)
+            codes.append(EXIT_PARTIAL)
+    sys.exit(worst(codes))
+
+
+@click.command()
+@click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics on this port.",
+)
+@click.option(
+    "--metrics-address",
+    default="0.0.0.0",
+    show_default=True,
+    metavar="ADDR",
+    help="Address the metrics server listens on.",
+)
+@pass_ctx
+def watch(
+    obj: Context, job_name: str | None, metrics_port: int | None, metrics_address: str
+) -> None:
+    """Run as a service: a cycle of every job every `interval`, until SIGTERM (SIGHUP reloads)."""
+    from globus_autosync.watch import Watcher
+
+    cfg = obj.load()
+    watcher = Watcher(cfg, obj.state_dir, job_name)
+    watcher.install_signals()
+    if metrics_port is not None:
+        from globus_autosync import metrics
+
+        try:
+            metrics.serve(metrics_port, lambda: watcher.config, obj.state_dir, metrics_address)
+        except OSError as err:
+            raise UsageError(
+                f"cannot serve metrics on port {metrics_port}: {err.strerror}; choose another"
+            ) from None
+        log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
+    watcher.run()
+
+COMMANDS = [init, check, baseline, run, watch]  # what cli.app registers
