@@ -69,3 +69,43 @@ def test_unknown_format_is_refused() -> None:
     blob = struct.pack("<BI", 99, 1) + zlib.compress(b"\0" * 16 + b"\x01a")
     with pytest.raises(ValueError, match="unknown listing format"):
         codec.decode(blob)
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=LISTINGS, new=LISTINGS)
+def test_merge_gives_the_bytes_of_the_merged_listing(
+    old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int]]
+) -> None:
+    merged = {**old, **new}
+    blob, files, total = codec.merge(codec.encode(old) if old else None, new)
+    assert codec.decode(blob) == merged
+    assert blob == codec.encode(merged)
+    assert (files, total) == (len(merged), sum(s for s, _ in merged.values()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(listing=LISTINGS, others=st.lists(NAMES, max_size=10))
+def test_known_names_and_lookup_answer_as_the_decoded_listing(
+    listing: dict[str, tuple[int, int]], others: list[str]
+) -> None:
+    blob = codec.encode(listing)
+    wanted = [*list(listing)[::3], *others]
+    names, found = codec.known(blob, wanted)
+    assert found == {w: listing[w] for w in wanted if w in listing}
+    assert codec.lookup(blob, wanted) == found
+    assert len(names) == len(listing) == codec.count(blob)
+    assert all(name in names for name in listing)
+    assert [o for o in others if o in names] == [o for o in others if o in listing]
+
+
+def test_names_of_a_long_listing_cross_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codec, "_CHUNK", 64)
+    listing = {f"frame_{i:07d}.tif": (i % 7, 10**18 + i) for i in range(3000)}
+    blob = codec.encode(listing)
+    names, found = codec.known(blob, ["frame_0002999.tif", "frame_0000000.tif", "nope"])
+    assert found == {"frame_0002999.tif": (2999 % 7, 10**18 + 2999),
+                     "frame_0000000.tif": (0, 10**18)}  # fmt: skip
+    assert all(f"frame_{i:07d}.tif" in names for i in range(3000))
+    assert "frame_0003000.tif" not in names
+    add = {"frame_0001500x.tif": (1, 2), "frame_0000001.tif": (5, 6), "zzz": (0, 0)}
+    assert codec.merge(blob, add)[0] == codec.encode({**listing, **add})
