@@ -77,10 +77,11 @@ def test_merge_gives_the_bytes_of_the_merged_listing(
     old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int]]
 ) -> None:
     merged = {**old, **new}
-    blob, files, total = codec.merge(codec.encode(old) if old else None, new)
+    blob, files, added = codec.merge(codec.encode(old) if old else None, new)
     assert codec.decode(blob) == merged
     assert blob == codec.encode(merged)
-    assert (files, total) == (len(merged), sum(s for s, _ in merged.values()))
+    total = sum(s for s, _ in merged.values())
+    assert (files, added) == (len(merged), total - sum(s for s, _ in old.values()))
 
 
 @settings(max_examples=200, deadline=None)

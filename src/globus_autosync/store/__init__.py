@@ -329,11 +329,11 @@ class Store:
     def _merge_done(self, dir_id: int, files: dict[str, tuple[int, int]]) -> None:
         row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
         # merged without decoding the files it keeps: a few bytes a file, whatever the directory
-        done, nfiles, nbytes = codec.merge(row[0], files)
+        done, nfiles, added = codec.merge(row[0], files)
         self.conn.execute(
             # the digest vouched for a listing against the old `done`: forget it
-            "UPDATE dirs SET done=?, nfiles=?, nbytes=?, digest=NULL WHERE id=?",
-            (done, nfiles, nbytes, dir_id),
+            "UPDATE dirs SET done=?, nfiles=?, nbytes=nbytes+?, digest=NULL WHERE id=?",
+            (done, nfiles, added, dir_id),
         )
 
     # -- batches --------------------------------------------------------------------------
