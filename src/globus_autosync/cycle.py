@@ -28,7 +28,7 @@ from globus_autosync.scan import Listing, join
 from globus_autosync.store import BatchRow, QueuedFile, Store
 from globus_autosync.transports import Item, TaskReport, Transport, make_transport
 from globus_autosync.transports.base import DONE, RETRY, SKIP, Check, Outcome
-from globus_autosync.walk import DirTree, Walker, WalkStats
+from globus_autosync.walk import DirTree, Notices, Walker, WalkStats
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +160,11 @@ class Cycle:
         batch_window: float | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[WalkStats], None] | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.job, self.store, self.transport, self.dry_run = job, store, transport, dry_run
         self.progress = progress
+        self.notices = notices  # change notices for the walk (``watch`` on Linux)
         self.batch_window = batch_window  # None: send whatever is queued (``run``)
         self.should_stop = should_stop
         self.now = time.time()
@@ -184,8 +186,9 @@ class Cycle:
         full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
         self.summary.full = full
         walker = Walker(
-            self.job, self.store, self.tree, self._apply, self.now, self.should_stop, self.progress
-        )
+            self.job, self.store, self.tree, self._apply, self.now, self.should_stop, self.progress,
+            notices=self.notices,
+        )  # fmt: skip
         stats = walker.run(full)
         if full and not self.dry_run and not walker.stopped:
             self.store.set_last_full_scan(self.job_id, self.now)

@@ -55,6 +55,7 @@ class Task:
     pending: dict[str, Pending]
     digest: bytes | None = None  # of the last listing that needed nothing
     noticed: frozenset[str] | None = None  # names changed, by trusted notices: look at those only
+    same: bool = True  # the directory has the inode it was last listed with (not replaced)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def listing_digest(files: dict[str, tuple[int, int]]) -> bytes:
 
 def work(setup: Setup, excluded: Excluder, task: Task) -> Result:
     """List one directory and compare it with what the store knows of it."""
-    if setup.plan and not setup.full:
+    if setup.plan and not setup.full and task.same:  # a directory replaced is listed whole
         if task.noticed is not None:
             return _noticed(setup, excluded, task)
         if codec.count(task.done) >= QUICK_FROM:

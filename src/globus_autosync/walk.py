@@ -247,7 +247,8 @@ class Walker:
                 done, digest, pending = self.store.dir_raw_state(dir_id, rows=rows)
             else:
                 done, digest, pending = None, None, {}
-            lister.submit(Task(dir_id, path, rel, done, pending, digest, noticed))
+            same = row.ino == st.st_ino
+            lister.submit(Task(dir_id, path, rel, done, pending, digest, noticed, same))
             return
         stack.extend(
             (child, os.path.join(path, name), below)
