@@ -6,9 +6,13 @@ detector files differ little), stored as int64 with their bytes transposed so th
 high bytes line up, and the whole is zlib-compressed. Encoding and decoding run at C speed.
 
 A directory of a million files must not become a million Python objects (about 150 bytes each):
-``known`` reads only the names, into a table of their hashes (16 bytes a name), with the sizes
-and mtimes of the few names asked for; ``lookup`` gives only those; ``merge`` adds or replaces a
-few files without decoding the others. Each streams the names a chunk at a time.
+``known`` reads only the names, a chunk at a time, into a table of their hashes (16 bytes a
+name); ``lookup`` finds a few names, and ``merge`` adds or replaces a few files, each decoding
+only the names near them. For that, about one name in ``RESTART`` (chosen by its CRC, so that an
+insertion moves no other) is stored whole: such a piece follows a NUL with the byte 1 (shared
+prefix 0), so the restart points are found at C speed, and the names between two of them are
+all that is decoded. (A listing written before restart points still decodes, and is searched
+from the nearest name stored whole by chance; every merge leaves more of them.)
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import struct
 import zlib
 from array import array
+from bisect import bisect_right
 from collections.abc import Collection, Iterator
 from itertools import accumulate
 
@@ -24,6 +29,7 @@ _HEADER = struct.Struct("<BI")
 
 
 _CHUNK = 1 << 18  # bytes of front-coded names split at once
+RESTART = 64  # one name in about this many is stored whole (a restart point)
 
 
 def _shuffle(values: list[int]) -> bytes:
@@ -51,6 +57,8 @@ def _unshuffle(data: bytes, count: int) -> list[int]:
 
 def _piece(prev: bytes, name: bytes) -> bytes:
     """``name`` front-coded after ``prev``: the shared length + 1 (never a NUL), the rest."""
+    if zlib.crc32(name) % RESTART == 0:
+        return b"\x01" + name  # a restart point
     # the shared prefix's length, from the highest differing byte of the two as integers
     n = min(len(prev), len(name))
     diff = int.from_bytes(prev[:n], "big") ^ int.from_bytes(name[:n], "big")
@@ -81,19 +89,29 @@ def _names(body: bytes) -> Iterator[bytes]:
         pos = cut + 1
 
 
-def _spans(body: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """(start, end, name) of each front-coded name, in order, a chunk of the body at a time."""
+def _restarts(body: bytes) -> tuple[list[int], list[bytes]]:
+    """The offsets of the names stored whole, and those names (in order)."""
+    starts = [0] if body else []
+    at = body.find(b"\0\x01")
+    while at >= 0:
+        starts.append(at + 1)
+        at = body.find(b"\0\x01", at + 2)
+    heads = []
+    for start in starts:
+        end = body.find(b"\0", start)
+        heads.append(body[start + 1 : end if end >= 0 else len(body)])
+    return starts, heads
+
+
+def _block(body: bytes, begin: int, stop: int) -> list[bytes]:
+    """The names of the pieces in body[begin:stop], the first of them stored whole."""
+    names: list[bytes] = []
     prev = b""
-    pos, size = 0, len(body)
-    while pos < size:
-        cut = body.find(b"\0", pos + _CHUNK)
-        if cut < 0:
-            cut = size
-        for piece in body[pos:cut].split(b"\0"):
-            end = pos + len(piece)
+    if stop > begin:
+        for piece in body[begin:stop].split(b"\0"):
             prev = prev[: piece[0] - 1] + piece[1:]
-            yield pos, end, prev
-            pos = end + 1
+            names.append(prev)
+    return names
 
 
 def _front_decode(body: bytes) -> list[str]:
@@ -230,8 +248,27 @@ def known(
 
 
 def lookup(blob: bytes | None, wanted: Collection[str]) -> dict[str, tuple[int, int]]:
-    """The (size, mtime_ns) of the names of ``wanted`` that a confirmed listing holds."""
-    return _scan(blob, wanted, None) if wanted else {}
+    """The (size, mtime_ns) of the names of ``wanted`` that a confirmed listing holds (only the
+    names near them are decoded)."""
+    if not blob or not wanted:
+        return {}
+    n, _, _, body = _open(blob, values=False)
+    starts, heads = _restarts(body)
+    found: list[tuple[int, bytes]] = []
+    for name in sorted({w.encode("utf-8", "surrogateescape") for w in wanted}):
+        j = bisect_right(heads, name) - 1
+        if j < 0:
+            continue
+        stop = starts[j + 1] - 1 if j + 1 < len(starts) else len(body)
+        names = _block(body, starts[j], stop)
+        if name in names:
+            found.append((body.count(b"\0", 0, starts[j]) + names.index(name), name))
+    del body
+    if not found:
+        return {}
+    _, size_data, mtime_data, _ = _open(blob)
+    sizes, mtimes = _Column(size_data, n), _Column(mtime_data, n)
+    return {name.decode("utf-8"): (sizes.value(i), mtimes.value(i)) for i, name in found}
 
 
 def merge(blob: bytes | None, files: dict[str, tuple[int, int]]) -> tuple[bytes, int, int]:
@@ -242,36 +279,47 @@ def merge(blob: bytes | None, files: dict[str, tuple[int, int]]) -> tuple[bytes,
         merged = encode(files)
         return merged, len(files), sum(size for size, _ in files.values())
     n, size_data, mtime_data, body = _open(blob)
+    starts, heads = _restarts(body)
     updates = sorted((name.encode("utf-8"), stats) for name, stats in files.items())
-    chunks: list[bytes] = []  # of the new body, joined with NUL
+    # the blocks (from a restart point to the next) that get a file; -1: before the first name
+    groups: dict[int, list[tuple[bytes, tuple[int, int]]]] = {}
+    for name, stats in updates:
+        groups.setdefault(bisect_right(heads, name) - 1, []).append((name, stats))
+    chunks: list[bytes] = []  # the new body, in order
     at: list[tuple[int, bool, tuple[int, int]]] = []  # (old index, replaces it, stats)
-    run = 0  # where the old pieces not yet in chunks start
-    prev = b""  # the last name of the new listing so far
-    u = 0
-    for index, (start, end, name) in enumerate(_spans(body)):
-        if u < len(updates) and updates[u][0] <= name:
-            inserted = False
-            while u < len(updates) and updates[u][0] < name:
-                if run < start:
-                    chunks.append(body[run : start - 1])
-                run = start
-                new, stats = updates[u]
-                chunks.append(_piece(prev, new))
-                at.append((index, False, stats))
-                prev, u, inserted = new, u + 1, True
-            if u < len(updates) and updates[u][0] == name:
-                at.append((index, True, updates[u][1]))
-                u += 1
-            if inserted:  # this name now follows another one
-                chunks.append(_piece(prev, name))
-                run = end + 1
-        prev = name
-    if run < len(body):
-        chunks.append(body[run:])
-    for new, stats in updates[u:]:
-        chunks.append(_piece(prev, new))
-        at.append((n, False, stats))
-        prev = new
+    copied = 0  # the body before this offset is in chunks
+    order = sorted(groups)
+    k = 0
+    while k < len(order):  # a run of consecutive blocks with files is decoded and coded anew
+        first = last = order[k]
+        while k + 1 < len(order) and order[k + 1] == last + 1:
+            k, last = k + 1, order[k + 1]
+        k += 1
+        begin = starts[first] if first >= 0 else 0
+        stop = starts[last + 1] - 1 if last + 1 < len(starts) else len(body)
+        old = _block(body, begin, stop) if last >= 0 else []
+        adds = [u for j in range(first, last + 1) for u in groups.get(j, [])]
+        base = body.count(b"\0", 0, begin) if begin else 0
+        names: list[bytes] = []
+        i = 0
+        for name, stats in adds:
+            while i < len(old) and old[i] < name:
+                names.append(old[i])
+                i += 1
+            replaces = i < len(old) and old[i] == name
+            at.append((base + i, replaces, stats))
+            names.append(name)
+            i += replaces
+        names.extend(old[i:])
+        chunks.append(body[copied:begin])
+        chunks.append(_front_code(names))
+        copied = stop
+        if last + 1 < len(starts):  # the next name stored whole may now share a prefix
+            head_end = body.find(b"\0", starts[last + 1])
+            head_end = head_end if head_end >= 0 else len(body)
+            chunks.append(b"\0" + _piece(names[-1], heads[last + 1]))
+            copied = head_end
+    chunks.append(body[copied:])
     del body
     total = n + sum(not r for _, r, _ in at)
     packer = zlib.compressobj(9)
@@ -283,8 +331,8 @@ def merge(blob: bytes | None, files: dict[str, tuple[int, int]]) -> tuple[bytes,
         parts.append(packer.compress(merged))
         del merged
     del data, size_data, mtime_data
-    for i, chunk in enumerate(chunks):
-        parts.append(packer.compress(b"\0" + chunk if i else chunk))
+    for chunk in chunks:
+        parts.append(packer.compress(chunk))
     parts.append(packer.flush())
     return b"".join(parts), total, added
 
@@ -295,8 +343,7 @@ class _Column:
     without decoding the column (which would take 36 bytes a file as Python ints)."""
 
     def __init__(self, data: bytes, n: int) -> None:
-        view = memoryview(data)
-        self.planes = [view[k * n : (k + 1) * n] for k in range(8)]
+        self.planes = [data[k * n : (k + 1) * n] for k in range(8)]  # bytes sum faster
         self.n = n
         self.sums = [0] * 8
         self.at = 0  # sums hold the planes' bytes before this index

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import marshal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from globus_autosync import codec
-from globus_autosync.plan import DirPlan, Pending, plan_dir
+from globus_autosync.plan import SKIPPED, DirPlan, Pending, plan_dir
 from globus_autosync.scan import Excluder, Subdir, list_changes, list_dir, look_at
 
 QUICK_FROM = 10_000  # confirmed files from which a changed directory is listed by name only
@@ -115,14 +116,14 @@ def work(setup: Setup, excluded: Excluder, task: Task) -> Result:
 def _by_name(setup: Setup, excluded: Excluder, task: Task) -> Result:
     """A large directory whose names changed: look only at new names and work in progress."""
     try:
-        names, done = codec.known(task.done, task.pending)
+        names, done = codec.known(task.done, _unrecorded(task, task.pending))
         listing, nfiles = list_changes(task.path, task.rel, excluded, setup.follow, names,
                                        task.pending)  # fmt: skip
     except OSError as err:
         return Result(str(err.strerror))
     listed_ns = time.time_ns()
     # a known name looked at all the same (a followed link, a file become a link): its record
-    others = [n for n in listing.files if n not in done and n in names]
+    others = [n for n in _unrecorded(task, listing.files) if n not in done and n in names]
     if others:
         done.update(codec.lookup(task.done, others))
     return _planned(setup, task, listing.files, listing.skipped, done, listing.subdirs,
@@ -139,11 +140,18 @@ def _noticed(setup: Setup, excluded: Excluder, task: Task) -> Result:
     except OSError as err:
         return Result(str(err.strerror))
     listed_ns = time.time_ns()
-    done = codec.lookup(task.done, list(listing.files)) if listing.files else {}
+    done = codec.lookup(task.done, _unrecorded(task, listing.files))
     result = _planned(setup, task, listing.files, listing.skipped, done, listing.subdirs,
                       listed_ns, len(listing.files))  # fmt: skip
     return Result(result.error, result.listed_ns, result.nfiles, result.plan, result.skipped,
                   result.subdirs, partial=True)  # fmt: skip
+
+
+def _unrecorded(task: Task, names: Iterable[str]) -> list[str]:
+    """The names whose confirmed record a plan may need: those with no row of work in progress
+    (new ones) or a skipped one (plan_dir compares only these with the confirmed listing)."""
+    pending = task.pending
+    return [n for n in names if n not in pending or pending[n].state == SKIPPED]
 
 
 def _planned(

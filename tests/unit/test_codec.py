@@ -110,3 +110,23 @@ def test_names_of_a_long_listing_cross_chunks(monkeypatch: pytest.MonkeyPatch) -
     assert "frame_0003000.tif" not in names
     add = {"frame_0001500x.tif": (1, 2), "frame_0000001.tif": (5, 6), "zzz": (0, 0)}
     assert codec.merge(blob, add)[0] == codec.encode({**listing, **add})
+
+
+def test_a_listing_written_before_restart_points_is_searched_and_merged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listing = {f"YAG_{i:05d}.tif": (i, 10**18 + 7 * i) for i in range(2000)}
+    with monkeypatch.context() as m:
+        m.setattr(codec, "RESTART", 1 << 40)  # no name stored whole but the first
+        old = codec.encode(listing)
+    assert codec.decode(old) == listing
+    assert codec.lookup(old, ["YAG_01999.tif", "YAG_00000.tif", "YAG_2.tif"]) == {
+        "YAG_01999.tif": listing["YAG_01999.tif"],
+        "YAG_00000.tif": listing["YAG_00000.tif"],
+    }
+    add = {"YAG_01000.tif": (5, 5), "YAG_00999x.tif": (1, 1), "A.tif": (2, 2), "Z.tif": (3, 3)}
+    blob, files, added = codec.merge(old, add)
+    merged = {**listing, **add}
+    assert codec.decode(blob) == merged
+    assert (files, added) == (len(merged), 5 + 1 + 2 + 3 - 1000)
+    assert codec.merge(blob, {"B.tif": (0, 0)})[0] == codec.encode({**merged, "B.tif": (0, 0)})
