@@ -153,7 +153,9 @@ class Watcher:
         self._report(state, summary)
         now = time.time()
         state.due = now + job.interval
-        if due is not None and due > now:  # what is overdue already waits on the transport
+        # what was due before the cycle began and still is waits on the transport; what fell
+        # due while it ran (a file that settled meanwhile) is for the next cycle, at once
+        if due is not None and due > cycle.now:
             state.due = min(state.due, due + 0.05)
 
     def _failed(self, state: JobState, message: str) -> None:
