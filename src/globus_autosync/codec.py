@@ -156,9 +156,11 @@ def count(blob: bytes | None) -> int:
     return int(_HEADER.unpack_from(blob)[1])
 
 
-def _open(blob: bytes, values: bool = True) -> tuple[int, bytes, bytes, bytes]:
+def _open(
+    blob: bytes, values: bool = True, names: bool = True
+) -> tuple[int, bytes, bytes, bytes]:
     """(files, sizes, mtimes, names): the three parts of a listing, each decompressed on its own
-    (no copy of the whole); with ``values=False``, the sizes and mtimes are passed over (b"")."""
+    (no copy of the whole); the parts not asked for are b""."""
     magic, n = _HEADER.unpack_from(blob)
     if magic != _MAGIC:
         raise ValueError(f"unknown listing format {magic}")
@@ -167,14 +169,16 @@ def _open(blob: bytes, values: bool = True) -> tuple[int, bytes, bytes, bytes]:
     mtimes = unzip.decompress(unzip.unconsumed_tail, 8 * n)
     if not values:
         sizes = mtimes = b""
-    names = unzip.decompress(unzip.unconsumed_tail) + unzip.flush()
-    return n, sizes, mtimes, names
+    if not names:
+        return n, sizes, mtimes, b""
+    body = unzip.decompress(unzip.unconsumed_tail) + unzip.flush()
+    return n, sizes, mtimes, body
 
 
 class NameSet:
     """Names, by this process's ``hash`` of them, in an open-addressing table of 64-bit slots at
     most half full: 16 bytes a name. Equal hashes are taken for equal names (a chance of about
-    n / 2**64 for each name looked up; the full walk compares the names themselves). Never
+    n / 2**64 for each name looked up; a full walk then still compares the size and mtime). Never
     stored or sent to another process: ``hash`` differs between interpreters."""
 
     def __init__(self, size: int) -> None:
@@ -206,6 +210,54 @@ class NameSet:
 
     def __len__(self) -> int:
         return self.size
+
+
+class NameIndex(NameSet):
+    """A NameSet that also gives each name's position in the listing: 24 bytes a name."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.at = array("i", bytes(4 * len(self.table)))
+
+    def find(self, name: str) -> int:
+        """The name's position in the listing, or -1."""
+        h = hash(name) or 1
+        t, mask = self.table, self.mask
+        i = h & mask
+        while True:
+            v = t[i]
+            if v == h:
+                return self.at[i]
+            if not v:
+                return -1
+            i = (i + 1) & mask
+
+
+def index(blob: bytes | None) -> tuple[NameIndex, array[int], array[int]]:
+    """A confirmed listing as a NameIndex and its sizes and mtimes (arrays by position): about
+    40 bytes a file, against some 300 for ``decode``."""
+    n = count(blob)
+    names = NameIndex(n)
+    if not blob or not n:
+        return names, array("q"), array("q")
+    _, _, _, body = _open(blob, values=False)
+    t, at, mask = names.table, names.at, names.mask
+    ascii = body.isascii()
+    for position, name in enumerate(_names(body)):
+        h = (hash(name) if ascii else hash(name.decode("utf-8"))) or 1
+        i = h & mask
+        while t[i]:
+            i = (i + 1) & mask
+        t[i] = h
+        at[i] = position
+    names.size = n
+    del body
+    _, size_data, mtime_data, _ = _open(blob, names=False)
+    sizes = array("q", accumulate(_deltas(size_data, n)))
+    del size_data
+    deltas = _deltas(mtime_data, n)
+    del mtime_data
+    return names, sizes, array("q", accumulate(deltas))
 
 
 def _scan(

@@ -19,6 +19,8 @@ and work in progress are looked at, against the confirmed names read into a tabl
 never a dict of a million files. A directory whose change notices are trusted (``Task.noticed``:
 ``watch`` on Linux) is not listed at all: only the names noticed and work in progress are looked
 at (``scan.look_at``). Both answer a ``partial`` or by-name Result in this process only.
+A full walk of such a directory stats every entry, but compares it with the confirmed listing
+held as arrays by position (``codec.index``), keeping only what differs.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from dataclasses import dataclass
 
 from globus_autosync import codec
 from globus_autosync.plan import SKIPPED, DirPlan, Pending, plan_dir
-from globus_autosync.scan import Excluder, Subdir, list_changes, list_dir, look_at
+from globus_autosync.scan import (
+    Excluder,
+    Subdir,
+    list_against,
+    list_changes,
+    list_dir,
+    look_at,
+)
 
 QUICK_FROM = 10_000  # confirmed files from which a changed directory is listed by name only
 
@@ -86,6 +95,8 @@ def work(setup: Setup, excluded: Excluder, task: Task) -> Result:
             return _noticed(setup, excluded, task)
         if codec.count(task.done) >= QUICK_FROM:
             return _by_name(setup, excluded, task)
+    if setup.plan and setup.full and codec.count(task.done) >= QUICK_FROM:
+        return _full_by_index(setup, excluded, task)
     try:
         listing = list_dir(task.path, task.rel, excluded, setup.follow)
     except OSError as err:
@@ -130,6 +141,25 @@ def _by_name(setup: Setup, excluded: Excluder, task: Task) -> Result:
                     listed_ns, nfiles)  # fmt: skip
 
 
+def _full_by_index(setup: Setup, excluded: Excluder, task: Task) -> Result:
+    """A full walk of a large directory: every entry stat'ed and compared with its confirmed
+    record, kept in arrays by position (no dict of every file, on either side)."""
+    try:
+        names, sizes, mtimes = codec.index(task.done)
+        listing, nfiles = list_against(task.path, task.rel, excluded, setup.follow, names.find,
+                                       sizes, mtimes, task.pending)  # fmt: skip
+    except OSError as err:
+        return Result(str(err.strerror))
+    listed_ns = time.time_ns()
+    done = {}
+    for name in (*listing.files, *task.pending):
+        i = names.find(name)
+        if i >= 0:
+            done[name] = (sizes[i], mtimes[i])
+    return _planned(setup, task, listing.files, listing.skipped, done, listing.subdirs,
+                    listed_ns, nfiles, full=True)  # fmt: skip
+
+
 def _noticed(setup: Setup, excluded: Excluder, task: Task) -> Result:
     """A directory whose change notices are trusted: look only at what they name, and at work in
     progress."""
@@ -163,10 +193,11 @@ def _planned(
     subdirs: list[Subdir],
     listed_ns: int,
     nfiles: int,
+    full: bool = False,
 ) -> Result:
     plan: DirPlan | None = None
     if files or skipped or task.pending:
-        plan = plan_dir(files, skipped, done, task.pending, setup.now, setup.settle, False)
+        plan = plan_dir(files, skipped, done, task.pending, setup.now, setup.settle, full)
         if not (plan.upserts or plan.deletes or plan.changed or plan.newly_skipped):
             plan = None
     return Result(None, listed_ns, nfiles, plan, skipped, tuple(subdirs))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Collection, Container
+from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -149,6 +149,50 @@ def list_changes(
                 if name in known and name not in watched and entry.is_file(follow_symlinks=False):
                     count += 1
                     continue
+                one.look(name, True)
+    finally:
+        os.close(fd)
+    return out, count + len(out.files)
+
+
+def list_against(
+    path: str,
+    relpath: str,
+    excluded: Excluder,
+    follow_symlinks: bool,
+    find: Callable[[str], int],
+    sizes: Sequence[int],
+    mtimes: Sequence[int],
+    watched: Collection[str],
+) -> tuple[Listing, int]:
+    """List one directory with a stat per entry, as a full walk does, keeping only what differs
+    from a confirmed listing: a regular file whose position ``find`` gives and whose size and
+    mtime are those at that position is counted, not kept (so memory does not grow with the
+    directory); every other entry, and every name of ``watched``, is looked at as ``list_dir``
+    looks at it. Returns that listing and the number of regular files."""
+    out = Listing()
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    count = 0
+    try:
+        one = _One(path, relpath, excluded, follow_symlinks, fd, out)
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                name = entry.name
+                if name not in watched:
+                    i = find(name)
+                    if i >= 0:
+                        try:
+                            st = os.lstat(name, dir_fd=fd)
+                        except OSError:
+                            st = None
+                        if (
+                            st is not None
+                            and st.st_mode & _FMT == _REG
+                            and st.st_size == sizes[i]
+                            and st.st_mtime_ns == mtimes[i]
+                        ):
+                            count += 1
+                            continue
                 one.look(name, True)
     finally:
         os.close(fd)

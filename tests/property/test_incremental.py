@@ -497,29 +497,45 @@ def test_full_cycle_catches_every_change(start: list[Op], sequence: list[list[Op
     store match the source exactly; an incremental cycle may miss a rewrite in place, but one
     ``run --full`` brings it level, and neither ever confirms a version that was not sent."""
     with world() as w:
-        for op in start:
+        play_any(w, start, sequence)
+
+
+@settings(SETTINGS, max_examples=max(5, SETTINGS.max_examples // 2))
+@given(start=initial_tree(), sequence=steps(ANY_OPS))
+def test_full_cycle_catches_every_change_comparing_by_index(
+    start: list[Op], sequence: list[list[Op]]
+) -> None:
+    """The same, with every directory handled as a large one: full walks compare each entry with
+    the confirmed listing held as arrays, incremental ones list by name."""
+    with world() as w, mock.patch.object(listwork, "QUICK_FROM", 0):
+        play_any(w, start, sequence)
+
+
+def play_any(w: World, start: list[Op], sequence: list[list[Op]]) -> None:
+    """Any operations; after each step both cycles, then a final run --full of the incremental."""
+    for op in start:
+        w.tree.apply(op, write_once=False)
+    views: dict[str, StoreView | None] = {"inc": None, "full": None}
+    for n, step in enumerate([[], *sequence]):
+        for op in step:
             w.tree.apply(op, write_once=False)
-        views: dict[str, StoreView | None] = {"inc": None, "full": None}
-        for n, step in enumerate([[], *sequence]):
-            for op in step:
-                w.tree.apply(op, write_once=False)
-            where = f"after step {n} {step}"
-            run_both(w, where, views)
-            check_matches_source(w, w.full, where)
-            # whatever the incremental store confirms is at its destination, byte for byte
-            inc = views["inc"]
-            assert inc is not None
-            dst, _ = snapshot(Path(w.inc.destination))
-            for rel, (size, mtime) in inc.confirmed.items():
-                assert rel in dst and (len(dst[rel][0]), dst[rel][1]) == (size, mtime), (
-                    f"{where}: incremental confirmed {rel} as {(size, mtime)}, destination has "
-                    f"{(len(dst[rel][0]), dst[rel][1]) if rel in dst else None}"
-                )
-        summary = w.cycle(w.inc, full=True)
-        assert summary.full and summary.exit_code == 0, summary.line()
-        inc_view = check_matches_source(w, w.inc, "after the final run --full")
-        full_view = check_matches_source(w, w.full, "after the final run --full")
-        present = stats_of(w.tree.root)
-        assert {r: inc_view.confirmed[r] for r in present} == {
-            r: full_view.confirmed[r] for r in present
-        }
+        where = f"after step {n} {step}"
+        run_both(w, where, views)
+        check_matches_source(w, w.full, where)
+        # whatever the incremental store confirms is at its destination, byte for byte
+        inc = views["inc"]
+        assert inc is not None
+        dst, _ = snapshot(Path(w.inc.destination))
+        for rel, (size, mtime) in inc.confirmed.items():
+            assert rel in dst and (len(dst[rel][0]), dst[rel][1]) == (size, mtime), (
+                f"{where}: incremental confirmed {rel} as {(size, mtime)}, destination has "
+                f"{(len(dst[rel][0]), dst[rel][1]) if rel in dst else None}"
+            )
+    summary = w.cycle(w.inc, full=True)
+    assert summary.full and summary.exit_code == 0, summary.line()
+    inc_view = check_matches_source(w, w.inc, "after the final run --full")
+    full_view = check_matches_source(w, w.full, "after the final run --full")
+    present = stats_of(w.tree.root)
+    assert {r: inc_view.confirmed[r] for r in present} == {
+        r: full_view.confirmed[r] for r in present
+    }

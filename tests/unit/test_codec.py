@@ -130,3 +130,16 @@ def test_a_listing_written_before_restart_points_is_searched_and_merged(
     assert codec.decode(blob) == merged
     assert (files, added) == (len(merged), 5 + 1 + 2 + 3 - 1000)
     assert codec.merge(blob, {"B.tif": (0, 0)})[0] == codec.encode({**merged, "B.tif": (0, 0)})
+
+
+@settings(max_examples=100, deadline=None)
+@given(listing=LISTINGS, others=st.lists(NAMES, max_size=5))
+def test_index_gives_each_name_its_position_and_values(
+    listing: dict[str, tuple[int, int]], others: list[str]
+) -> None:
+    names, sizes, mtimes = codec.index(codec.encode(listing) if listing else None)
+    for name, stats in listing.items():
+        i = names.find(name)
+        assert (sizes[i], mtimes[i]) == stats
+    assert sorted(names.find(n) for n in listing) == list(range(len(listing)))
+    assert all(names.find(o) == -1 for o in others if o not in listing)
