@@ -156,9 +156,7 @@ def count(blob: bytes | None) -> int:
     return int(_HEADER.unpack_from(blob)[1])
 
 
-def _open(
-    blob: bytes, values: bool = True, names: bool = True
-) -> tuple[int, bytes, bytes, bytes]:
+def _open(blob: bytes, values: bool = True, names: bool = True) -> tuple[int, bytes, bytes, bytes]:
     """(files, sizes, mtimes, names): the three parts of a listing, each decompressed on its own
     (no copy of the whole); the parts not asked for are b""."""
     magic, n = _HEADER.unpack_from(blob)

@@ -142,10 +142,14 @@ class DirWatch:
         except OSError:
             after = None
         same = after is not None and (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino)
-        if not same or wd in self.by_wd:  # replaced meanwhile, or one inode at two paths
+        if not same:  # replaced meanwhile: try again next time
             if wd not in self.by_wd:
                 self.libc.rm(self.fd, wd)
             return
+        if wd in self.by_wd:  # the inode of another directory (moved with its parent): this one now
+            other = self.by_wd[wd]
+            self.by_dir.pop(other, None)
+            self.noticed.pop(other, None)
         self.by_dir[dir_id] = _Watch(wd, before.st_dev, before.st_ino)
         self.by_wd[wd] = dir_id
 

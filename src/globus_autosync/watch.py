@@ -117,7 +117,8 @@ class Watcher:
         while not self.stop and not self.reload and time.time() < when:
             time.sleep(min(TICK, max(0.0, when - time.time())))
             for state in self.jobs.values():
-                if state.notices is not None and state.notices.readable():
+                # a job backing off after an error is not woken early
+                if state.notices is not None and not state.failures and state.notices.readable():
                     state.due = min(state.due, max(time.time(), state.started + NOTICE_GAP))
                     when = min(when, state.due)
 

@@ -221,3 +221,17 @@ def test_a_directory_replaced_while_watched_loses_nothing(
     }
     shutil.rmtree(world.src / "day.old")
     world.cycle()  # its watch is gone with it; nothing breaks
+
+
+def test_a_directory_moved_with_its_parent_is_watched_at_its_new_path(world: World) -> None:
+    (world.src / "day" / "run1").mkdir()
+    world.write("day/run1/a.tif", b"a")
+    world.cycle()
+    world.cycle()
+    os.rename(world.src / "day", world.src / "night")  # run1's watch follows its inode
+    world.cycle()  # night/run1 is new to the store: listed, and its watch taken over
+    world.cycle()
+    world.write("night/run1/b.tif", b"b", keep_dir_mtime=True)  # only a notice tells
+    world.cycle()
+    assert world.arrived() == {"day/run1/a.tif": b"a", "night/run1/a.tif": b"a",
+                               "night/run1/b.tif": b"b"}  # fmt: skip
