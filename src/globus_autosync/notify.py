@@ -23,6 +23,7 @@ import logging
 import os
 import select
 import struct
+import sys
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,10 @@ class DirWatch:
         try:
             return cls(job, follow)
         except OSError as err:
-            log.warning("%s: no change notices (%s); watch lists the directories whose mtime "
-                        "moves", job, err.strerror or err)  # fmt: skip
+            # worth a warning on Linux (no inotify instance left: fs.inotify.max_user_instances)
+            level = logging.WARNING if sys.platform.startswith("linux") else logging.INFO
+            log.log(level, "%s: no change notices (%s); watch lists the directories whose "
+                    "mtime moves", job, err.strerror or err)  # fmt: skip
             return None
 
     def close(self) -> None:
