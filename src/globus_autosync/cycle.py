@@ -42,7 +42,7 @@ from globus_autosync.transports.base import (
     Outcome,
     WatchesCollections,
 )
-from globus_autosync.walk import DirTree, Walker, WalkStats
+from globus_autosync.walk import DirTree, Notices, Walker, WalkStats
 
 if TYPE_CHECKING:
     from globus_autosync.actions import Actions
@@ -232,10 +232,12 @@ class Cycle:
         progress: Callable[[WalkStats], None] | None = None,
         state_dir: Path | None = None,
         config: Config | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.job, self.store, self.transport, self.dry_run = job, store, transport, dry_run
         self.state_dir = state_dir or store.path.parent
         self.progress = progress
+        self.notices = notices  # change notices for the walk (``watch`` on Linux)
         self.batch_window = batch_window  # None: send whatever is queued (``run``)
         self.should_stop = should_stop
         self.now = time.time()
@@ -273,8 +275,9 @@ class Cycle:
         full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
         self.summary.full = full
         walker = Walker(
-            self.job, self.store, self.tree, self._apply, self.now, self.should_stop, self.progress
-        )
+            self.job, self.store, self.tree, self._apply, self.now, self.should_stop, self.progress,
+            notices=self.notices,
+        )  # fmt: skip
         stats = walker.run(full)
         if full and not self.dry_run and not walker.stopped:
             self.store.set_last_full_scan(self.job_id, self.now)

@@ -9,6 +9,11 @@ next time.
 A full walk of a large tree (``PARALLEL_FROM`` confirmed files) lists and plans its directories
 in worker processes and in this one (listwork, parwalk); the traversal, the racy rule, loop
 detection, exclusion and every SQL statement stay here.
+
+A walk may be given ``Notices`` (``watch`` on Linux: ``notify``): what changed in each directory
+since the last cycle, by name. They only accelerate: every known directory is still stat'ed, and
+a directory they do not vouch for (no watch yet, one lost or replaced, an overflow) is listed as
+without them.
 """
 
 from __future__ import annotations
@@ -104,6 +109,20 @@ class Lister(Protocol):
     def close(self, kill: bool = False) -> None: ...
 
 
+class Notices(Protocol):
+    """Change notices for a walk's directories, by name (``notify.DirWatch``)."""
+
+    def begin(self) -> None:
+        """Take in what was noticed since the last walk (called once, before the walk)."""
+
+    def watch(self, dir_id: int, path: str) -> None:
+        """Start noticing changes in a directory, if not yet (before it is stat'ed)."""
+
+    def names(self, dir_id: int, st: os.stat_result) -> frozenset[str] | None:
+        """The names changed in a directory since the last walk, or None if the notices cannot
+        vouch for it (then it is listed)."""
+
+
 # (dir id, path, ancestors' (dev, inode) for loop detection)
 Entry = tuple[int, str, frozenset[tuple[int, int]]]
 
@@ -122,6 +141,7 @@ class Walker:
         plan: bool = True,
         workers: int | None = None,
         parallel_from: int | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.job, self.store, self.tree, self.apply = job, store, tree, apply
         self.progress = progress
@@ -139,9 +159,12 @@ class Walker:
         self.parallel_from = PARALLEL_FROM if parallel_from is None else parallel_from
         self.busy: set[int] = set()
         self.with_rows: set[int] = set()
+        self.notices = notices
 
     def run(self, full: bool) -> WalkStats:
         self.full = full
+        if self.notices is not None:
+            self.notices.begin()
         self.busy = self.store.busy_dirs(self.tree.job_id)
         self.with_rows = self.store.dirs_with_rows(self.tree.job_id) if self.plan else set()
         lister = self._lister()
@@ -199,6 +222,8 @@ class Walker:
         given: dict[int, tuple[os.stat_result, frozenset[tuple[int, int]]]],
     ) -> None:
         dir_id, path, ancestors = here
+        if self.notices is not None:
+            self.notices.watch(dir_id, path)
         try:
             st = os.stat(path) if self.follow else os.lstat(path)
         except FileNotFoundError:
@@ -219,23 +244,31 @@ class Walker:
         row = self.tree.rows[dir_id]
         rel = self.tree.rel[dir_id]
         changed = (row.mtime_ns, row.ino) != (st.st_mtime_ns, st.st_ino)
-        if self.full or dir_id in self.busy or changed:
+        noticed = None
+        if self.notices is not None and self.plan and not self.full:
+            noticed = self.notices.names(dir_id, st)
+        if self.full or dir_id in self.busy or changed or noticed:
             given[dir_id] = (st, below)
             if self.plan:
                 rows = dir_id in self.with_rows
                 done, digest, pending = self.store.dir_raw_state(dir_id, rows=rows)
             else:
                 done, digest, pending = None, None, {}
-            lister.submit(Task(dir_id, path, rel, done, pending, digest))
+            same = row.ino == st.st_ino
+            lister.submit(Task(dir_id, path, rel, done, pending, digest, noticed, same))
             return
+        stack.extend(
+            (child, os.path.join(path, name), below)
+            for name, child in reversed(self._known_children(dir_id, rel))
+        )
+
+    def _known_children(self, dir_id: int, rel: str) -> list[tuple[str, int]]:
         known = self.tree.children.get(dir_id)
         if not known:
-            return
+            return []
         if self.excluded.patterns:
-            known = {n: c for n, c in known.items() if not self.excluded(n, join(rel, n))}
-        stack.extend(
-            (child, os.path.join(path, name), below) for name, child in reversed(known.items())
-        )
+            return [(n, c) for n, c in known.items() if not self.excluded(n, join(rel, n))]
+        return list(known.items())
 
     def _listed(self, task: Task, result: Result, st: os.stat_result) -> list[tuple[int, str]]:
         dir_id, rel = task.dir_id, task.rel
@@ -252,17 +285,21 @@ class Walker:
         mtime = st.st_mtime_ns
         if result.listed_ns - mtime < RACY_NS:
             mtime = -1  # racy: a change in the same clock tick would go unseen; list it again
-        if not result.nfiles and not result.subdirs and not self.tree.rows[dir_id].made:
+        made = self.tree.rows[dir_id].made
+        if not result.partial and not result.nfiles and not result.subdirs and not made:
             self.stats.empty_dirs.append(dir_id)
         listing = Listing(result.files or {}, list(result.subdirs), result.skipped or {})
         self.apply(dir_id, plan, listing, mtime, st.st_ino)
         children = self.tree.children.get(dir_id, {})
         out = []
+        if result.partial:  # the known subdirectories, then those noticed
+            new = {sub.name for sub in result.subdirs}
+            for name, child in self._known_children(dir_id, rel):
+                if name not in new:
+                    out.append((child, os.path.join(task.path, name)))
         for sub in result.subdirs:
-            child = children.get(sub.name)
-            if child is None:
-                child = self.tree.add(dir_id, sub.name)
-            out.append((child, sub.path))
+            known = children.get(sub.name)
+            out.append((self.tree.add(dir_id, sub.name) if known is None else known, sub.path))
         return out
 
     def _problem(self, dir_id: int, message: str) -> None:

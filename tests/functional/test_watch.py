@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -253,3 +254,33 @@ def test_watch_keeps_syncing_while_a_command_hangs_and_kills_it_at_its_timeout(
     _, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 0, err
     assert_mirrored(env.src, env.dst)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="change notices: inotify")
+def test_a_change_notice_wakes_watch_long_before_its_interval(
+    env: CliEnv, watcher: Callable[..., subprocess.Popen[str]]
+) -> None:
+    """With an interval of an hour, files arrive only because the kernel's notices wake watch;
+    a directory replaced under it (renamed away, a new one made with its name) loses nothing."""
+    env.configure(job_toml(settle="0s", interval="1h", batch_window="0s"))
+    env.write("day/a.tif", "first a")
+    proc = watcher()
+    wait_for("the first file", lambda: (env.dst / "day" / "a.tif").exists())
+    time.sleep(1.0)  # its confirmation's relisting is over
+    env.write("day/b.tif", "b, noticed")
+    wait_for("the noticed file", lambda: (env.dst / "day" / "b.tif").exists())
+    (env.src / "day").rename(env.src / "day.old")
+    env.write("day/a.tif", "second a, in a new day")
+    env.write("day/c.tif", "c")
+    wait_for("the new day's files", lambda: len(list((env.dst / "day").iterdir())) == 3
+             and (env.dst / "day" / "a.tif").read_text() == "second a, in a new day")  # fmt: skip
+    wait_for("the old day, under its new name",
+             lambda: sorted(p.name for p in (env.dst / "day.old").glob("*")) == ["a.tif", "b.tif"]
+             if (env.dst / "day.old").is_dir() else False)  # fmt: skip
+    env.write("day/d.tif", "d")
+    wait_for("a file in the new day", lambda: (env.dst / "day" / "d.tif").exists())
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0
+    assert_mirrored(env.src, env.dst, ["day/a.tif", "day/c.tif", "day/d.tif", "day.old/a.tif",
+                                       "day.old/b.tif"])  # fmt: skip

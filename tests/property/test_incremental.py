@@ -10,6 +10,11 @@ date them now, to the second, as a filesystem with coarse timestamps does: two c
 second then leave a directory's mtime unchanged, and only the racy rule (a directory listed
 within 2 s of its mtime is listed again) keeps the incremental walk right.
 
+The same properties hold when every directory whose names changed is listed by name only (new
+names and work in progress looked at, nothing else: ``listwork.QUICK_FROM = 0``), and on a tree
+with one large flat directory (a few thousand files recorded by ``baseline``) that operations
+keep adding to, deleting from and renaming in.
+
 After each step, ``run`` (incremental) works in one state directory and ``run --full`` in another,
 each with a destination of its own; the engine is called in-process (``cycle.run_job``).
 """
@@ -25,13 +30,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from globus_autosync import config as config_mod
+from globus_autosync import listwork
 from globus_autosync.config import Config, Job
-from globus_autosync.cycle import Summary, run_job
+from globus_autosync.cycle import Summary, baseline_job, run_job
 from globus_autosync.report import job_status
 from globus_autosync.scan import join
 from globus_autosync.store import Store
@@ -68,6 +75,11 @@ recreate_file = st.tuples(st.just("recreate"), _index, _size, _dir_time)
 copy_dir = st.tuples(st.just("copy_dir"), _index, _index, _dir_time)  # cp -a: old mtimes
 remove_dir = st.tuples(st.just("rmtree"), _index, _dir_time)
 
+# in the large flat directory (``Tree.flat``): new files, deletions, renames to new names
+flat_create = st.tuples(st.just("flat_create"), st.integers(1, 5), st.booleans(), _dir_time)
+flat_delete = st.tuples(st.just("flat_delete"), _index, _dir_time)
+flat_rename = st.tuples(st.just("flat_rename"), _index, _dir_time)
+
 WRITE_ONCE_OPS = st.one_of(
     create_file, create_dir, rename_file, rename_dir, delete_file, copy_dir, remove_dir
 )
@@ -75,6 +87,11 @@ ANY_OPS = st.one_of(
     create_file, create_dir, rename_file, rename_dir, delete_file, copy_dir, remove_dir,
     append_file, rewrite_file, recreate_file,
 )  # fmt: skip
+
+
+FLAT_OPS = st.one_of(flat_create, flat_create, flat_delete, flat_rename, WRITE_ONCE_OPS)
+FLAT_FILES = 2_000  # the large flat directory: above FLAT_QUICK_FROM, so it is listed by name
+FLAT_QUICK_FROM = 1_000
 
 
 def initial_tree() -> st.SearchStrategy[list[Op]]:
@@ -100,6 +117,7 @@ class Tree:
     old_clock: int = field(default_factory=lambda: (int(time.time()) - 3 * 365 * 86400) * NS)
     serial: int = 0
     deleted: dict[str, list[str]] = field(default_factory=dict)  # dir -> names once used there
+    flat: str | None = None  # the large flat directory, if any
 
     def tick(self) -> int:
         """The next moment of the simulated clock: strictly increasing, always in the past."""
@@ -150,8 +168,44 @@ class Tree:
             t = self.tick()
         os.utime(self.path(rel), ns=(t, t))
 
+    def make_flat(self, rel: str, count: int) -> None:
+        """A flat directory of ``count`` empty files, written long ago."""
+        self.path(rel).mkdir()
+        self.flat = rel
+        for i in range(count):
+            path = self.path(join(rel, f"frame_{i:06d}.tif"))
+            path.touch()
+            t = self.clock - (count - i) * 1_000_003
+            os.utime(path, ns=(t, t))
+        self.touched([rel], PAST)
+
+    def apply_flat(self, op: Op) -> None:
+        kind, flat = op[0], self.flat
+        assert flat is not None
+        if not self.path(flat).is_dir():
+            return  # removed or renamed by an operation of the tree
+        names = sorted(os.listdir(self.path(flat)))
+        if kind == "flat_create":
+            _, count, old, kt = op
+            for _ in range(count):
+                self.write(join(flat, self.new_name("frame_n") + ".tif"), 8, "xb", old)
+            self.touched([flat], kt)
+        elif kind == "flat_delete" and names:
+            _, i, kt = op
+            os.unlink(self.path(join(flat, names[i * 7 % len(names)])))
+            self.touched([flat], kt)
+        elif kind == "flat_rename" and names:
+            _, i, kt = op
+            src = join(flat, names[i * 11 % len(names)])
+            if self.path(src).is_file():
+                os.rename(self.path(src), self.path(join(flat, self.new_name("frame_r") + ".tif")))
+                self.touched([flat], kt)
+
     def apply(self, op: Op, write_once: bool) -> None:
         kind = op[0]
+        if kind.startswith("flat_"):
+            self.apply_flat(op)
+            return
         dirs, files = self.dirs(), self.files()
         if kind == "create":
             _, i, size, old, kt = op
@@ -370,37 +424,70 @@ def run_both(w: World, where: str, views: dict[str, StoreView | None]) -> tuple[
     return s_inc, s_full
 
 
+def play_write_once(w: World, start: list[Op], sequence: list[list[Op]]) -> None:
+    for op in start:
+        w.tree.apply(op, write_once=True)
+    views: dict[str, StoreView | None] = {"inc": None, "full": None}
+    if w.tree.flat is not None:
+        views = {"inc": store_view(w.inc_state, w.inc), "full": store_view(w.full_state, w.full)}
+    for n, step in enumerate([[], *sequence]):
+        for op in step:
+            w.tree.apply(op, write_once=True)
+        where = f"after step {n} {step}"
+        before_inc = views["inc"]
+        source = stats_of(w.tree.root)
+        s_inc, _ = run_both(w, where, views)
+        expected = unsent(before_inc, source)
+        assert s_inc.sent_files == expected, (
+            f"{where}: incremental sent {s_inc.sent_files}, not {expected}"
+        )
+        check_matches_source(w, w.inc, where)
+        check_matches_source(w, w.full, where)
+        inc, full = views["inc"], views["full"]
+        assert inc is not None and full is not None
+        assert inc.confirmed == full.confirmed, f"{where}: the stores differ"
+        assert {k: v for k, v in inc.status.items() if k != "job"} == {
+            k: v for k, v in full.status.items() if k != "job"
+        }, f"{where}: status differs"
+        assert snapshot(Path(w.inc.destination)) == snapshot(Path(w.full.destination)), (
+            f"{where}: the destinations differ"
+        )
+
+
 @SETTINGS
 @given(start=initial_tree(), sequence=steps(WRITE_ONCE_OPS))
 def test_write_once_incremental_equals_full(start: list[Op], sequence: list[list[Op]]) -> None:
     """Creates, renames to new names, deletes, new directories: both modes reach the same store,
     the same destination, send each file version exactly once, and miss nothing."""
     with world() as w:
-        for op in start:
-            w.tree.apply(op, write_once=True)
-        views: dict[str, StoreView | None] = {"inc": None, "full": None}
-        for n, step in enumerate([[], *sequence]):
-            for op in step:
-                w.tree.apply(op, write_once=True)
-            where = f"after step {n} {step}"
-            before_inc = views["inc"]
-            source = stats_of(w.tree.root)
-            s_inc, _ = run_both(w, where, views)
-            expected = unsent(before_inc, source)
-            assert s_inc.sent_files == expected, (
-                f"{where}: incremental sent {s_inc.sent_files}, not {expected}"
-            )
-            check_matches_source(w, w.inc, where)
-            check_matches_source(w, w.full, where)
-            inc, full = views["inc"], views["full"]
-            assert inc is not None and full is not None
-            assert inc.confirmed == full.confirmed, f"{where}: the stores differ"
-            assert {k: v for k, v in inc.status.items() if k != "job"} == {
-                k: v for k, v in full.status.items() if k != "job"
-            }, f"{where}: status differs"
-            assert snapshot(Path(w.inc.destination)) == snapshot(Path(w.full.destination)), (
-                f"{where}: the destinations differ"
-            )
+        play_write_once(w, start, sequence)
+
+
+@SETTINGS
+@given(start=initial_tree(), sequence=steps(WRITE_ONCE_OPS))
+def test_write_once_incremental_equals_full_listing_by_name(
+    start: list[Op], sequence: list[list[Op]]
+) -> None:
+    """The same, with every directory whose mtime moved listed by name only: new names and work
+    in progress are looked at, the confirmed ones only counted."""
+    with world() as w, mock.patch.object(listwork, "QUICK_FROM", 0):
+        play_write_once(w, start, sequence)
+
+
+@settings(SETTINGS, max_examples=max(4, SETTINGS.max_examples // 12))
+@given(start=initial_tree(), sequence=steps(FLAT_OPS))
+def test_write_once_incremental_equals_full_in_a_large_flat_directory(
+    start: list[Op], sequence: list[list[Op]]
+) -> None:
+    """A directory of a few thousand files (recorded by ``baseline``, already at both
+    destinations) gains, loses and renames files among other operations on the tree: the
+    incremental walk lists it by name and agrees with the full walk."""
+    with world() as w, mock.patch.object(listwork, "QUICK_FROM", FLAT_QUICK_FROM):
+        w.tree.make_flat("flat", FLAT_FILES)
+        for job, state in ((w.inc, w.inc_state), (w.full, w.full_state)):
+            shutil.copytree(w.tree.root / "flat", Path(job.destination) / "flat")
+            baseline_job(job, state, None)
+        play_write_once(w, start, sequence)
 
 
 @SETTINGS
@@ -410,29 +497,45 @@ def test_full_cycle_catches_every_change(start: list[Op], sequence: list[list[Op
     store match the source exactly; an incremental cycle may miss a rewrite in place, but one
     ``run --full`` brings it level, and neither ever confirms a version that was not sent."""
     with world() as w:
-        for op in start:
+        play_any(w, start, sequence)
+
+
+@settings(SETTINGS, max_examples=max(5, SETTINGS.max_examples // 2))
+@given(start=initial_tree(), sequence=steps(ANY_OPS))
+def test_full_cycle_catches_every_change_comparing_by_index(
+    start: list[Op], sequence: list[list[Op]]
+) -> None:
+    """The same, with every directory handled as a large one: full walks compare each entry with
+    the confirmed listing held as arrays, incremental ones list by name."""
+    with world() as w, mock.patch.object(listwork, "QUICK_FROM", 0):
+        play_any(w, start, sequence)
+
+
+def play_any(w: World, start: list[Op], sequence: list[list[Op]]) -> None:
+    """Any operations; after each step both cycles, then a final run --full of the incremental."""
+    for op in start:
+        w.tree.apply(op, write_once=False)
+    views: dict[str, StoreView | None] = {"inc": None, "full": None}
+    for n, step in enumerate([[], *sequence]):
+        for op in step:
             w.tree.apply(op, write_once=False)
-        views: dict[str, StoreView | None] = {"inc": None, "full": None}
-        for n, step in enumerate([[], *sequence]):
-            for op in step:
-                w.tree.apply(op, write_once=False)
-            where = f"after step {n} {step}"
-            run_both(w, where, views)
-            check_matches_source(w, w.full, where)
-            # whatever the incremental store confirms is at its destination, byte for byte
-            inc = views["inc"]
-            assert inc is not None
-            dst, _ = snapshot(Path(w.inc.destination))
-            for rel, (size, mtime) in inc.confirmed.items():
-                assert rel in dst and (len(dst[rel][0]), dst[rel][1]) == (size, mtime), (
-                    f"{where}: incremental confirmed {rel} as {(size, mtime)}, destination has "
-                    f"{(len(dst[rel][0]), dst[rel][1]) if rel in dst else None}"
-                )
-        summary = w.cycle(w.inc, full=True)
-        assert summary.full and summary.exit_code == 0, summary.line()
-        inc_view = check_matches_source(w, w.inc, "after the final run --full")
-        full_view = check_matches_source(w, w.full, "after the final run --full")
-        present = stats_of(w.tree.root)
-        assert {r: inc_view.confirmed[r] for r in present} == {
-            r: full_view.confirmed[r] for r in present
-        }
+        where = f"after step {n} {step}"
+        run_both(w, where, views)
+        check_matches_source(w, w.full, where)
+        # whatever the incremental store confirms is at its destination, byte for byte
+        inc = views["inc"]
+        assert inc is not None
+        dst, _ = snapshot(Path(w.inc.destination))
+        for rel, (size, mtime) in inc.confirmed.items():
+            assert rel in dst and (len(dst[rel][0]), dst[rel][1]) == (size, mtime), (
+                f"{where}: incremental confirmed {rel} as {(size, mtime)}, destination has "
+                f"{(len(dst[rel][0]), dst[rel][1]) if rel in dst else None}"
+            )
+    summary = w.cycle(w.inc, full=True)
+    assert summary.full and summary.exit_code == 0, summary.line()
+    inc_view = check_matches_source(w, w.inc, "after the final run --full")
+    full_view = check_matches_source(w, w.full, "after the final run --full")
+    present = stats_of(w.tree.root)
+    assert {r: inc_view.confirmed[r] for r in present} == {
+        r: full_view.confirmed[r] for r in present
+    }

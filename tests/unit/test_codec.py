@@ -69,3 +69,77 @@ def test_unknown_format_is_refused() -> None:
     blob = struct.pack("<BI", 99, 1) + zlib.compress(b"\0" * 16 + b"\x01a")
     with pytest.raises(ValueError, match="unknown listing format"):
         codec.decode(blob)
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=LISTINGS, new=LISTINGS)
+def test_merge_gives_the_bytes_of_the_merged_listing(
+    old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int]]
+) -> None:
+    merged = {**old, **new}
+    blob, files, added = codec.merge(codec.encode(old) if old else None, new)
+    assert codec.decode(blob) == merged
+    assert blob == codec.encode(merged)
+    total = sum(s for s, _ in merged.values())
+    assert (files, added) == (len(merged), total - sum(s for s, _ in old.values()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(listing=LISTINGS, others=st.lists(NAMES, max_size=10))
+def test_known_names_and_lookup_answer_as_the_decoded_listing(
+    listing: dict[str, tuple[int, int]], others: list[str]
+) -> None:
+    blob = codec.encode(listing)
+    wanted = [*list(listing)[::3], *others]
+    names, found = codec.known(blob, wanted)
+    assert found == {w: listing[w] for w in wanted if w in listing}
+    assert codec.lookup(blob, wanted) == found
+    assert len(names) == len(listing) == codec.count(blob)
+    assert all(name in names for name in listing)
+    assert [o for o in others if o in names] == [o for o in others if o in listing]
+
+
+def test_names_of_a_long_listing_cross_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codec, "_CHUNK", 64)
+    listing = {f"frame_{i:07d}.tif": (i % 7, 10**18 + i) for i in range(3000)}
+    blob = codec.encode(listing)
+    names, found = codec.known(blob, ["frame_0002999.tif", "frame_0000000.tif", "nope"])
+    assert found == {"frame_0002999.tif": (2999 % 7, 10**18 + 2999),
+                     "frame_0000000.tif": (0, 10**18)}  # fmt: skip
+    assert all(f"frame_{i:07d}.tif" in names for i in range(3000))
+    assert "frame_0003000.tif" not in names
+    add = {"frame_0001500x.tif": (1, 2), "frame_0000001.tif": (5, 6), "zzz": (0, 0)}
+    assert codec.merge(blob, add)[0] == codec.encode({**listing, **add})
+
+
+def test_a_listing_written_before_restart_points_is_searched_and_merged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listing = {f"YAG_{i:05d}.tif": (i, 10**18 + 7 * i) for i in range(2000)}
+    with monkeypatch.context() as m:
+        m.setattr(codec, "RESTART", 1 << 40)  # no name stored whole but the first
+        old = codec.encode(listing)
+    assert codec.decode(old) == listing
+    assert codec.lookup(old, ["YAG_01999.tif", "YAG_00000.tif", "YAG_2.tif"]) == {
+        "YAG_01999.tif": listing["YAG_01999.tif"],
+        "YAG_00000.tif": listing["YAG_00000.tif"],
+    }
+    add = {"YAG_01000.tif": (5, 5), "YAG_00999x.tif": (1, 1), "A.tif": (2, 2), "Z.tif": (3, 3)}
+    blob, files, added = codec.merge(old, add)
+    merged = {**listing, **add}
+    assert codec.decode(blob) == merged
+    assert (files, added) == (len(merged), 5 + 1 + 2 + 3 - 1000)
+    assert codec.merge(blob, {"B.tif": (0, 0)})[0] == codec.encode({**merged, "B.tif": (0, 0)})
+
+
+@settings(max_examples=100, deadline=None)
+@given(listing=LISTINGS, others=st.lists(NAMES, max_size=5))
+def test_index_gives_each_name_its_position_and_values(
+    listing: dict[str, tuple[int, int]], others: list[str]
+) -> None:
+    names, sizes, mtimes = codec.index(codec.encode(listing) if listing else None)
+    for name, stats in listing.items():
+        i = names.find(name)
+        assert (sizes[i], mtimes[i]) == stats
+    assert sorted(names.find(n) for n in listing) == list(range(len(listing)))
+    assert all(names.find(o) == -1 for o in others if o not in listing)

@@ -335,12 +335,12 @@ class Store(CleanupQueries, ActionQueries):
 
     def _merge_done(self, dir_id: int, files: dict[str, tuple[int, int]]) -> None:
         row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
-        done = codec.decode(row[0])
-        done.update(files)
+        # merged without decoding the files it keeps: a few bytes a file, whatever the directory
+        done, nfiles, added = codec.merge(row[0], files)
         self.conn.execute(
             # the digest vouched for a listing against the old `done`: forget it
-            "UPDATE dirs SET done=?, nfiles=?, nbytes=?, digest=NULL WHERE id=?",
-            (codec.encode(done), len(done), sum(s for s, _ in done.values()), dir_id),
+            "UPDATE dirs SET done=?, nfiles=?, nbytes=nbytes+?, digest=NULL WHERE id=?",
+            (done, nfiles, added, dir_id),
         )
 
     # -- batches --------------------------------------------------------------------------
