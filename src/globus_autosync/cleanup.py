@@ -221,7 +221,7 @@ class Cleaner:
     def _delete_in(self, group: _Group, fd: int, cands: list[Candidate]) -> None:
         dir_id, rel = group.dir_id, group.rel
         dir_mtime = self.now
-        done = self.store.done_listing(dir_id)
+        done = self.store.done_entries(dir_id, (c.name for c in cands))
         work = self.store.work_names(dir_id)
         checked: list[Candidate] = []
         for c in cands:

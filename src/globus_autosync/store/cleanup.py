@@ -109,6 +109,12 @@ class CleanupQueries:
         row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
         return codec.decode(row[0] if row else None)
 
+    def done_entries(self, dir_id: int, names: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """The confirmed (size, mtime_ns) of these names of a directory (without decoding the
+        rest of a large directory's listing)."""
+        row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
+        return codec.lookup(row[0] if row else None, list(names))
+
     def dirs_with_done(self, job: int) -> Iterator[int]:
         rows = self.conn.execute(
             "SELECT id FROM dirs WHERE job=? AND nfiles > 0 ORDER BY id", (job,)
