@@ -83,13 +83,15 @@ def test_a_large_manifest_is_split_into_groups_under_the_limit() -> None:
     assert max(len(g) for g in groups) * 250 <= 100_000
 
 
-def test_a_version_3_database_is_upgraded_and_read_before(tmp_path: Path) -> None:
-    v3 = store_schema.SCHEMA.replace(store_schema.ACTIONS, "")
-    assert v3 != store_schema.SCHEMA
+def test_a_database_before_actions_is_upgraded_and_read_before(tmp_path: Path) -> None:
+    before = store_schema.VERSION - 1  # the version that added the actions tables
+    assert store_schema.UPGRADES[before] == store_schema.ACTIONS
+    older = store_schema.SCHEMA.replace(store_schema.ACTIONS, "")
+    assert older != store_schema.SCHEMA
     (tmp_path / "state").mkdir()
     conn = sqlite3.connect(tmp_path / "state" / "state.db")
-    conn.executescript(v3)
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    conn.executescript(older)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(before),))
     conn.execute("INSERT INTO jobs (id, name) VALUES (1, 'd')")
     conn.commit()
     conn.close()
@@ -98,9 +100,8 @@ def test_a_version_3_database_is_upgraded_and_read_before(tmp_path: Path) -> Non
     assert ro.action_counts(1) == {} and ro.recent_actions(1, 5) == []
     ro.close()
     store = Store.open(tmp_path / "state")
-    assert SCHEMA_VERSION == 4
     row = store.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    assert row == ("4",)
+    assert row == (str(SCHEMA_VERSION),)
     with store.tx():
         store.record_batch_action(1, 7, [(1, "a.tif", 5, 9, "a.tif")], 100.0, (False, True))
     [action] = store.open_actions(1)
