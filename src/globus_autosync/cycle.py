@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from globus_autosync.cleanup import Cleaner
 from globus_autosync.config import Config, Job
@@ -23,7 +24,6 @@ from globus_autosync.errors import (
     EXIT_PARTIAL,
     AuthError,
     AutosyncError,
-    JobError,
     TransportError,
 )
 from globus_autosync.lock import JobLock
@@ -40,7 +40,10 @@ from globus_autosync.transports.base import (
     Outcome,
     WatchesCollections,
 )
-from globus_autosync.walk import DirTree, Walker, WalkStats
+from globus_autosync.walk import DirTree, WalkStats
+
+if TYPE_CHECKING:
+    from globus_autosync.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +207,12 @@ class Cycle:
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[WalkStats], None] | None = None,
         state_dir: Path | None = None,
+        source: Source | None = None,
     ) -> None:
+        from globus_autosync.sources import make_source
+
         self.job, self.store, self.transport, self.dry_run = job, store, transport, dry_run
+        self.source = source or make_source(job, transport)
         self.state_dir = state_dir or store.path.parent
         self.progress = progress
         self.batch_window = batch_window  # None: send whatever is queued (``run``)
@@ -218,11 +225,7 @@ class Cycle:
 
     def run(self, full: bool) -> Summary:
         started = time.monotonic()
-        if not self.job.source.is_dir():
-            raise JobError(
-                f"job {self.job.name!r}: source {self.job.source} is not a readable directory; "
-                "check the 'source' key and that the instrument's disk is mounted"
-            )
+        self.source.ready()
         self.transport.ready()
         cleaner = Cleaner(self.job, self.store, self.tree, self.transport, self.state_dir,
                           self.now, dry_run=self.dry_run)  # fmt: skip
@@ -238,11 +241,13 @@ class Cycle:
                 )
         full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
         self.summary.full = full
-        walker = Walker(
-            self.job, self.store, self.tree, self._apply, self.now, self.should_stop, self.progress
+        walked = self.source.walk(
+            self.tree, self._apply, full, self.now, self.should_stop, self.progress
         )
-        stats = walker.run(full)
-        if full and not self.dry_run and not walker.stopped:
+        stats = walked.stats
+        if walked.problem is not None:  # the source's service: the rest waits for next cycle
+            self._transport_problem(walked.problem)
+        if full and not self.dry_run and not walked.stopped:
             self.store.set_last_full_scan(self.job_id, self.now)
         self.summary.scanned, self.summary.dirs = stats.files, stats.dirs
         self.summary.changed = stats.changed
@@ -250,7 +255,7 @@ class Cycle:
         self.make_dirs(stats.empty_dirs)
         self.submit_all()
         # cleanup acts only on a cycle that saw the source and the destination whole (rule 4)
-        if self.summary.problem is None and not walker.stopped and not self.should_stop():
+        if self.summary.problem is None and not walked.stopped and not self.should_stop():
             cleaner.unreadable = stats.unreadable
             self._clean(cleaner)
         if not self.dry_run:  # a dry run's batches are never sent, so never in flight
@@ -500,11 +505,33 @@ def baseline_job(
     state_dir: Path,
     before_ns: int | None,
     progress: Callable[[WalkStats], None] | None = None,
+    config: Config | None = None,
 ) -> BaselineResult:
-    """Record the files now in the source as transferred, without sending them."""
-    if not job.source.is_dir():
-        raise JobError(f"job {job.name!r}: source {job.source} is not a readable directory")
+    """Record the files now in the source as transferred, without sending them (a source
+    listed through Globus needs ``config`` for its credentials)."""
+    from globus_autosync.sources import make_source
+
     result = BaselineResult(job.name)
+    with ExitStack() as stack:
+        transport = None
+        if job.scan != "local":
+            assert config is not None
+            transport = make_transport(job, config, state_dir)
+            stack.callback(transport.close)
+        source = make_source(job, transport)
+        source.ready()
+        _baseline(job, state_dir, before_ns, progress, source, result)
+    return result
+
+
+def _baseline(
+    job: Job,
+    state_dir: Path,
+    before_ns: int | None,
+    progress: Callable[[WalkStats], None] | None,
+    source: Source,
+    result: BaselineResult,
+) -> None:
     with JobLock(state_dir, job.name):
         store = Store.open(state_dir)
         try:
@@ -531,13 +558,13 @@ def baseline_job(
                     result.left += left
 
                 started = time.time()
-                Walker(job, store, tree, apply, started, progress=progress, plan=False).run(
-                    full=True
-                )
+                walked = source.walk(tree, apply, True, started, progress=progress, plan=False)
+                if walked.problem is not None:
+                    raise TransportError(f"job {job.name!r}: {walked.problem}; what was listed "
+                                         "is recorded: run baseline again")  # fmt: skip
                 if before_ns is None:  # everything is known now: the next run need not walk it all
                     store.set_last_full_scan(job_id, started)
                 if job.cleanup:  # what baseline recorded becomes a candidate for cleanup too
                     store.set_cleanup_enrolled(job_id, None)
         finally:
             store.close()
-    return result
