@@ -320,3 +320,24 @@ def test_a_vanished_directory_drops_its_pending_work_not_its_confirmed_state(
     res = gx.run()
     assert "0 new or changed" in res.stdout, res.stdout
     assert len(gx.emu.tasks) == tasks
+
+
+def test_watch_sends_remote_files_as_they_settle(gx: Globus) -> None:
+    remote(gx, settle="1s", interval="0.3s", batch_window="0s")
+    gx.env.write("run/a.dat", b"a" * 100, mtime=LONG_AGO)
+    proc = subprocess.Popen([*console_script(), "watch"], env=gx.environ(), cwd=gx.env.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for("a.dat at the destination", lambda: (gx.dst / "run/a.dat").exists(), 60)
+        gx.env.write("run/b.dat", b"b" * 100, mtime=LONG_AGO)
+        wait_for("b.dat at the destination", lambda: (gx.dst / "run/b.dat").exists(), 60)
+        wait_for("both confirmed", lambda: gx.status()["done"] == 2, 60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert_mirrored(gx.src, gx.dst)
+    assert set(sent_paths(gx).values()) == {1}
