@@ -502,6 +502,18 @@ class TransferEmulator:
             )
         return root / "My Drive"
 
+    def deny_listing(self, collection_id: str, gpath: str, denied: bool = True) -> None:
+        """``operation_ls`` of this directory answers 403 PermissionDenied (as for a folder the
+        collection's storage does not let the user read), or lists again."""
+        from .tasks import globus_to_local
+
+        with self._lock:
+            key = (collection_id, globus_to_local(self._transfer.roots[collection_id], gpath))
+            if denied:
+                self._transfer.denied.add(key)
+            else:
+                self._transfer.denied.discard(key)
+
     def require_consent(self, collection_id: str) -> None:
         """Operations on this collection (submit, ls, stat, mkdir; not endpoint GET) need
         its data_access consent: without it they answer 403 ConsentRequired."""

@@ -87,6 +87,7 @@ class TransferService:
         self.pending_sticks: deque[str] = deque()
         self.tasks_held = False
         self.drives: dict[str, DriveState] = {}  # Google-Drive-like collections (listing.py)
+        self.denied: set[tuple[str, Path]] = set()  # (collection, directory) ls refuses: 403
 
     @staticmethod
     def _collection_doc(collection_id: str, index: int) -> JSONDict:
@@ -778,6 +779,13 @@ class TransferService:
         local = globus_to_local(self.roots[collection_id], gpath)
         shown = display_dir(gpath)
         self._unambiguous(collection_id, local, gpath, resource)
+        if (collection_id, local) in self.denied:
+            raise transfer_error(
+                403,
+                "PermissionDenied",
+                f"Permission denied, Error (list)\nMessage: '{shown}': Permission denied",
+                resource,
+            )
         if not local.exists():
             raise transfer_error(
                 404,

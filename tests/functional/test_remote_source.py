@@ -71,10 +71,15 @@ def test_a_remote_tree_is_sent_end_to_end_and_a_quiet_cycle_lists_each_directory
     assert confirmed(gx) == len(files)
     assert gx.rows("SELECT COUNT(*) FROM files") == [(0,)]  # nothing pending
     assert sent_paths(gx) == Counter(f"/src/{rel}" for rel in files)  # each once, by its path
+    [task] = gx.tasks_json()  # ``tasks`` shows the batch, with its Globus task
+    assert task["task_id"] in gx.emu.tasks and task["files"] == len(files), task
     before = len(gx.emu.arrivals)
     tasks = len(gx.emu.tasks)
-    res = gx.run()
+    prom = gx.env.root / "m.prom"
+    res = gx.cli("run", "--metrics-file", str(prom))
     assert f"scanned {len(files)} files" in res.stdout and "0 new or changed" in res.stdout
+    metrics = prom.read_text()
+    assert f'globus_autosync_files{{job="{JOB}",state="done"}} {len(files)}' in metrics, metrics
     listed = listings(gx, before)
     assert len(listed) == DIRS  # one request per directory, every directory: no folder times
     assert len({p for _, p in listed}) == DIRS
@@ -341,3 +346,20 @@ def test_watch_sends_remote_files_as_they_settle(gx: Globus) -> None:
             proc.communicate()
     assert_mirrored(gx.src, gx.dst)
     assert set(sent_paths(gx).values()) == {1}
+
+
+def test_a_directory_globus_refuses_to_list_does_not_stop_the_rest(gx: Globus) -> None:
+    remote(gx)
+    files = populate(gx)
+    gx.emu.deny_listing(SRC_COLLECTION, "/src/run_Oct2018/a")
+    res = gx.run(code=1)
+    assert any("run_Oct2018/a: cannot list directory: Globus answered 403 PermissionDenied" in line
+               for line in stderr_lines(res)), res.stderr  # fmt: skip
+    gx.emu.wait_idle()
+    gx.run(code=1)  # still refused: said again, the rest is sent
+    others = sorted(rel for rel in files if not rel.startswith("run_Oct2018/a/"))
+    assert_mirrored(gx.src, gx.dst, others)
+    assert not (gx.dst / "run_Oct2018/a/b/c/deep.dat").exists()
+    gx.emu.deny_listing(SRC_COLLECTION, "/src/run_Oct2018/a", denied=False)
+    gx.send()
+    assert_mirrored(gx.src, gx.dst, sorted(files))

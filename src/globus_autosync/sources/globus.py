@@ -17,7 +17,7 @@ import posixpath
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import globus_sdk
 
@@ -35,10 +35,8 @@ from globus_autosync.scan import (
     unsendable,
 )
 from globus_autosync.sources import Walked
+from globus_autosync.transports.globus import GlobusTransport, describe
 from globus_autosync.walk import Apply, DirTree, WalkStats
-
-if TYPE_CHECKING:
-    from globus_autosync.transports.globus import GlobusTransport
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +51,11 @@ LINK_LOOP = "symbolic link loop, not followed"
 
 class Vanished(Exception):
     """The directory is not on the collection (any more)."""
+
+
+class Unlistable(Exception):
+    """Globus refuses to list this directory (permission denied, an error of the storage behind
+    the collection): the rest of the tree is listed, this one is tried again next cycle."""
 
 
 class Pace:
@@ -147,7 +150,8 @@ class GlobusSource:
 
     # -- one directory ----------------------------------------------------------------------
     def entries(self, path: str) -> list[dict[str, Any]]:
-        """Every entry of one directory, page by page; raises Vanished (404), TransportError
+        """Every entry of one directory, page by page; raises Vanished (404), Unlistable
+        (refused: permission denied, the storage's error), TransportError
         (429, 5xx, the network, once the SDK's own retries are spent) or AuthError."""
         out: list[dict[str, Any]] = []
         seen: dict[tuple[Any, ...], int] = {}  # entries of earlier pages
@@ -160,6 +164,10 @@ class GlobusSource:
             except globus_sdk.TransferAPIError as err:
                 if err.http_status == 404:
                     raise Vanished(path) from None
+                consent = err.info.consent_required
+                if not consent and (err.http_status == 403 or
+                                    str(err.code).startswith(("ExternalError", "EndpointError"))):
+                    raise Unlistable(describe(err)) from None  # not transient: this one only
                 raise
 
         number = 0
@@ -226,6 +234,14 @@ class GlobusSource:
                         f"source collection {self.collection}; check the 'source' key"
                     ) from None
                 self._vanished(tree, dir_id, with_rows)
+                continue
+            except Unlistable as err:
+                if dir_id == tree.root:
+                    raise JobError(f"job {self.job.name!r}: cannot list the source {self.root}: "
+                                   f"{err}; check the 'source' key and its permissions") from None
+                log.warning("%s: %s: cannot list directory: %s", self.job.name, rel, err)
+                stats.skipped += 1
+                stats.unreadable.add(dir_id)
                 continue
             except TransportError as err:
                 walked.stopped = True

@@ -364,13 +364,15 @@ class GlobusTransport:
                     lambda: self.tc.operation_ls(self.src, path=self.src_root, limit=1),
                 )
                 return Check("source path", True, f"{self.src_root} lists on the source collection")
-            from globus_autosync.sources.globus import GlobusSource, Vanished
+            from globus_autosync.sources.globus import GlobusSource, Unlistable, Vanished
 
             try:
                 n = GlobusSource(self.job, self).count_top()
             except Vanished:
                 return Check("source path", False, f"{self.src_root} is not a directory on the "
                              "source collection; check the 'source' key")  # fmt: skip
+            except Unlistable as err:
+                return Check("source path", False, f"{self.src_root} cannot be listed: {err}")
             pace = f"at most {self.job.requests_per_second:g} requests a second"
             text = f"{self.src_root} lists on the source collection: {n} entries in the top "
             text += f"directory (every directory is listed each cycle, {pace})"
