@@ -32,6 +32,7 @@ from globus_autosync.scan import (
     Listing,
     Subdir,
     join,
+    printable,
     unsendable,
 )
 from globus_autosync.sources import Walked
@@ -103,11 +104,11 @@ def classify(
         if excluded.patterns and excluded(name, join(rel, name)):
             continue
         if counts[name] > 1:
-            out.skipped[name] = AMBIGUOUS.format(n=counts[name])
+            out.skipped[printable(name)] = AMBIGUOUS.format(n=counts[name])
             continue
         why = unsendable(name)
         if why is not None:
-            out.skipped[name] = why
+            out.skipped[printable(name)] = why  # as the store keeps it, and a local listing
             continue
         kind, link = entry.get("type"), entry.get("link_target")
         if kind == "invalid_symlink":
