@@ -779,6 +779,15 @@ class TransferService:
         local = globus_to_local(self.roots[collection_id], gpath)
         shown = display_dir(gpath)
         self._unambiguous(collection_id, local, gpath, resource)
+        if self.gcp_down(collection_id) == "GC_NOT_CONNECTED":
+            # the code is this emulator's assumption: an ExternalError naming the cause
+            raise transfer_error(
+                502,
+                "ExternalError.DirListingFailed.GCDisconnected",
+                f"Directory listing failed: Globus Connect Personal endpoint {collection_id} "
+                "is not currently connected",
+                resource,
+            )
         if (collection_id, local) in self.denied:
             raise transfer_error(
                 403,

@@ -363,3 +363,19 @@ def test_a_directory_globus_refuses_to_list_does_not_stop_the_rest(gx: Globus) -
     gx.emu.deny_listing(SRC_COLLECTION, "/src/run_Oct2018/a", denied=False)
     gx.send()
     assert_mirrored(gx.src, gx.dst, sorted(files))
+
+
+def test_a_globus_connect_personal_source_that_is_off_leaves_the_work_for_later(
+    gx: Globus,
+) -> None:
+    remote(gx)
+    files = populate(gx)
+    gx.emu.set_gcp(SRC_COLLECTION, connected=False)  # the instrument PC sleeps
+    res = gx.run(code=1)  # not a configuration error: the next cycle tries again
+    assert "work left queued: transport unavailable" in res.stdout, res.stdout
+    assert "a collection is not connected" in res.stdout
+    assert any("start Globus Connect Personal" in line for line in stderr_lines(res)), res.stderr
+    assert gx.status()["last_result"] == "unavailable"
+    gx.emu.set_gcp(SRC_COLLECTION, connected=True)
+    gx.send()
+    assert_mirrored(gx.src, gx.dst, sorted(files))

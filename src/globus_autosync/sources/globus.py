@@ -58,6 +58,10 @@ class Unlistable(Exception):
     """Globus refuses to list this directory (permission denied, an error of the storage behind
     the collection): the rest of the tree is listed, this one is tried again next cycle."""
 
+    def __init__(self, message: str, denied: bool) -> None:
+        super().__init__(message)
+        self.denied = denied  # permission denied (403), not a fault of the collection's side
+
 
 class Pace:
     """At most ``rate`` requests a second: each starts at least ``1/rate`` s after the last."""
@@ -168,7 +172,8 @@ class GlobusSource:
                 consent = err.info.consent_required
                 if not consent and (err.http_status == 403 or
                                     str(err.code).startswith(("ExternalError", "EndpointError"))):
-                    raise Unlistable(describe(err)) from None  # not transient: this one only
+                    # not the service's fault: this directory only
+                    raise Unlistable(describe(err), err.http_status == 403) from None
                 raise
 
         number = 0
@@ -237,9 +242,13 @@ class GlobusSource:
                 self._vanished(tree, dir_id, with_rows)
                 continue
             except Unlistable as err:
-                if dir_id == tree.root:
+                if dir_id == tree.root and err.denied:
                     raise JobError(f"job {self.job.name!r}: cannot list the source {self.root}: "
                                    f"{err}; check the 'source' key and its permissions") from None
+                if dir_id == tree.root:  # the collection's side (Globus Connect Personal off?)
+                    walked.stopped = True
+                    walked.problem = f"cannot list the source {self.root}: {err}"
+                    break
                 log.warning("%s: %s: cannot list directory: %s", self.job.name, rel, err)
                 stats.skipped += 1
                 stats.unreadable.add(dir_id)
