@@ -255,7 +255,8 @@ class GlobusSource:
                 continue
             except TransportError as err:
                 walked.stopped = True
-                walked.problem = f"listing the source stopped at {rel or '.'}: {err}"
+                why = str(err).removeprefix(f"{self.job.name}: ")  # the cycle's line names it
+                walked.problem = f"listing the source stopped at {rel or '.'}: {why}"
                 break
             listing, targets = classify(entries, path, rel, self.excluded, self.follow)
             del entries
