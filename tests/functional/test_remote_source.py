@@ -380,3 +380,23 @@ def test_a_globus_connect_personal_source_that_is_off_leaves_the_work_for_later(
     gx.emu.set_gcp(SRC_COLLECTION, connected=True)
     gx.send()
     assert_mirrored(gx.src, gx.dst, sorted(files))
+
+
+def test_a_directory_gone_between_its_parents_listing_and_its_own(gx: Globus) -> None:
+    remote(gx)
+    files = populate(gx)
+    gx.send()
+    remote(gx, settle="1h")
+    gx.env.write("run_Oct2018/a/pending.dat", b"p", mtime=LONG_AGO)
+    gx.run()
+    assert gx.rows("SELECT name, state FROM files") == [("pending.dat", "seen")]
+    # the top lists run_Oct2018; its own listing, next, answers 404 (gone in between)
+    gx.emu.fail_requests(1, 404, LS, code="ClientError.NotFound", skip=1)
+    res = gx.run()
+    assert "run_Oct2018 is gone from the source; 1 file not yet sent there is forgotten" \
+        in res.stderr, res.stderr
+    assert gx.rows("SELECT COUNT(*) FROM files") == [(0,)]
+    assert confirmed(gx) == len(files)
+    gx.run()  # it is back: the file is seen again, nothing confirmed is sent again
+    assert gx.rows("SELECT name, state FROM files") == [("pending.dat", "seen")]
+    assert set(sent_paths(gx).values()) == {1}

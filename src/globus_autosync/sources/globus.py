@@ -311,5 +311,7 @@ class GlobusSource:
         dropped = tree.store.drop_pending(busy)
         with_rows.difference_update(busy)
         if dropped:
-            log.warning("%s: %s is gone from the source; %d files not yet sent there are "
-                        "forgotten", self.job.name, tree.rel[dir_id], dropped)  # fmt: skip
+            what = "1 file not yet sent there is" if dropped == 1 else \
+                f"{dropped} files not yet sent there are"
+            log.warning("%s: %s is gone from the source; %s forgotten", self.job.name,
+                        tree.rel[dir_id], what)  # fmt: skip
