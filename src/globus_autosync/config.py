@@ -19,6 +19,8 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _JOB_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TRANSPORTS = ("local", "globus")
+SCANS = ("local", "globus")  # where a job's source is listed: the filesystem or Transfer's ls
+MAX_REQUESTS_PER_SECOND = 20.0  # Globus meters about 20 API requests a second per user
 SYNC_LEVELS = ("exists", "size", "mtime", "checksum")
 
 
@@ -125,6 +127,9 @@ class Job:
     command_timeout: float = 3600.0
     dataset_quiet: float = 600.0
     dataset_marker: str | None = None
+    # a source listed through the Transfer API (scan = "globus", sources/globus.py)
+    scan: str = "local"
+    requests_per_second: float = 5.0
 
     @property
     def cleanup(self) -> bool:
@@ -246,7 +251,7 @@ _JOB_KEYS_ALL = [
     "destination_collection", "source_collection_path", "sync_level", "verify_checksum",
     "preserve_timestamp", "max_files_per_task", "max_active_tasks", "task_deadline", "notify",
     "delete_after", "keep_free", "max_deletes", "delete_empty_dirs",
-    "alert_lag", "alert_after",
+    "alert_lag", "alert_after", "scan", "requests_per_second",
     "on_done", "flow", "flow_input", "command", "command_timeout", "dataset_quiet",
     "dataset_marker",
 ]  # fmt: skip
@@ -272,7 +277,15 @@ def _job(path: Path, index: int, table: Any) -> Job:
         raise r.fail("name", f"{name!r} may use only letters, digits, '.', '_' and '-'")
     base = path.parent
     transport = r.choice("transport", TRANSPORTS, "local")
-    source = _resolve(base, r.get("source", str, required=True))
+    scan, rps = _scan(r, table, transport)
+    raw_source: str = r.get("source", str, required=True)
+    if scan == "globus":  # a path on the source collection, not a local directory
+        if not raw_source.startswith("/"):
+            raise r.fail("source", 'with scan = "globus", must be an absolute path on the '
+                         "source collection, e.g. \"/My Drive/beamtime\"")  # fmt: skip
+        source = Path(raw_source.rstrip("/") or "/")
+    else:
+        source = _resolve(base, raw_source)
     raw_dest: str = r.get("destination", str, required=True)
     if transport == "local":
         dest_path = _resolve(base, raw_dest)
@@ -334,8 +347,36 @@ def _job(path: Path, index: int, table: Any) -> Job:
         delete_empty_dirs=r.get("delete_empty_dirs", bool, True),
         alert_lag=r.duration("alert_lag", 3600.0, minimum=1.0),
         alert_after=r.positive_int("alert_after", 3),
+        scan=scan,
+        requests_per_second=rps,
         **_actions(r),
     )
+
+
+def _scan(r: _Reader, table: dict[str, Any], transport: str) -> tuple[str, float]:
+    """The keys of a source listed through the Transfer API: ``scan`` and its pace."""
+    scan = r.choice("scan", SCANS, "local")
+    if scan == "local":
+        if "requests_per_second" in table:
+            raise r.fail("requests_per_second", 'applies only to scan = "globus"')
+        return scan, 5.0
+    if transport != "globus":
+        raise r.fail("scan", '"globus" lists the source through Globus: it needs '
+                     'transport = "globus" (and source_collection)')  # fmt: skip
+    if "source_collection_path" in table:
+        raise r.fail("source_collection_path", 'not used with scan = "globus": "source" is '
+                     "already the path on the source collection; remove this key")  # fmt: skip
+    for key in ("delete_after", "keep_free"):
+        if key in table:
+            raise r.fail(key, 'source cleanup is not available with scan = "globus" (deleting '
+                         "on a remote collection is not built); remove this key")  # fmt: skip
+    rps = table.get("requests_per_second", 5.0)
+    number = isinstance(rps, int | float) and not isinstance(rps, bool)
+    if not number or not 0 < rps <= MAX_REQUESTS_PER_SECOND:
+        raise r.fail("requests_per_second", "must be a number above 0 and at most "
+                     f"{MAX_REQUESTS_PER_SECOND:g} (Globus meters about 20 requests a second "
+                     "per user)")  # fmt: skip
+    return scan, float(rps)
 
 
 _ALERT_KEYS = ["webhook", "email", "smtp_host", "smtp_port", "smtp_starttls", "smtp_user",

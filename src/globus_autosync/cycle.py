@@ -42,10 +42,11 @@ from globus_autosync.transports.base import (
     Outcome,
     WatchesCollections,
 )
-from globus_autosync.walk import DirTree, Notices, Walker, WalkStats
+from globus_autosync.walk import DirTree, Notices, WalkStats
 
 if TYPE_CHECKING:
     from globus_autosync.actions import Actions
+    from globus_autosync.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -233,11 +234,15 @@ class Cycle:
         state_dir: Path | None = None,
         config: Config | None = None,
         notices: Notices | None = None,
+        source: Source | None = None,
     ) -> None:
+        from globus_autosync.sources import make_source
+
         self.job, self.store, self.transport, self.dry_run = job, store, transport, dry_run
+        # notices: the kernel's change notices for a local walk (``watch`` on Linux)
+        self.source = source or make_source(job, transport, notices)
         self.state_dir = state_dir or store.path.parent
         self.progress = progress
-        self.notices = notices  # change notices for the walk (``watch`` on Linux)
         self.batch_window = batch_window  # None: send whatever is queued (``run``)
         self.should_stop = should_stop
         self.now = time.time()
@@ -254,11 +259,7 @@ class Cycle:
 
     def run(self, full: bool) -> Summary:
         started = time.monotonic()
-        if not self.job.source.is_dir():
-            raise JobError(
-                f"job {self.job.name!r}: source {self.job.source} is not a readable directory; "
-                "check the 'source' key and that the instrument's disk is mounted"
-            )
+        self.source.ready()
         self.transport.ready()
         cleaner = Cleaner(self.job, self.store, self.tree, self.transport, self.state_dir,
                           self.now, dry_run=self.dry_run)  # fmt: skip
@@ -274,12 +275,13 @@ class Cycle:
                 )
         full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
         self.summary.full = full
-        walker = Walker(
-            self.job, self.store, self.tree, self._apply, self.now, self.should_stop, self.progress,
-            notices=self.notices,
-        )  # fmt: skip
-        stats = walker.run(full)
-        if full and not self.dry_run and not walker.stopped:
+        walked = self.source.walk(
+            self.tree, self._apply, full, self.now, self.should_stop, self.progress
+        )
+        stats = walked.stats
+        if walked.problem is not None:  # the source's service: the rest waits for next cycle
+            self._transport_problem(walked.problem)
+        if full and not self.dry_run and not walked.stopped:
             self.store.set_last_full_scan(self.job_id, self.now)
         self.summary.scanned, self.summary.dirs = stats.files, stats.dirs
         self.summary.changed = stats.changed
@@ -288,7 +290,7 @@ class Cycle:
         self.submit_all()
         self.summary.action_error = self._act() if self.actions is not None else None
         # cleanup acts only on a cycle that saw the source and the destination whole (rule 4)
-        if self.summary.problem is None and not walker.stopped and not self.should_stop():
+        if self.summary.problem is None and not walked.stopped and not self.should_stop():
             cleaner.unreadable = stats.unreadable
             self._clean(cleaner)
         if not self.dry_run:  # a dry run's batches are never sent, so never in flight
@@ -555,11 +557,33 @@ def baseline_job(
     state_dir: Path,
     before_ns: int | None,
     progress: Callable[[WalkStats], None] | None = None,
+    config: Config | None = None,
 ) -> BaselineResult:
-    """Record the files now in the source as transferred, without sending them."""
-    if not job.source.is_dir():
-        raise JobError(f"job {job.name!r}: source {job.source} is not a readable directory")
+    """Record the files now in the source as transferred, without sending them (a source
+    listed through Globus needs ``config`` for its credentials)."""
+    from globus_autosync.sources import make_source
+
     result = BaselineResult(job.name)
+    with ExitStack() as stack:
+        transport = None
+        if job.scan != "local":
+            assert config is not None
+            transport = make_transport(job, config, state_dir)
+            stack.callback(transport.close)
+        source = make_source(job, transport)
+        source.ready()
+        _baseline(job, state_dir, before_ns, progress, source, result)
+    return result
+
+
+def _baseline(
+    job: Job,
+    state_dir: Path,
+    before_ns: int | None,
+    progress: Callable[[WalkStats], None] | None,
+    source: Source,
+    result: BaselineResult,
+) -> None:
     with JobLock(state_dir, job.name):
         store = Store.open(state_dir)
         try:
@@ -586,13 +610,13 @@ def baseline_job(
                     result.left += left
 
                 started = time.time()
-                Walker(job, store, tree, apply, started, progress=progress, plan=False).run(
-                    full=True
-                )
+                walked = source.walk(tree, apply, True, started, progress=progress, plan=False)
+                if walked.problem is not None:
+                    raise TransportError(f"job {job.name!r}: {walked.problem}; what was listed "
+                                         "is recorded: run baseline again")  # fmt: skip
                 if before_ns is None:  # everything is known now: the next run need not walk it all
                     store.set_last_full_scan(job_id, started)
                 if job.cleanup:  # what baseline recorded becomes a candidate for cleanup too
                     store.set_cleanup_enrolled(job_id, None)
         finally:
             store.close()
-    return result

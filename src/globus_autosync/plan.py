@@ -41,10 +41,16 @@ class DirPlan:
     digest: bytes | None = None  # the listing needed nothing: remember its digest (listwork)
 
 
-def settled(size_mtime: tuple[int, int], since: float, now: float, settle: float) -> bool:
-    """Unchanged for ``settle`` seconds: seen so that long ago, or last modified that long ago."""
+def settled(
+    size_mtime: tuple[int, int], since: float, now: float, settle: float, trust_mtime: bool = True
+) -> bool:
+    """Unchanged for ``settle`` seconds: seen so that long ago, or last modified that long ago.
+    ``trust_mtime=False`` (a remote source, whose clock and connector we cannot vouch for): by
+    observation time alone."""
     if now - since >= settle:
         return True
+    if not trust_mtime:
+        return False
     mtime = size_mtime[1] / 1e9
     return mtime <= now and now - mtime >= settle
 
@@ -59,9 +65,10 @@ def backoff(attempts: int) -> float:
 
 
 def _observe(
-    name: str, stats: tuple[int, int], now: float, settle: float, attempts: int
+    name: str, stats: tuple[int, int], now: float, settle: float, attempts: int,
+    trust_mtime: bool = True,
 ) -> Pending:
-    if settled(stats, now, now, settle):
+    if settled(stats, now, now, settle, trust_mtime):
         return Pending(name, *stats, QUEUED, since=now, queued_at=now, attempts=attempts)
     return Pending(name, *stats, SEEN, since=now, attempts=attempts)
 
@@ -74,14 +81,17 @@ def plan_dir(
     now: float,
     settle: float,
     full: bool,
+    trust_mtime: bool = True,
 ) -> DirPlan:
-    """Compare one directory's listing with its confirmed files and work in progress."""
+    """Compare one directory's listing with its confirmed files and work in progress.
+    ``trust_mtime=False``: a file settles by observation time only (see ``settled``)."""
     plan = DirPlan()
+    t = trust_mtime
     for name, stats in files.items():
         row = pending.get(name)
         if row is None:
             if done.get(name) != stats:
-                plan.upserts.append(_observe(name, stats, now, settle, 0))
+                plan.upserts.append(_observe(name, stats, now, settle, 0, t))
                 plan.changed += 1
             continue
         if row.state == SUBMITTED:
@@ -93,14 +103,14 @@ def plan_dir(
             if done.get(name) == stats:
                 plan.deletes.append(name)
             else:
-                plan.upserts.append(_observe(name, stats, now, settle, 0))
+                plan.upserts.append(_observe(name, stats, now, settle, 0, t))
                 plan.changed += not same
             continue
         if not same:
-            plan.upserts.append(_observe(name, stats, now, settle, row.attempts))
+            plan.upserts.append(_observe(name, stats, now, settle, row.attempts, t))
             if row.state != SEEN:
                 plan.changed += 1
-        elif row.state == SEEN and settled(stats, row.since, now, settle):
+        elif row.state == SEEN and settled(stats, row.since, now, settle, t):
             plan.upserts.append(replace(row, state=QUEUED, queued_at=now))
         elif row.state == FAILED and row.next_try <= now:
             plan.upserts.append(replace(row, state=QUEUED, queued_at=row.queued_at or now))

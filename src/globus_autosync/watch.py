@@ -141,7 +141,8 @@ class Watcher:
                 summary = cycle.run(full=False)
                 self.store.record_run(cycle.job_id, started, time.time(), summary.full,
                                       summary.result, summary.record)  # fmt: skip
-                due = self.store.next_due(cycle.job_id, job.settle, job.batch_window)
+                due = self.store.next_due(cycle.job_id, job.settle, job.batch_window,
+                                          cycle.source.trust_mtime)  # fmt: skip
         except LockHeld as err:
             log.debug("%s", err)
             state.due = time.time() + job.interval

@@ -60,6 +60,7 @@ class _Fault:
     code: str | None = None
     delay: float = 0.0  # > 0: answer normally, but only after this many seconds
     method: str | None = None  # only requests with this method (any when None)
+    skip: int = 0  # matching requests let through before the fault begins
 
     def matches(self, method: str, path: str) -> bool:
         return (
@@ -186,6 +187,8 @@ class TransferEmulator:
         self._stopping = False
         #: (method, path, status) of every request answered, in order
         self.requests: list[tuple[str, str, int]] = []
+        #: (time.monotonic() on arrival, method, path, query) of every request, in order
+        self.arrivals: list[tuple[float, str, str, dict[str, list[str]]]] = []
         #: (method, path) of every request whose connection was dropped on purpose
         self.dropped: list[tuple[str, str]] = []
         #: (method, path, status) of every request whose answer was held back on purpose
@@ -387,11 +390,13 @@ class TransferEmulator:
         retry_after: int | None = None,
         *,
         code: str | None = None,
+        skip: int = 0,
     ) -> None:
         """The next ``n`` requests whose path starts with ``path_prefix`` answer ``status``
-        with a Globus error body (and ``Retry-After`` when ``retry_after`` is given)."""
+        with a Globus error body (and ``Retry-After`` when ``retry_after`` is given); with
+        ``skip``, only after that many matching requests were answered normally."""
         with self._lock:
-            self._faults.append(_Fault(n, path_prefix, status, retry_after, code))
+            self._faults.append(_Fault(n, path_prefix, status, retry_after, code, skip=skip))
 
     def drop_connections(self, n: int, path_prefix: str = "/v0.10/") -> None:
         """The next ``n`` matching requests get their connection closed, unanswered."""
@@ -487,6 +492,32 @@ class TransferEmulator:
                     self._transfer.gcp_gate(task)
             self._cond.notify_all()
 
+    def google_drive(self, collection_id: str) -> Path:
+        """Make a collection behave like a Google Drive one (tests/emulator/listing.py): a
+        virtual root of ``/My Drive`` and ``/Shared With Me``, folder times that do not change,
+        no links, duplicate names (``NAME~dupN``). Returns the local "My Drive" directory."""
+        from .listing import DriveState
+
+        with self._lock:
+            root = self._transfer.roots[collection_id]
+            self._transfer.drives[collection_id] = DriveState(root)
+            self._transfer.collection_docs[collection_id].update(
+                display_name="Emulated Google Drive", entity_type="GCSv5_guest_collection"
+            )
+        return root / "My Drive"
+
+    def deny_listing(self, collection_id: str, gpath: str, denied: bool = True) -> None:
+        """``operation_ls`` of this directory answers 403 PermissionDenied (as for a folder the
+        collection's storage does not let the user read), or lists again."""
+        from .tasks import globus_to_local
+
+        with self._lock:
+            key = (collection_id, globus_to_local(self._transfer.roots[collection_id], gpath))
+            if denied:
+                self._transfer.denied.add(key)
+            else:
+                self._transfer.denied.discard(key)
+
     def require_consent(self, collection_id: str) -> None:
         """Operations on this collection (submit, ls, stat, mkdir; not endpoint GET) need
         its data_access consent: without it they answer 403 ConsentRequired."""
@@ -528,6 +559,9 @@ class TransferEmulator:
     def _take_fault(self, path: str, method: str = "GET") -> _Fault | None:
         for fault in self._faults:
             if fault.matches(method, path):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self._faults.remove(fault)
@@ -537,6 +571,7 @@ class TransferEmulator:
     def _respond(self, req: Request) -> tuple[Reply | None, bool]:
         """The answer (None: drop the connection) and whether it was held back."""
         with self._cond:
+            self.arrivals.append((time.monotonic(), req.method, req.path, dict(req.query)))
             fault = self._take_fault(req.path, req.method)
             delay = fault.delay if fault is not None else 0.0
             if delay > 0:

@@ -6,12 +6,10 @@ holds its lock around every call.
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,8 @@ from ._common import (
     transfer_error,
 )
 from .auth import DATA_ACCESS_SCOPE, TRANSFER_SCOPE, TokenRecord
+from .listing import DriveState, apply_filters
+from .listing import entries as list_entries
 from .tasks import (
     DEFAULT_DEADLINE,
     SYNC_LEVELS,
@@ -86,6 +86,8 @@ class TransferService:
         self.pending_failures: deque[tuple[str, str]] = deque()
         self.pending_sticks: deque[str] = deque()
         self.tasks_held = False
+        self.drives: dict[str, DriveState] = {}  # Google-Drive-like collections (listing.py)
+        self.denied: set[tuple[str, Path]] = set()  # (collection, directory) ls refuses: 403
 
     @staticmethod
     def _collection_doc(collection_id: str, index: int) -> JSONDict:
@@ -769,17 +771,6 @@ class TransferService:
             raise transfer_error(400, "ClientError.BadRequest", "path is required", req.path)
         return value
 
-    def _iter_entries(self, directory: Path, show_hidden: bool) -> Iterator[JSONDict]:
-        for child in sorted(directory.iterdir(), key=lambda p: p.name):
-            if not show_hidden and child.name.startswith("."):
-                continue
-            if ".globus-emulator-" in child.name:
-                continue
-            try:
-                yield file_document(child, child.name)
-            except OSError:
-                continue
-
     def _ls(self, req: Request, token: TokenRecord, collection_id: str) -> Reply:
         resource = f"/operation/endpoint/{collection_id}/ls"
         self._require_collection(collection_id, resource)
@@ -787,6 +778,23 @@ class TransferService:
         gpath = self._path_arg(req, "/~/")
         local = globus_to_local(self.roots[collection_id], gpath)
         shown = display_dir(gpath)
+        self._unambiguous(collection_id, local, gpath, resource)
+        if self.gcp_down(collection_id) == "GC_NOT_CONNECTED":
+            # the code is this emulator's assumption: an ExternalError naming the cause
+            raise transfer_error(
+                502,
+                "ExternalError.DirListingFailed.GCDisconnected",
+                f"Directory listing failed: Globus Connect Personal endpoint {collection_id} "
+                "is not currently connected",
+                resource,
+            )
+        if (collection_id, local) in self.denied:
+            raise transfer_error(
+                403,
+                "PermissionDenied",
+                f"Permission denied, Error (list)\nMessage: '{shown}': Permission denied",
+                resource,
+            )
         if not local.exists():
             raise transfer_error(
                 404,
@@ -802,23 +810,9 @@ class TransferService:
                 resource,
             )
         show_hidden = (req.arg("show_hidden") or "1").lower() not in ("0", "false")
-        entries = list(self._iter_entries(local, show_hidden))
-        for raw in req.query.get("filter", []):
-            for clause in raw.split("/"):
-                name, _, value = clause.partition(":")
-                if name == "type" and value:
-                    wanted = set(value.split(","))
-                    entries = [e for e in entries if e["type"] in wanted]
-                elif name == "name" and value:
-                    if value.startswith("~"):
-                        entries = [e for e in entries if fnmatch.fnmatchcase(e["name"], value[1:])]
-                    elif value.startswith("!~"):
-                        entries = [
-                            e for e in entries if not fnmatch.fnmatchcase(e["name"], value[2:])
-                        ]
-                    else:
-                        names = set(value.split(","))
-                        entries = [e for e in entries if e["name"] in names]
+        drive = self.drives.get(collection_id)
+        entries = list(list_entries(local, show_hidden, drive))
+        entries = apply_filters(entries, list(req.query.get("filter", [])), resource)
         total = len(entries)
         offset = _paging_number(req, "offset", 0)
         limit = _paging_number(req, "limit", 100000, self.ls_limit_cap)
@@ -846,6 +840,7 @@ class TransferService:
         self._check_consent(token, [collection_id], resource)
         gpath = self._path_arg(req, None)
         local = globus_to_local(self.roots[collection_id], gpath)
+        self._unambiguous(collection_id, local, gpath, resource)
         if not local.exists():
             raise transfer_error(
                 404,
@@ -857,6 +852,18 @@ class TransferService:
             )
         name = local.name if local != self.roots[collection_id] else "/"
         return Reply(200, file_document(local, name))
+
+    def _unambiguous(self, collection_id: str, local: Path, gpath: str, resource: str) -> None:
+        """On a Google-Drive-like collection, a path through a name two entries share."""
+        drive = self.drives.get(collection_id)
+        name = drive.ambiguous(local) if drive is not None else None
+        if name is not None:
+            raise transfer_error(
+                502,
+                "ExternalError.AMBIGUOUS_PATH",
+                f"AMBIGUOUS_PATH: more than one entry named '{name}' in the path '{gpath}'",
+                resource,
+            )
 
     def _mkdir(self, req: Request, token: TokenRecord, collection_id: str) -> Reply:
         resource = f"/operation/endpoint/{collection_id}/mkdir"

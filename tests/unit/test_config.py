@@ -294,3 +294,42 @@ def test_globus_cleanup_with_a_verified_copy(tmp_path: Path) -> None:
     text = GLOBUS_JOB + 'keep_free = "1TB"\nverify_checksum = false\nsync_level = "checksum"\n'
     (job,) = _load(tmp_path, text).jobs
     assert job.keep_free is not None and job.keep_free.size == 10**12
+
+
+REMOTE = (
+    f'[[job]]\nname = "drive"\nscan = "globus"\ntransport = "globus"\n'
+    f'source_collection = "{UUID_A}"\nsource = "/My Drive/beamtime-2026/"\n'
+    f'destination_collection = "{UUID_B}"\ndestination = "/project/xmas/2026"\n'
+)
+
+
+def test_a_source_listed_through_globus(tmp_path: Path) -> None:
+    (job,) = _load(tmp_path, REMOTE + 'exclude = ["*.tmp"]\nsettle = "2m"\n').jobs
+    assert (job.scan, job.requests_per_second) == ("globus", 5.0)
+    assert job.source == Path("/My Drive/beamtime-2026")  # a path on the collection, as given
+    assert (job.exclude, job.settle) == (("*.tmp",), 120.0)
+    (job,) = _load(tmp_path, REMOTE + "requests_per_second = 20\n").jobs
+    assert job.requests_per_second == 20.0
+    (job,) = _load(tmp_path, MINIMAL).jobs
+    assert job.scan == "local"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (REMOTE.replace('transport = "globus"\n', ""), ["'scan'", 'transport = "globus"']),
+        (REMOTE.replace('"/My Drive/beamtime-2026/"', '"beamtime"'), ["'source'", "absolute"]),
+        (REMOTE + 'source_collection_path = "/x"\n', ["'source_collection_path'", "remove"]),
+        (REMOTE + 'delete_after = "1d"\n', ["'delete_after'", "not built"]),
+        (REMOTE + 'keep_free = "10%"\n', ["'keep_free'", "not available"]),
+        (REMOTE + "requests_per_second = 25\n", ["'requests_per_second'", "at most 20"]),
+        (REMOTE + "requests_per_second = 0\n", ["'requests_per_second'", "above 0"]),
+        (REMOTE + 'requests_per_second = "fast"\n', ["'requests_per_second'"]),
+        (REMOTE.replace('scan = "globus"', 'scan = "ftp"'), ["'scan'", "local, globus"]),
+        (MINIMAL + "requests_per_second = 5\n", ["'requests_per_second'", 'scan = "globus"']),
+    ],
+)
+def test_remote_source_errors(tmp_path: Path, text: str, words: list[str]) -> None:
+    message = _error(tmp_path, text)
+    for word in words:
+        assert word in message, message

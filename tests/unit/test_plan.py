@@ -271,3 +271,31 @@ def test_backoff_first_retry_at_the_next_cycle_then_doubling_up_to_an_hour() -> 
     assert all(a <= b for a, b in itertools.pairwise(waits))
     assert max(waits) == 3600
     assert backoff(100) == 3600
+
+
+@pytest.mark.parametrize(
+    ("mtime_age", "since_age", "want"),
+    [
+        (3600 * 24 * 365 * 5, 0, False),  # an old remote mtime vouches for nothing
+        (3600, 29, False),
+        (3600, 30, True),  # unchanged across listings settle seconds apart
+        (0, 30, True),
+    ],
+)
+def test_settled_by_observation_time_only(mtime_age: float, since_age: float, want: bool) -> None:
+    stats = (10, int((NOW - mtime_age) * 1e9))
+    assert settled(stats, NOW - since_age, NOW, 30, trust_mtime=False) is want
+
+
+def test_a_remote_file_is_seen_first_then_queued_after_settle() -> None:
+    """plan_dir(trust_mtime=False): a new file with an old mtime waits a listing later."""
+    first = plan_dir({"a.tif": OLD}, {}, {}, {}, NOW, SETTLE, False, trust_mtime=False)
+    [row] = first.upserts
+    assert row.state == SEEN and first.changed == 1
+    early = plan_dir({"a.tif": OLD}, {}, {}, {"a.tif": row}, NOW + SETTLE - 1, SETTLE, False,
+                     trust_mtime=False)  # fmt: skip
+    assert early.upserts == []
+    late = plan_dir({"a.tif": OLD}, {}, {}, {"a.tif": row}, NOW + SETTLE, SETTLE, False,
+                    trust_mtime=False)  # fmt: skip
+    assert [r.state for r in late.upserts] == [QUEUED]
+    assert plan_dir({"a.tif": OLD}, {}, {}, {}, NOW, SETTLE, False).upserts[0].state == QUEUED

@@ -73,7 +73,9 @@ def check(obj: Context, job_name: str | None) -> None:
         lines.append((False, str(err)))
     for job in jobs:
         src = job.source
-        if src.is_dir() and os.access(src, os.R_OK | os.X_OK):
+        if job.scan == "globus":  # a path on the source collection: the transport's lines
+            lines.append((True, f"{job.name}: source {src} is listed through Globus"))
+        elif src.is_dir() and os.access(src, os.R_OK | os.X_OK):
             lines.append((True, f"{job.name}: source {src} is readable"))
         else:
             why = "check the 'source' key and that its disk is mounted"
@@ -155,7 +157,7 @@ def baseline(obj: Context, job_name: str | None, before: str | None) -> None:
     for job in cfg.select(job_name):
         try:
             with progress_line(obj, f"{job.name}: baseline") as progress:
-                result = baseline_job(job, obj.state_dir, before_ns, progress)
+                result = baseline_job(job, obj.state_dir, before_ns, progress, cfg)
         except (AutosyncError, OSError) as caught:
             err = os_error(caught, job.name) if isinstance(caught, OSError) else caught
             log.error("%s", err)

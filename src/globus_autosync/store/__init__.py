@@ -315,6 +315,16 @@ class Store(CleanupQueries, ActionQueries):
             ),
         )  # fmt: skip
 
+    def drop_pending(self, dir_ids: Iterable[int]) -> int:
+        """Work not yet sent in directories that vanished from the source (a remote listing
+        no longer shows them): forgotten, their confirmed listings kept. Files in flight stay
+        with their batch. Returns the rows dropped."""
+        with self.tx():
+            cur = self.conn.executemany(
+                "DELETE FROM files WHERE dir=? AND state!=?", ((d, SUBMITTED) for d in dir_ids)
+            )
+        return max(cur.rowcount, 0)
+
     def forget_dir_mtime(self, dir_id: int) -> None:
         with self.tx():
             self.conn.execute("UPDATE dirs SET mtime_ns=-1 WHERE id=?", (dir_id,))
@@ -504,11 +514,15 @@ class Store(CleanupQueries, ActionQueries):
         ).fetchone()
         return ok, (last[0] if last else None)
 
-    def next_due(self, job: int, settle: float, batch_window: float) -> float | None:
-        """The earliest moment a file will settle, a batch window close or a retry fall due."""
+    def next_due(
+        self, job: int, settle: float, batch_window: float, trust_mtime: bool = True
+    ) -> float | None:
+        """The earliest moment a file will settle, a batch window close or a retry fall due
+        (``trust_mtime=False``: a file settles by observation time only, plan.settled)."""
+        seen = "MIN(since, mtime_ns / 1e9)" if trust_mtime else "since"
         row = self.conn.execute(
             "SELECT MIN(CASE state "
-            "  WHEN 'seen' THEN MIN(since, mtime_ns / 1e9) + :settle "
+            f"  WHEN 'seen' THEN {seen} + :settle "
             "  WHEN 'queued' THEN queued_at + :window "
             "  ELSE next_try END) "
             "FROM files WHERE job=:job AND state IN ('seen', 'queued', 'failed')",

@@ -152,6 +152,11 @@ class GlobusTransport:
                     self._app.token_storage.remove_token_data(TransferScopes.resource_server)
                 return fn()
 
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """One request (or a few) to Transfer, its errors mapped as for the transport's own:
+        for a source listed through Globus (sources/globus.py)."""
+        return self._call(what, fn)
+
     def src_path(self, relpath: str) -> str:
         return _join(self.src_root, relpath)
 
@@ -345,18 +350,35 @@ class GlobusTransport:
         out.append(self._consent())
         if not out[-1].ok:
             return out  # every later line would fail for the same reason
-        try:
-            self._call(
-                "list the source",
-                lambda: self.tc.operation_ls(self.src, path=self.src_root, limit=1),
-            )
-            out.append(
-                Check("source path", True, f"{self.src_root} lists on the source collection")
-            )
-        except (AuthError, TransportError) as err:
-            out.append(Check("source path", False, str(err)))
+        out.append(self._source_listing())
         out.append(self._probe())
         return out
+
+    def _source_listing(self) -> Check:
+        """The source path lists; for a source listed through Globus (scan = "globus"), the
+        whole top directory, and how many entries it holds."""
+        try:
+            if self.job.scan != "globus":
+                self._call(
+                    "list the source",
+                    lambda: self.tc.operation_ls(self.src, path=self.src_root, limit=1),
+                )
+                return Check("source path", True, f"{self.src_root} lists on the source collection")
+            from globus_autosync.sources.globus import GlobusSource, Unlistable, Vanished
+
+            try:
+                n = GlobusSource(self.job, self).count_top()
+            except Vanished:
+                return Check("source path", False, f"{self.src_root} is not a directory on the "
+                             "source collection; check the 'source' key")  # fmt: skip
+            except Unlistable as err:
+                return Check("source path", False, f"{self.src_root} cannot be listed: {err}")
+            pace = f"at most {self.job.requests_per_second:g} requests a second"
+            text = f"{self.src_root} lists on the source collection: {n} entries in the top "
+            text += f"directory (every directory is listed each cycle, {pace})"
+            return Check("source path", True, text)
+        except (AuthError, TransportError) as err:
+            return Check("source path", False, str(err))
 
     def collections(self) -> list[CollectionDoc]:
         """Both collections' documents: is either a Globus Connect Personal collection that is

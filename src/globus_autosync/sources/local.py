@@ -1,0 +1,48 @@
+"""The local filesystem as a source: the existing walker (walk.py) behind the source seam."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from globus_autosync.config import Job
+from globus_autosync.errors import JobError
+from globus_autosync.scan import Excluder, Listing, list_dir
+from globus_autosync.sources import Walked
+from globus_autosync.walk import Apply, DirTree, Notices, Walker, WalkStats
+
+
+class LocalSource:
+    kind = "local"
+    trust_mtime = True
+
+    def __init__(self, job: Job, notices: Notices | None = None) -> None:
+        self.job = job
+        self.notices = notices  # the kernel's change notices (``watch``): an accelerator only
+
+    def ready(self) -> None:
+        if not self.job.source.is_dir():
+            raise JobError(
+                f"job {self.job.name!r}: source {self.job.source} is not a readable directory; "
+                "check the 'source' key and that the instrument's disk is mounted"
+            )
+
+    def list_dir(self, rel: str) -> Listing:
+        path = os.path.join(self.job.source, rel) if rel else str(self.job.source)
+        return list_dir(path, rel, Excluder(self.job.exclude), self.job.symlinks == "follow")
+
+    def walk(
+        self,
+        tree: DirTree,
+        apply: Apply,
+        full: bool,
+        now: float,
+        should_stop: Callable[[], bool] = lambda: False,
+        progress: Callable[[WalkStats], None] | None = None,
+        *,
+        plan: bool = True,
+    ) -> Walked:
+        walker = Walker(self.job, tree.store, tree, apply, now, should_stop, progress, plan=plan,
+                        notices=self.notices)  # fmt: skip
+        stats = walker.run(full)
+        return Walked(stats, walker.stopped)
