@@ -47,6 +47,7 @@ class Job:
     full_scan_every: float = 86400.0
     interval: float = 10.0
     batch_window: float = 60.0
+    transfers: int = 4  # local: files of a batch copied at once
     # Globus (transport = "globus")
     source_collection: str | None = None
     destination_collection: str | None = None
@@ -151,11 +152,13 @@ _JOB_KEYS_ALL = [
     "full_scan_every", "interval", "batch_window", "source_collection",
     "destination_collection", "source_collection_path", "sync_level", "verify_checksum",
     "preserve_timestamp", "max_files_per_task", "max_active_tasks", "task_deadline", "notify",
+    "transfers",
 ]  # fmt: skip
 _GLOBUS_ONLY = (
     "source_collection", "destination_collection", "source_collection_path", "sync_level",
     "verify_checksum", "preserve_timestamp", "max_active_tasks", "task_deadline", "notify",
 )  # fmt: skip
+_LOCAL_ONLY = ("transfers",)
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -192,6 +195,9 @@ def _job(path: Path, index: int, table: Any) -> Job:
         if not raw_dest.startswith("/"):
             raise r.fail("destination", "must be an absolute path on the destination collection")
         destination = raw_dest.rstrip("/") or "/"
+        for key in _LOCAL_ONLY:
+            if key in table:
+                raise r.fail(key, 'applies only to transport = "local"')
     exclude = r.get("exclude", list, [])
     if not all(isinstance(p, str) and p for p in exclude):
         raise r.fail("exclude", "must be a list of glob patterns (strings)")
@@ -209,6 +215,7 @@ def _job(path: Path, index: int, table: Any) -> Job:
         full_scan_every=r.duration("full_scan_every", 86400.0, minimum=1.0),
         interval=r.duration("interval", 10.0, minimum=0.1),
         batch_window=r.duration("batch_window", 60.0),
+        transfers=r.positive_int("transfers", 4),
         source_collection=r.uuid("source_collection", required=transport == "globus"),
         destination_collection=r.uuid("destination_collection", required=transport == "globus"),
         source_collection_path=(scp.rstrip("/") or "/") if scp else None,
