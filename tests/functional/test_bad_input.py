@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from globus_autosync import cli
-from globus_autosync.transports import local
-from globus_autosync.transports.base import Item, Outcome
+from globus_autosync.transports import filecopy, local
+from globus_autosync.transports.base import Item
 
 from .helpers import CliEnv, assert_mirrored, job_toml, part_files, tree, unprivileged_prefix
 
@@ -235,13 +235,13 @@ def _main(env: CliEnv, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
 def _patch_send(
     monkeypatch: pytest.MonkeyPatch, before: Callable[[local.LocalTransport, Item], None]
 ) -> None:
-    real = local.LocalTransport._send
+    real = local.LocalTransport._stage
 
-    def send(self: local.LocalTransport, item: Item, touched: set[str]) -> Outcome:
+    def stage(self: local.LocalTransport, item: Item) -> object:
         before(self, item)
-        return real(self, item, touched)
+        return real(self, item)
 
-    monkeypatch.setattr(local.LocalTransport, "_send", send)
+    monkeypatch.setattr(local.LocalTransport, "_stage", stage)
 
 
 @pytest.mark.usefixtures("clean_logging")
@@ -298,15 +298,15 @@ def test_destination_full_in_process(
     env.write("a.dat", "a")
     env.write("big.dat", os.urandom(300_000))
     env.write("z.dat", "z")
-    real = local._copy_data
+    real = filecopy.copy_data
 
-    def full_disk(src: int, dst: int, size: int) -> None:
+    def full_disk(src: int, dst: int, size: int) -> int:
         if size > 100_000:
             os.write(dst, b"x" * 1000)  # some of it got through
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(src, dst, size)
+        return real(src, dst, size)
 
-    monkeypatch.setattr(local, "_copy_data", full_disk)
+    monkeypatch.setattr(filecopy, "copy_data", full_disk)
     assert _main(env, monkeypatch, "run") == 1
     out, err = capsys.readouterr()
     assert "failed 1" in out
