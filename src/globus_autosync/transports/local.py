@@ -6,11 +6,11 @@ into place. A destination that already holds the same size and mtime is left alo
 stays the same), which also makes resubmission after a crash cheap. Batches finish inside
 ``submit``.
 
-The files of a batch go in groups (at most ``_GROUP_FILES`` files or ``_GROUP_BYTES`` bytes),
-``job.transfers`` files at a time: every file of a group is written (and its writeback started),
-then each one is fsynced and renamed, so that one journal commit of the file system covers many
-files instead of one each. When every group is done, each directory that received a name (or a
-new subdirectory) is fsynced once, and only then does ``poll`` confirm the batch's files.
+A batch goes through ``pipeline``: ``job.transfers`` files at a time are copied (and their
+writeback started), and each is fsynced and renamed a window of files later, so that one journal
+commit of the file system covers many files instead of one each. When every file is placed, each
+directory that received a name (or a new subdirectory) is fsynced once, and only then does
+``poll`` confirm the batch's files.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import stat
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,11 +38,12 @@ from globus_autosync.transports.base import (
     Outcome,
     TaskReport,
 )
+from globus_autosync.transports.pipeline import Pipeline, Staged
 
 log = logging.getLogger(__name__)
 
-_GROUP_FILES = 256  # files written before the group is fsynced (each holds a descriptor open)
-_GROUP_BYTES = 256 << 20  # and bytes: a group of large files stays within the page cache
+_LAG_FILES = 256  # files copied and not yet fsynced, at most (each holds a descriptor open)
+_LAG_BYTES = 128 << 20  # and their bytes
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -64,27 +64,6 @@ def _error(err: OSError) -> str:
 def _discard(path: Path) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
-
-
-@dataclass(frozen=True)
-class _Staged:
-    """A file whose bytes are at the destination, not yet durable: ``fd`` is open on it."""
-
-    item: Item
-    fd: int
-    dst: Path
-    tmp: Path | None  # the temporary copy to rename; None: the destination already held it
-
-
-def _groups(items: Sequence[Item], max_files: int) -> Iterator[Sequence[Item]]:
-    start, size = 0, 0
-    for i, item in enumerate(items):
-        size += item.size
-        if i + 1 - start >= max_files or size >= _GROUP_BYTES:
-            yield items[start : i + 1]
-            start, size = i + 1, 0
-    if start < len(items):
-        yield items[start:]
 
 
 class LocalTransport:
@@ -128,20 +107,11 @@ class LocalTransport:
 
     def submit(self, submission_id: str, label: str, items: Sequence[Item]) -> str:
         self.ready()
-        outcomes: dict[str, Outcome] = {}
-        placed: list[_Staged] = []
-        # each file of a group holds a descriptor until it is fsynced: stay well inside the limit
-        max_files = max(1, min(_GROUP_FILES, os.sysconf("SC_OPEN_MAX") // 4))
         with self._workers():
-            for group in _groups(items, max_files):
-                staged: list[_Staged] = []
-                for item, result in zip(group, self._map(self._stage, group), strict=True):
-                    if isinstance(result, Outcome):
-                        outcomes[item.relpath] = result
-                    else:
-                        staged.append(result)
-                placed += self._place_all(staged, outcomes)
-            self._sync_dirs(placed, outcomes)
+            pipeline = self._pipeline(self._stage)
+            pipeline.run(items)
+            outcomes = pipeline.outcomes
+            self._sync_dirs(pipeline.placed, outcomes)
         self._results[submission_id] = outcomes
         return submission_id
 
@@ -158,12 +128,17 @@ class LocalTransport:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
 
+    def _pipeline(self, stage: Callable[[Item], Staged | Outcome]) -> Pipeline:
+        # each file copied and not yet fsynced holds a descriptor: stay well inside the limit
+        lag_files = min(_LAG_FILES, os.sysconf("SC_OPEN_MAX") // 4)
+        return Pipeline(stage, self._place, self._pool, self.transfers, lag_files, _LAG_BYTES)
+
     def _map(self, fn: Callable[[_T], _R], args: Sequence[_T]) -> list[_R]:
         if self._pool is None or len(args) < 2:
             return [fn(arg) for arg in args]
         return list(self._pool.map(fn, args))
 
-    def _found(self, item: Item, st: os.stat_result | None) -> _Staged | Outcome | None:
+    def _found(self, item: Item, st: os.stat_result | None) -> Staged | Outcome | None:
         """The destination already holds this file (same size and mtime): left as it is, and
         fsynced with the rest, in case a killed run renamed it there before it was durable."""
         if st is None or not stat.S_ISREG(st.st_mode):
@@ -176,9 +151,9 @@ class LocalTransport:
         except OSError as err:  # not ours to read: as durable as whoever wrote it made it
             log.debug("cannot open %s to fsync it: %s", dst, err)
             return Outcome(DONE)
-        return _Staged(item, fd, dst, None)
+        return Staged(item, fd, dst, None)
 
-    def _stage(self, item: Item) -> _Staged | Outcome:
+    def _stage(self, item: Item) -> Staged | Outcome:
         src = self.source / item.relpath
         dst = self.destination / item.relpath
         tmp = dst.parent / temp_name(dst.name)
@@ -209,7 +184,7 @@ class LocalTransport:
 
     def _copy(
         self, item: Item, fsrc: int, st: os.stat_result | None, dst: Path, tmp: Path
-    ) -> _Staged | Outcome:
+    ) -> Staged | Outcome:
         before = os.fstat(fsrc)
         if not stat.S_ISREG(before.st_mode):
             _discard(tmp)
@@ -239,7 +214,7 @@ class LocalTransport:
             with contextlib.suppress(OSError):
                 os.close(fdst)
             raise
-        return _Staged(item, fdst, dst, tmp)
+        return Staged(item, fdst, dst, tmp)
 
     def _makedirs(self, path: Path) -> None:
         """``mkdir -p``, noting each directory that gained an entry (fsynced at the end)."""
@@ -254,7 +229,7 @@ class LocalTransport:
             return  # made by another worker
         self._made.add(str(path.parent))
 
-    def _place(self, staged: _Staged) -> Outcome:
+    def _place(self, staged: Staged) -> Outcome:
         """fsync the file, then give it its name."""
         try:
             os.fsync(staged.fd)
@@ -273,16 +248,7 @@ class LocalTransport:
                 return Outcome(FAIL, f"cannot write {staged.dst}: {_error(err)}")
         return Outcome(DONE)
 
-    def _place_all(self, staged: list[_Staged], outcomes: dict[str, Outcome]) -> list[_Staged]:
-        """fsync and rename the files of a group; answers those now under their names."""
-        placed: list[_Staged] = []
-        for entry, outcome in zip(staged, self._map(self._place, staged), strict=True):
-            outcomes[entry.item.relpath] = outcome
-            if outcome.result == DONE:
-                placed.append(entry)
-        return placed
-
-    def _sync_dirs(self, placed: list[_Staged], outcomes: dict[str, Outcome]) -> None:
+    def _sync_dirs(self, placed: list[Staged], outcomes: dict[str, Outcome]) -> None:
         """fsync once each directory that holds a new name; its files fail if it cannot be."""
         dirs: dict[str, list[str]] = {d: [] for d in sorted(self._made)}
         for entry in placed:
@@ -301,28 +267,21 @@ class LocalTransport:
             return TaskReport(True, known, state="SUCCEEDED")
         # A batch of an interrupted run: what reached the destination intact is confirmed,
         # once it is durable.
-        outcomes: dict[str, Outcome] = {}
         with self._workers():
-            found = self._map(self._found_now, items)
-            staged: list[_Staged] = []
-            for item, result in zip(items, found, strict=True):
-                if result is None:
-                    outcomes[item.relpath] = Outcome(RETRY, "interrupted")
-                elif isinstance(result, Outcome):
-                    outcomes[item.relpath] = result
-                else:
-                    staged.append(result)
-            self._sync_dirs(self._place_all(staged, outcomes), outcomes)
+            pipeline = self._pipeline(self._found_now)
+            pipeline.run(items)
+            outcomes = pipeline.outcomes
+            self._sync_dirs(pipeline.placed, outcomes)
         if all(o.result == DONE for o in outcomes.values()):
             return TaskReport(True, outcomes, state="SUCCEEDED")
         return TaskReport(True, outcomes, reason="interrupted", state="INTERRUPTED")
 
-    def _found_now(self, item: Item) -> _Staged | Outcome | None:
+    def _found_now(self, item: Item) -> Staged | Outcome:
         try:
             st = os.stat(self.destination / item.relpath)
         except OSError:
-            return None
-        return self._found(item, st)
+            st = None
+        return self._found(item, st) or Outcome(RETRY, "interrupted")
 
     def mkdirs(self, relpaths: Sequence[str]) -> dict[str, str]:
         errors: dict[str, str] = {}
