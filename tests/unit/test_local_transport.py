@@ -278,10 +278,11 @@ def test_a_file_that_cannot_be_made_durable_is_not_renamed(
     assert _send(transport, *items) == {"a": DONE, "b": DONE}
 
 
+@pytest.mark.parametrize("rel", ["bad/f", "bad/new/f"])  # in it, or in a directory made in it
 def test_a_directory_that_cannot_be_made_durable_fails_its_files_until_it_can(
-    transport: LocalTransport, src: Path, dst: Path, monkeypatch: pytest.MonkeyPatch
+    transport: LocalTransport, src: Path, dst: Path, monkeypatch: pytest.MonkeyPatch, rel: str
 ) -> None:
-    items = [_file(src, "bad/f", b"f"), _file(src, "good/g", b"g")]
+    items = [_file(src, rel, b"f"), _file(src, "good/g", b"g")]
     real = filecopy.fsync_directory
 
     def fsync_directory(path: str) -> None:
@@ -293,12 +294,12 @@ def test_a_directory_that_cannot_be_made_durable_fails_its_files_until_it_can(
     task = transport.submit("s", "l", items)
     outcomes = transport.poll(task, items, 0.0).outcomes
     assert outcomes["good/g"].result == DONE
-    assert outcomes["bad/f"].result == FAIL
-    assert "durable" in (outcomes["bad/f"].reason or "")
-    ino = (dst / "bad" / "f").stat().st_ino
+    assert outcomes[rel].result == FAIL
+    assert "durable" in (outcomes[rel].reason or "")
+    ino = (dst / rel).stat().st_ino
     monkeypatch.undo()
-    assert _send(transport, items[0]) == {"bad/f": DONE}  # retried: confirmed, not rewritten
-    assert (dst / "bad" / "f").stat().st_ino == ino
+    assert _send(transport, items[0]) == {rel: DONE}  # retried: confirmed, not rewritten
+    assert (dst / rel).stat().st_ino == ino
 
 
 def test_a_directory_without_fsync_is_no_failure(

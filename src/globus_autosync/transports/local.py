@@ -249,17 +249,19 @@ class LocalTransport:
         return Outcome(DONE)
 
     def _sync_dirs(self, placed: list[Staged], outcomes: dict[str, Outcome]) -> None:
-        """fsync once each directory that holds a new name; its files fail if it cannot be."""
-        dirs: dict[str, list[str]] = {d: [] for d in sorted(self._made)}
-        for entry in placed:
-            dirs.setdefault(str(entry.dst.parent), []).append(entry.item.relpath)
-        names = list(dirs)
+        """fsync once each directory that holds a new name. One that cannot be fails the files
+        placed in it or below it (they are confirmed, not rewritten, when retried)."""
+        names = sorted(self._made | {str(entry.dst.parent) for entry in placed})
         for directory, error in zip(names, self._map(_sync_dir, names), strict=True):
             if error is None:
                 continue
             log.warning("cannot make the names in %s durable: %s", directory, error)
-            for rel in dirs[directory]:
-                outcomes[rel] = Outcome(FAIL, f"cannot make {directory} durable: {error}")
+            below = directory.rstrip("/") + "/"
+            for entry in placed:
+                if str(entry.dst).startswith(below):
+                    outcomes[entry.item.relpath] = Outcome(
+                        FAIL, f"cannot make {directory} durable: {error}"
+                    )
 
     def poll(self, task_id: str, items: Sequence[Item], submitted_at: float) -> TaskReport:
         known = self._results.pop(task_id, None)
