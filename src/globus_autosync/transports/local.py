@@ -76,7 +76,8 @@ class LocalTransport:
         self.destination = Path(job.destination)
         self.transfers = job.transfers
         self._results: dict[str, dict[str, Outcome]] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None  # the copying workers (transfers > 1)
+        self._flusher: ThreadPoolExecutor | None = None  # fsyncs and renames (transfers = 1)
         self._made: set[str] = set()  # directories that gained a subdirectory in this batch
 
     def checks(self) -> list[Check]:
@@ -121,17 +122,22 @@ class LocalTransport:
         self._made = set()
         if self.transfers > 1:
             self._pool = ThreadPoolExecutor(self.transfers, thread_name_prefix="autosync-copy")
+        else:  # one file copied at a time; its fsync and rename happen beside the next copies
+            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="autosync-fsync")
         try:
             yield
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+            for pool in (self._pool, self._flusher):
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = self._flusher = None
 
     def _pipeline(self, stage: Callable[[Item], Staged | Outcome]) -> Pipeline:
         # each file copied and not yet fsynced holds a descriptor: stay well inside the limit
         lag_files = min(_LAG_FILES, os.sysconf("SC_OPEN_MAX") // 4)
-        return Pipeline(stage, self._place, self._pool, self.transfers, lag_files, _LAG_BYTES)
+        return Pipeline(
+            stage, self._place, self._pool, self.transfers, lag_files, _LAG_BYTES, self._flusher
+        )
 
     def _map(self, fn: Callable[[_T], _R], args: Sequence[_T]) -> list[_R]:
         if self._pool is None or len(args) < 2:

@@ -6,7 +6,8 @@ and bytes: by the time a file is fsynced, the kernel has long been writing it ou
 journal commit of the file system covers the many files of the window instead of one each. A
 file that failed to stage has its outcome at once; the others have theirs when placed. With a
 pool, ``workers`` files are staged or placed at once, and staging runs ahead of the results by
-twice that many; without one, everything runs in the calling thread, in the same order.
+twice that many. Without one (one worker), files are staged in the calling thread and placed by
+a ``flusher`` thread, so that the copying never waits for a journal commit.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ class Pipeline:
         workers: int,
         lag_files: int,
         lag_bytes: int,
+        flusher: ThreadPoolExecutor | None = None,
     ) -> None:
         self.stage, self.place, self.pool = stage, place, pool
+        self.flusher = flusher if flusher is not None else pool
         self.ahead = 2 * workers if pool is not None else 0
         self.lag_files, self.lag_bytes = max(1, lag_files), lag_bytes
         self.outcomes: dict[str, Outcome] = {}
@@ -67,15 +70,16 @@ class Pipeline:
         self._window_bytes = 0
         self._placing: deque[tuple[Staged, Future[Outcome]]] = deque()
 
-    def _submit(self, fn: Callable[[_A], _R], arg: _A) -> Future[_R]:
-        if self.pool is None:
+    @staticmethod
+    def _submit(pool: ThreadPoolExecutor | None, fn: Callable[[_A], _R], arg: _A) -> Future[_R]:
+        if pool is None:
             return _now(fn, arg)
-        return self.pool.submit(fn, arg)
+        return pool.submit(fn, arg)
 
     def run(self, items: Sequence[Item]) -> None:
         try:
             for item in items:
-                self._staging.append((item, self._submit(self.stage, item)))
+                self._staging.append((item, self._submit(self.pool, self.stage, item)))
                 while len(self._staging) > self.ahead:
                     self._take_staged()
             while self._staging:
@@ -105,7 +109,7 @@ class Pipeline:
     def _to_place(self) -> None:
         staged = self._window.popleft()
         self._window_bytes -= staged.item.size
-        self._placing.append((staged, self._submit(self.place, staged)))
+        self._placing.append((staged, self._submit(self.flusher, self.place, staged)))
         while self._placing and (
             self._placing[0][1].done() or len(self._placing) > self.lag_files
         ):
