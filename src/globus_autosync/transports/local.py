@@ -42,6 +42,8 @@ from globus_autosync.transports.pipeline import Pipeline, Staged
 
 log = logging.getLogger(__name__)
 
+_DONE = Outcome(DONE)  # one for every confirmed file of a batch (frozen: safe to share)
+
 _LAG_FILES = 256  # files copied and not yet fsynced, at most (each holds a descriptor open)
 _LAG_BYTES = 128 << 20  # and their bytes
 
@@ -156,7 +158,7 @@ class LocalTransport:
             fd = os.open(dst, os.O_RDONLY)
         except OSError as err:  # not ours to read: as durable as whoever wrote it made it
             log.debug("cannot open %s to fsync it: %s", dst, err)
-            return Outcome(DONE)
+            return _DONE
         return Staged(item, fd, dst, None)
 
     def _stage(self, item: Item) -> Staged | Outcome:
@@ -252,22 +254,20 @@ class LocalTransport:
             except OSError as err:
                 _discard(staged.tmp)
                 return Outcome(FAIL, f"cannot write {staged.dst}: {_error(err)}")
-        return Outcome(DONE)
+        return _DONE
 
-    def _sync_dirs(self, placed: list[Staged], outcomes: dict[str, Outcome]) -> None:
+    def _sync_dirs(self, placed: list[tuple[str, str]], outcomes: dict[str, Outcome]) -> None:
         """fsync once each directory that holds a new name. One that cannot be fails the files
         placed in it or below it (they are confirmed, not rewritten, when retried)."""
-        names = sorted(self._made | {str(entry.dst.parent) for entry in placed})
+        names = sorted(self._made | {os.path.dirname(path) for _, path in placed})
         for directory, error in zip(names, self._map(_sync_dir, names), strict=True):
             if error is None:
                 continue
             log.warning("cannot make the names in %s durable: %s", directory, error)
             below = directory.rstrip("/") + "/"
-            for entry in placed:
-                if str(entry.dst).startswith(below):
-                    outcomes[entry.item.relpath] = Outcome(
-                        FAIL, f"cannot make {directory} durable: {error}"
-                    )
+            for rel, path in placed:
+                if path.startswith(below):
+                    outcomes[rel] = Outcome(FAIL, f"cannot make {directory} durable: {error}")
 
     def poll(self, task_id: str, items: Sequence[Item], submitted_at: float) -> TaskReport:
         known = self._results.pop(task_id, None)

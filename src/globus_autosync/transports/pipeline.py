@@ -64,7 +64,9 @@ class Pipeline:
         self.ahead = 2 * workers if pool is not None else 0
         self.lag_files, self.lag_bytes = max(1, lag_files), lag_bytes
         self.outcomes: dict[str, Outcome] = {}
-        self.placed: list[Staged] = []  # under their final names, in the order they got there
+        # (relpath, destination path) of each file now under its final name: a few bytes each,
+        # where a Staged with its paths would cost a kilobyte or more per file of a large batch
+        self.placed: list[tuple[str, str]] = []
         self._staging: deque[tuple[Item, Future[Staged | Outcome]]] = deque()
         self._window: deque[Staged] = deque()
         self._window_bytes = 0
@@ -120,4 +122,4 @@ class Pipeline:
         outcome = future.result()
         self.outcomes[staged.item.relpath] = outcome
         if outcome.result == DONE:
-            self.placed.append(staged)
+            self.placed.append((staged.item.relpath, str(staged.dst)))
