@@ -7,10 +7,11 @@ stays the same), which also makes resubmission after a crash cheap. Batches fini
 ``submit``.
 
 A batch goes through ``pipeline``: ``job.transfers`` files at a time are copied (and their
-writeback started), and each is fsynced and renamed a window of files later, so that one journal
-commit of the file system covers many files instead of one each. When every file is placed, each
-directory that received a name (or a new subdirectory) is fsynced once, and only then does
-``poll`` confirm the batch's files.
+writeback started); a window of copied files at a time is flushed (one ``syncfs``, so that one
+journal commit of the file system covers the window instead of one commit per file), then each
+of its files is fsynced and renamed. When every file is placed, each directory that received a
+name (or a new subdirectory) is fsynced once, and only then does ``poll`` confirm the batch's
+files.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ log = logging.getLogger(__name__)
 
 _DONE = Outcome(DONE)  # one for every confirmed file of a batch (frozen: safe to share)
 
-_LAG_FILES = 256  # files copied and not yet fsynced, at most (each holds a descriptor open)
-_LAG_BYTES = 128 << 20  # and their bytes
+_WINDOW_FILES = 256  # files copied before a flush (each holds a descriptor until it is placed)
+_WINDOW_BYTES = 128 << 20  # and bytes
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -79,7 +80,7 @@ class LocalTransport:
         self.transfers = job.transfers
         self._results: dict[str, dict[str, Outcome]] = {}
         self._pool: ThreadPoolExecutor | None = None  # the copying workers (transfers > 1)
-        self._flusher: ThreadPoolExecutor | None = None  # fsyncs and renames (transfers = 1)
+        self._flusher: ThreadPoolExecutor | None = None  # flushes windows of copied files
         self._made: set[str] = set()  # directories that gained a subdirectory in this batch
 
     def checks(self) -> list[Check]:
@@ -124,8 +125,8 @@ class LocalTransport:
         self._made = set()
         if self.transfers > 1:
             self._pool = ThreadPoolExecutor(self.transfers, thread_name_prefix="autosync-copy")
-        else:  # one file copied at a time; its fsync and rename happen beside the next copies
-            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="autosync-fsync")
+        # flushes a window of copied files while the next window is copied
+        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="autosync-flush")
         try:
             yield
         finally:
@@ -135,11 +136,14 @@ class LocalTransport:
             self._pool = self._flusher = None
 
     def _pipeline(self, stage: Callable[[Item], Staged | Outcome]) -> Pipeline:
-        # each file copied and not yet fsynced holds a descriptor: stay well inside the limit
-        lag_files = min(_LAG_FILES, os.sysconf("SC_OPEN_MAX") // 4)
+        # each file copied and not yet placed holds a descriptor, and two windows can be open
+        # at once (one filling, one flushed): stay well inside the limit
+        window = min(_WINDOW_FILES, os.sysconf("SC_OPEN_MAX") // 8)
+        assert self._flusher is not None
         return Pipeline(
-            stage, self._place, self._pool, self.transfers, lag_files, _LAG_BYTES, self._flusher
-        )
+            stage, self._place, filecopy.sync_filesystem, self._pool, self._flusher,
+            self.transfers, window, _WINDOW_BYTES,
+        )  # fmt: skip
 
     def _map(self, fn: Callable[[_T], _R], args: Sequence[_T]) -> list[_R]:
         if self._pool is None or len(args) < 2:
