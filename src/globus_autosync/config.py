@@ -100,6 +100,7 @@ class Job:
     full_scan_every: float = 86400.0
     interval: float = 10.0
     batch_window: float = 60.0
+    transfers: int = 4  # local: files of a batch copied at once
     # Globus (transport = "globus")
     source_collection: str | None = None
     destination_collection: str | None = None
@@ -254,11 +255,13 @@ _JOB_KEYS_ALL = [
     "alert_lag", "alert_after", "scan", "requests_per_second",
     "on_done", "flow", "flow_input", "command", "command_timeout", "dataset_quiet",
     "dataset_marker",
+    "transfers",
 ]  # fmt: skip
 _GLOBUS_ONLY = (
     "source_collection", "destination_collection", "source_collection_path", "sync_level",
     "verify_checksum", "preserve_timestamp", "max_active_tasks", "task_deadline", "notify",
 )  # fmt: skip
+_LOCAL_ONLY = ("transfers",)
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -303,6 +306,9 @@ def _job(path: Path, index: int, table: Any) -> Job:
         if not raw_dest.startswith("/"):
             raise r.fail("destination", "must be an absolute path on the destination collection")
         destination = raw_dest.rstrip("/") or "/"
+        for key in _LOCAL_ONLY:
+            if key in table:
+                raise r.fail(key, 'applies only to transport = "local"')
     exclude = r.get("exclude", list, [])
     if not all(isinstance(p, str) and p for p in exclude):
         raise r.fail("exclude", "must be a list of glob patterns (strings)")
@@ -331,6 +337,7 @@ def _job(path: Path, index: int, table: Any) -> Job:
         full_scan_every=r.duration("full_scan_every", 86400.0, minimum=1.0),
         interval=r.duration("interval", 10.0, minimum=0.1),
         batch_window=r.duration("batch_window", 60.0),
+        transfers=r.positive_int("transfers", 4),
         source_collection=r.uuid("source_collection", required=transport == "globus"),
         destination_collection=r.uuid("destination_collection", required=transport == "globus"),
         source_collection_path=(scp.rstrip("/") or "/") if scp else None,

@@ -12,9 +12,16 @@ from .helpers import CliEnv
 from .test_globus import gx  # noqa: F401  (the emulated Globus fixture, for every module here)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with ``TRANSFERS = (1, 4)`` runs each test that uses ``env`` once per value."""
+    values = getattr(metafunc.module, "TRANSFERS", None)
+    if values and "env" in metafunc.fixturenames:
+        metafunc.parametrize("env", values, indirect=True, ids=lambda n: f"transfers={n}")
+
+
 @pytest.fixture
-def env(tmp_path: Path) -> CliEnv:
-    return CliEnv(tmp_path)
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> CliEnv:
+    return CliEnv(tmp_path, getattr(request, "param", None))
 
 
 @pytest.fixture

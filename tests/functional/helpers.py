@@ -74,6 +74,7 @@ class CliEnv:
     """A source, a destination, a state directory and a config file under one temporary root."""
 
     root: Path
+    transfers: int | None = None  # the key written into local jobs' tables, if any
     src: Path = field(init=False)
     dst: Path = field(init=False)
     state: Path = field(init=False)
@@ -96,9 +97,15 @@ class CliEnv:
     def log_path(self) -> Path:
         return self.state / "log" / "globus-autosync.log"
 
+    def job(self, name: object = "detector", **keys: object) -> str:
+        """``job_toml``, with this environment's ``transfers`` for a local job."""
+        if self.transfers is not None and keys.get("transport", "local") == "local":
+            keys = {"transfers": self.transfers, **keys}
+        return job_toml(name, **keys)
+
     def configure(self, *jobs: str) -> None:
         """Write the config file: the given job tables, or one default job."""
-        self.config.write_text("".join(jobs) if jobs else job_toml())
+        self.config.write_text("".join(jobs) if jobs else self.job())
 
     def environ(self) -> dict[str, str]:
         env = dict(os.environ)

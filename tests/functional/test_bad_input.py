@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from globus_autosync import cli
-from globus_autosync.transports import local
-from globus_autosync.transports.base import Item, Outcome
+from globus_autosync.transports import filecopy, local
+from globus_autosync.transports.base import Item
 
-from .helpers import CliEnv, assert_mirrored, job_toml, part_files, tree, unprivileged_prefix
+from .helpers import CliEnv, assert_mirrored, part_files, tree, unprivileged_prefix
+
+TRANSFERS = (1, 4)  # each test that uses ``env`` runs with 1 and with 4 copy workers
 
 
 def _unprivileged() -> list[str]:
@@ -51,6 +53,35 @@ def test_unreadable_file(env: CliEnv) -> None:
     assert_mirrored(env.src, env.dst)
     st = env.status()
     assert (st["done"], st["failed"], st["skipped"], st["problems"]) == (3, 0, 0, [])
+
+
+def test_permission_failures_in_a_parallel_batch(env: CliEnv) -> None:
+    """One unreadable source file and a destination directory that refuses writes, in one
+    batch copied by several workers: those files fail with the reason, the others arrive."""
+    prefix = _unprivileged()
+    for i in range(30):
+        env.write(f"frames/{i:03}.tif", os.urandom(20_000 + i))
+    for i in range(4):
+        env.write(f"locked/{i}.tif", os.urandom(1000))
+    secret = env.src / "frames" / "013.tif"
+    secret.chmod(0)
+    (env.dst / "locked").mkdir()
+    (env.dst / "locked").chmod(0o555)
+    res = env.cli("run", prefix=prefix, code=1)
+    assert "failed 5" in _summary(res)
+    expected = sorted(f"frames/{i:03}.tif" for i in range(30) if i != 13)
+    assert sorted(tree(env.dst)) == expected
+    assert_mirrored(env.src, env.dst, expected)
+    assert part_files(env.dst) == []
+    problems = {p["path"]: p["reason"] for p in env.status()["problems"]}
+    assert sorted(problems) == ["frames/013.tif"] + [f"locked/{i}.tif" for i in range(4)]
+    assert all("ermission denied" in reason for reason in problems.values()), problems
+    secret.chmod(0o644)  # both causes fixed: the next run sends them
+    (env.dst / "locked").chmod(0o755)
+    env.cli("run", prefix=prefix)
+    assert_mirrored(env.src, env.dst)
+    st = env.status()
+    assert (st["done"], st["failed"], st["problems"]) == (34, 0, [])
 
 
 def test_unreadable_directory(env: CliEnv) -> None:
@@ -99,7 +130,7 @@ def test_a_job_that_cannot_run_is_exit_3(env: CliEnv) -> None:
     # with two jobs, the one that can run still runs
     (env.root / "src2").mkdir()
     (env.root / "src2" / "b.dat").write_text("b")
-    env.configure(job_toml(), job_toml(name="fine", source="src2"))
+    env.configure(env.job(), env.job(name="fine", source="src2"))
     res = env.run(code=3)
     assert (env.dst / "b.dat").read_text() == "b"
 
@@ -163,7 +194,7 @@ def test_symlinks_skipped(env: CliEnv) -> None:
 
 
 def test_symlinks_followed_with_loops_detected(env: CliEnv) -> None:
-    env.configure(job_toml(symlinks="follow"))
+    env.configure(env.job(symlinks="follow"))
     env.write("real/a.dat", "a")
     (env.src / "link.dat").symlink_to(env.src / "real" / "a.dat")
     (env.src / "linkdir").symlink_to("real")
@@ -235,13 +266,13 @@ def _main(env: CliEnv, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
 def _patch_send(
     monkeypatch: pytest.MonkeyPatch, before: Callable[[local.LocalTransport, Item], None]
 ) -> None:
-    real = local.LocalTransport._send
+    real = local.LocalTransport._stage
 
-    def send(self: local.LocalTransport, item: Item, touched: set[str]) -> Outcome:
+    def stage(self: local.LocalTransport, item: Item) -> object:
         before(self, item)
-        return real(self, item, touched)
+        return real(self, item)
 
-    monkeypatch.setattr(local.LocalTransport, "_send", send)
+    monkeypatch.setattr(local.LocalTransport, "_stage", stage)
 
 
 @pytest.mark.usefixtures("clean_logging")
@@ -298,15 +329,15 @@ def test_destination_full_in_process(
     env.write("a.dat", "a")
     env.write("big.dat", os.urandom(300_000))
     env.write("z.dat", "z")
-    real = local._copy_data
+    real = filecopy.copy_data
 
-    def full_disk(src: int, dst: int, size: int) -> None:
+    def full_disk(src: int, dst: int, size: int) -> int:
         if size > 100_000:
             os.write(dst, b"x" * 1000)  # some of it got through
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(src, dst, size)
+        return real(src, dst, size)
 
-    monkeypatch.setattr(local, "_copy_data", full_disk)
+    monkeypatch.setattr(filecopy, "copy_data", full_disk)
     assert _main(env, monkeypatch, "run") == 1
     out, err = capsys.readouterr()
     assert "failed 1" in out
@@ -337,22 +368,32 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def test_destination_full_on_a_real_filesystem(tmp_path: Path, tiny_tmpfs: Path) -> None:
+@pytest.mark.parametrize("transfers", [1, 4])
+def test_destination_full_on_a_real_filesystem(
+    tmp_path: Path, tiny_tmpfs: Path, transfers: int
+) -> None:
     (tmp_path / "job").mkdir()
-    env = CliEnv(tmp_path / "job")
+    env = CliEnv(tmp_path / "job", transfers)
     dst = tiny_tmpfs / "dst"
     dst.mkdir()
-    env.configure(job_toml(source=str(env.src), destination=str(dst)))
+    env.configure(env.job(source=str(env.src), destination=str(dst)))
     env.write("a.dat", os.urandom(100_000))
     env.write("huge.dat", os.urandom(2_000_000))
     env.write("z.dat", os.urandom(100_000))
     res = env.run(code=1)
-    assert "failed 1" in _summary(res)
     assert "huge.dat" in res.stderr
-    assert sorted(tree(dst)) == ["a.dat", "z.dat"]
+    assert "No space left on device" in res.stderr
+    arrived = sorted(tree(dst))  # no temporary copy left, nothing torn
+    if transfers == 1:
+        assert arrived == ["a.dat", "z.dat"]  # one at a time: only the file too big fails
+    else:  # copied beside the huge one while it filled the disk, the small ones may fail too
+        assert set(arrived) <= {"a.dat", "z.dat"}
+    assert f"confirmed {len(arrived)}, failed {3 - len(arrived)}" in _summary(res)
+    assert_mirrored(env.src, dst, arrived)
     subprocess.run(["mount", "-o", "remount,size=8m", str(tiny_tmpfs)], check=True)
     env.run()
     assert_mirrored(env.src, dst)
+    assert part_files(dst) == []
 
 
 def test_a_full_state_disk_is_one_line_and_loses_nothing(tmp_path: Path, tiny_tmpfs: Path) -> None:

@@ -15,6 +15,8 @@ from globus_autosync.transports.local import temp_name
 
 from .helpers import CliEnv, assert_mirrored, part_files, tree
 
+TRANSFERS = (1, 4)  # each test that uses ``env`` runs with 1 and with 4 copy workers
+
 
 def _snapshot(top: Path) -> dict[str, int]:
     """Sizes of the files below ``top``, while a run may still be renaming them."""
@@ -102,3 +104,33 @@ def test_killed_while_copying_a_file_that_then_vanishes(env: CliEnv) -> None:
     env.run()
     st = env.status()
     assert (st["done"], st["skipped"], st["failed"]) == (11, 0, 0)
+
+
+def test_sigkill_while_a_batch_is_copied_in_parallel(env: CliEnv) -> None:
+    """Killed while several files of a batch are under way at once (copied, or fsynced behind
+    the copying): what is under a final name is whole, and the next run repairs the rest."""
+    rng = random.Random(13)
+    data = {}
+    for i in range(60):
+        rel = f"scan_{i % 3}/frame_{i:05}.tif"
+        data[rel] = rng.randbytes(rng.randint(200_000, 1 << 20))
+        env.write(rel, data[rel])
+    proc = env.popen("run")
+    deadline = time.monotonic() + 30
+    while len(part_files(env.dst)) < 3 and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.0005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    if len(part_files(env.dst)) < 2:
+        pytest.skip("the run finished before several copies could be caught under way")
+    for rel, content in tree(env.dst).items():
+        if not rel.rsplit("/", 1)[-1].startswith(".autosync-"):
+            assert content == data[rel], f"{rel} is torn"
+    res = env.run()
+    assert "failed 0, skipped 0" in res.stdout
+    assert_mirrored(env.src, env.dst)
+    assert part_files(env.dst) == []
+    st = env.status()
+    assert (st["done"], st["queued"], st["in_flight"], st["failed"]) == (len(data), 0, 0, 0)
+    assert "sent 0" in env.run().stdout

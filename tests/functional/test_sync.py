@@ -13,12 +13,13 @@ from .helpers import (
     CliEnv,
     age_dirs,
     assert_mirrored,
-    job_toml,
     part_files,
     tree,
 )
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: (DEBUG|INFO|WARNING|ERROR): .+")
+
+TRANSFERS = (1, 4)  # each test that uses ``env`` runs with 1 and with 4 copy workers
 
 
 def _populate(env: CliEnv) -> None:
@@ -101,7 +102,7 @@ def test_a_file_rewritten_in_place_is_sent_again(env: CliEnv) -> None:
 
 
 def test_settle_holds_fresh_files_back(env: CliEnv) -> None:
-    env.configure(job_toml(settle="1h"))
+    env.configure(env.job(settle="1h"))
     path = env.write("a/fresh.dat", "being written")
     env.write("a/old.dat", "finished", mtime=LONG_AGO)
     res = env.run()
@@ -123,7 +124,7 @@ def test_settle_holds_fresh_files_back(env: CliEnv) -> None:
 
 
 def test_settle_one_second(env: CliEnv) -> None:
-    env.configure(job_toml(settle="1s"))
+    env.configure(env.job(settle="1s"))
     env.write("f.dat", "x")
     env.run()
     assert not (env.dst / "f.dat").exists()
@@ -134,7 +135,7 @@ def test_settle_one_second(env: CliEnv) -> None:
 
 
 def test_excluded_files_and_directories_are_never_sent(env: CliEnv) -> None:
-    env.configure(job_toml(exclude=["*.tmp", ".*", "raw/scratch", "logs/*.txt"]))
+    env.configure(env.job(exclude=["*.tmp", ".*", "raw/scratch", "logs/*.txt"]))
     env.write("keep.dat", "k")
     env.write("drop.tmp", "t")
     env.write(".hidden", "h")
@@ -280,7 +281,7 @@ def test_log_file(env: CliEnv) -> None:
 def test_several_jobs_in_one_config_and_one_store(env: CliEnv) -> None:
     (env.root / "src2").mkdir()
     (env.root / "dst2").mkdir()
-    env.configure(job_toml(), job_toml(name="second", source="src2", destination="dst2"))
+    env.configure(env.job(), env.job(name="second", source="src2", destination="dst2"))
     env.write("a.dat", "a")
     (env.root / "src2" / "b.dat").write_text("b")
     res = env.run()

@@ -53,6 +53,13 @@ def test_defaults(tmp_path: Path) -> None:
     assert job == Job(name="det", source=Path("/data/det"), destination="/mnt/det")
     assert (job.transport, job.settle, job.exclude, job.symlinks) == ("local", 30.0, (), "skip")
     assert job.full_scan_every == 86400.0
+    assert job.transfers == 4
+
+
+@pytest.mark.parametrize("value", [1, 4, 16])
+def test_transfers(tmp_path: Path, value: int) -> None:
+    (job,) = _load(tmp_path, MINIMAL + f"transfers = {value}\n").jobs
+    assert job.transfers == value
 
 
 def test_every_documented_key(tmp_path: Path) -> None:
@@ -117,6 +124,17 @@ def test_select(tmp_path: Path) -> None:
         (MINIMAL + 'exclude = ["*.tmp", 3]\n', ["key 'exclude'", "glob patterns"]),
         (MINIMAL + 'exclude = [""]\n', ["key 'exclude'"]),
         (MINIMAL + f'source_collection = "{UUID_A}"\n', ["key 'source_collection'", "globus"]),
+        (MINIMAL + "transfers = 0\n", ["job 'det'", "key 'transfers'", "at least 1"]),
+        (MINIMAL + "transfers = -2\n", ["key 'transfers'", "at least 1"]),
+        (MINIMAL + 'transfers = "4"\n', ["key 'transfers'", "a whole number"]),
+        (MINIMAL + "transfers = 2.5\n", ["key 'transfers'", "a whole number"]),
+        (MINIMAL + "transfers = true\n", ["key 'transfers'", "a whole number"]),
+        (
+            '[[job]]\nname = "g"\nsource = "/s"\ndestination = "/d"\ntransport = "globus"\n'
+            f'source_collection = "{UUID_A}"\ndestination_collection = "{UUID_B}"\n'
+            "transfers = 2\n",
+            ["job 'g'", "key 'transfers'", 'applies only to transport = "local"'],
+        ),
         (MINIMAL.replace('"det"', '"no spaces"'), ["key 'name'", "letters, digits"]),
         (MINIMAL.replace('"det"', "7"), ["key 'name'", "expected a string"]),
         (MINIMAL.replace('name = "det"\n', ""), ["[[job]] number 1", "'name'", "missing"]),

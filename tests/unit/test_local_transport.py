@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import random
+import stat
 from pathlib import Path
 
 import pytest
 
 from globus_autosync.config import Job
 from globus_autosync.errors import TransportError
+from globus_autosync.transports import filecopy
 from globus_autosync.transports.base import DONE, FAIL, RETRY, SKIP, Item
 from globus_autosync.transports.local import LocalTransport, temp_name
 
@@ -27,9 +31,21 @@ def dst(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(params=[1, 4], ids=lambda n: f"transfers={n}")
+def transfers(request: pytest.FixtureRequest) -> int:
+    value: int = request.param
+    return value
+
+
+def _transport(src: Path, dst: Path, transfers: int) -> LocalTransport:
+    return LocalTransport(
+        Job(name="j", source=src, destination=str(dst), settle=0.0, transfers=transfers)
+    )
+
+
 @pytest.fixture
-def transport(src: Path, dst: Path) -> LocalTransport:
-    return LocalTransport(Job(name="j", source=src, destination=str(dst), settle=0.0))
+def transport(src: Path, dst: Path, transfers: int) -> LocalTransport:
+    return _transport(src, dst, transfers)
 
 
 def _file(src: Path, rel: str, data: bytes, mtime_ns: int = 1_500_000_000_123_456_789) -> Item:
@@ -154,7 +170,7 @@ def test_poll_after_a_crash_confirms_only_what_arrived_whole(
     items = [_file(src, "a", b"aaa"), _file(src, "b", b"bbb"), _file(src, "c", b"ccc")]
     _send(transport, items[0])
     (dst / "b").write_bytes(b"b")  # a torn copy under the real name (not ours, but still)
-    fresh = LocalTransport(Job(name="j", source=src, destination=str(dst)))
+    fresh = _transport(src, dst, transport.transfers)
     report = fresh.poll("task-of-a-killed-run", items, 0.0)
     assert report.finished
     assert {k: v.result for k, v in report.outcomes.items()} == {"a": DONE, "b": RETRY, "c": RETRY}
@@ -185,14 +201,182 @@ def test_mkdirs(transport: LocalTransport, dst: Path) -> None:
     assert list(errors) == ["blocker/x"]
 
 
-def test_ready_and_checks(tmp_path: Path, src: Path, dst: Path) -> None:
-    missing = LocalTransport(Job(name="j", source=src, destination=str(tmp_path / "nope")))
+def test_ready_and_checks(tmp_path: Path, src: Path, dst: Path, transfers: int) -> None:
+    missing = _transport(src, tmp_path / "nope", transfers)
     with pytest.raises(TransportError, match="not a directory"):
         missing.ready()
     (check,) = missing.checks()
     assert not check.ok
-    good = LocalTransport(Job(name="j", source=src, destination=str(dst)))
+    good = _transport(src, dst, transfers)
     good.ready()
     (check,) = good.checks()
     assert check.ok
     assert list(dst.iterdir()) == []  # the probe is cleaned up
+
+
+def test_a_batch_longer_than_the_fsync_window(
+    transport: LocalTransport, src: Path, dst: Path
+) -> None:
+    """More files than are ever copied and not yet fsynced at once (256), in new nested
+    directories, of every size from empty to a few MB: each arrives whole with its mtime."""
+    rng = random.Random(13)
+    items = []
+    for i in range(300):
+        size = rng.choice([0, 1, 4096, 65536 + 3, 1 << 20])
+        if i % 50 == 0:
+            size = 3 * (1 << 20) + 1
+        items.append(_file(src, f"run_{i % 3}/deep/{i:04}.tif", rng.randbytes(size), 10**18 + i))
+    outcomes = _send(transport, *items)
+    assert set(outcomes.values()) == {DONE}
+    assert len(outcomes) == len(items)
+    for item in items:
+        out = dst / item.relpath
+        assert out.read_bytes() == (src / item.relpath).read_bytes(), item.relpath
+        assert out.stat().st_mtime_ns == item.mtime_ns
+    assert _leftovers(dst) == []
+
+
+def test_one_failure_in_a_batch_leaves_the_others_done(
+    transport: LocalTransport, src: Path, dst: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = [_file(src, f"d/{i:03}.dat", os.urandom(50_000)) for i in range(40)]
+    real = filecopy.copy_data
+
+    def broken_disk(fsrc: int, fdst: int, size: int) -> int:
+        if os.fstat(fsrc).st_ino == (src / "d/017.dat").stat().st_ino:
+            os.write(fdst, b"x" * 100)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(fsrc, fdst, size)
+
+    monkeypatch.setattr(filecopy, "copy_data", broken_disk)
+    task = transport.submit("s", "l", items)
+    report = transport.poll(task, items, 0.0)
+    bad = report.outcomes.pop("d/017.dat")
+    assert bad.result == FAIL
+    assert "Input/output error" in (bad.reason or "")
+    assert {o.result for o in report.outcomes.values()} == {DONE}
+    assert not (dst / "d/017.dat").exists()
+    assert sorted(p.name for p in (dst / "d").iterdir()) == [
+        f"{i:03}.dat" for i in range(40) if i != 17
+    ]
+
+
+def test_a_file_that_cannot_be_made_durable_is_not_renamed(
+    transport: LocalTransport, src: Path, dst: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = [_file(src, "a", b"aaa"), _file(src, "b", b"bbb")]
+
+    def fsync(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    task = transport.submit("s", "l", items)
+    report = transport.poll(task, items, 0.0)
+    assert {o.result for o in report.outcomes.values()} == {FAIL}
+    assert list(dst.iterdir()) == []  # neither a final name nor a temporary one
+    monkeypatch.undo()
+    assert _send(transport, *items) == {"a": DONE, "b": DONE}
+
+
+@pytest.mark.parametrize("rel", ["bad/f", "bad/new/f"])  # in it, or in a directory made in it
+def test_a_directory_that_cannot_be_made_durable_fails_its_files_until_it_can(
+    transport: LocalTransport, src: Path, dst: Path, monkeypatch: pytest.MonkeyPatch, rel: str
+) -> None:
+    items = [_file(src, rel, b"f"), _file(src, "good/g", b"g")]
+    real = filecopy.fsync_directory
+
+    def fsync_directory(path: str) -> None:
+        if path == str(dst / "bad"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(path)
+
+    monkeypatch.setattr(filecopy, "fsync_directory", fsync_directory)
+    task = transport.submit("s", "l", items)
+    outcomes = transport.poll(task, items, 0.0).outcomes
+    assert outcomes["good/g"].result == DONE
+    assert outcomes[rel].result == FAIL
+    assert "durable" in (outcomes[rel].reason or "")
+    ino = (dst / rel).stat().st_ino
+    monkeypatch.undo()
+    assert _send(transport, items[0]) == {rel: DONE}  # retried: confirmed, not rewritten
+    assert (dst / rel).stat().st_ino == ino
+
+
+def test_a_directory_without_fsync_is_no_failure(
+    transport: LocalTransport, src: Path, dst: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some file systems answer EINVAL to an fsync of a directory: nothing more to be had."""
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    item = _file(src, "d/f", b"data")
+    assert _send(transport, item) == {"d/f": DONE}
+    assert (dst / "d" / "f").read_bytes() == b"data"
+
+
+def test_a_torn_copy_of_a_changed_file_is_removed(
+    transport: LocalTransport, src: Path, dst: Path
+) -> None:
+    item = _file(src, "f", b"first")
+    torn = dst / temp_name("f")
+    torn.write_bytes(b"fi")  # what a run killed while copying it left
+    _file(src, "f", b"first and more")  # then it changed: sent later, under a new scan
+    assert _send(transport, item) == {"f": RETRY}
+    assert _leftovers(dst) == []
+
+
+@pytest.mark.parametrize(
+    "unsupported",
+    [
+        ["copy_file_range"],
+        ["copy_file_range", "sendfile"],
+    ],
+)
+def test_copy_falls_back_when_the_kernel_cannot_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unsupported: list[str]
+) -> None:
+    data = os.urandom(5 * (1 << 20) + 11)
+    (tmp_path / "in").write_bytes(data)
+    calls: list[str] = []
+    for name in unsupported:
+
+        def refuse(*args: object, _name: str = name) -> int:
+            calls.append(_name)
+            raise OSError(errno.EXDEV if _name == "copy_file_range" else errno.EINVAL, _name)
+
+        monkeypatch.setattr(os, name, refuse)
+    with open(tmp_path / "in", "rb") as fin, open(tmp_path / "out", "wb") as fout:
+        assert filecopy.copy_data(fin.fileno(), fout.fileno(), len(data)) == len(data)
+    assert (tmp_path / "out").read_bytes() == data
+    assert calls == unsupported  # each tried once, then given up for this file
+
+
+def test_a_full_disk_is_not_a_reason_to_fall_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "in").write_bytes(b"x" * 1000)
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "copy_file_range", full)
+    monkeypatch.setattr(os, "sendfile", full)
+    with (
+        open(tmp_path / "in", "rb") as fin,
+        open(tmp_path / "out", "wb") as fout,
+        pytest.raises(OSError) as info,
+    ):
+        filecopy.copy_data(fin.fileno(), fout.fileno(), 1000)
+    assert info.value.errno == errno.ENOSPC
+
+
+def test_a_shorter_source_copies_what_there_is(tmp_path: Path) -> None:
+    (tmp_path / "in").write_bytes(b"abc")
+    with open(tmp_path / "in", "rb") as fin, open(tmp_path / "out", "wb") as fout:
+        assert filecopy.copy_data(fin.fileno(), fout.fileno(), 10) == 3
+    assert (tmp_path / "out").read_bytes() == b"abc"
