@@ -61,7 +61,7 @@ class FreeSpace:
     def __str__(self) -> str:
         if self.percent is not None:
             return f"{self.percent:g}%"
-        from globus_autosync.cycle import human_bytes
+        from globus_autosync.summary import human_bytes
 
         return human_bytes(self.size or 0)
 

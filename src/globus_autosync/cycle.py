@@ -1,5 +1,6 @@
 """One sync cycle for one job: lock -> reconcile -> scan -> plan -> submit -> record -> act
-(flows, commands: actions.py) -> clean up.
+(flows, commands: actions.py) -> clean up. What it did is a ``Summary`` (summary.py); a dry run
+plans on a scratch copy with a stand-in transport (dryrun.py).
 
 Every step leaves the store in a state the next cycle can carry on from: a batch is journaled
 before it is submitted, and a file is confirmed only when the transport says it arrived.
@@ -12,33 +13,30 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from globus_autosync.cleanup import Cleaner
 from globus_autosync.config import Config, GlobusSettings, Job
+from globus_autosync.dryrun import DryTransport, scratch_copy
 from globus_autosync.errors import (
-    EXIT_OK,
-    EXIT_PARTIAL,
     AuthError,
     AutosyncError,
-    JobError,
     TransportError,
 )
 from globus_autosync.lock import JobLock
 from globus_autosync.plan import FAILED, SEEN, SKIPPED, DirPlan, Pending, backoff
 from globus_autosync.scan import Listing, join
 from globus_autosync.store import BatchRow, Enrolled, QueuedFile, Store
+from globus_autosync.summary import Summary, human_bytes
 from globus_autosync.transports import Item, TaskReport, Transport, make_transport
 from globus_autosync.transports.base import (
     DONE,
     RETRY,
     SKIP,
-    Check,
-    Copy,
     Outcome,
     WatchesCollections,
 )
@@ -51,172 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _LOG_EACH = 20  # per-file warnings per batch before they are summed up
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
-
-
-@dataclass
-class Summary:
-    job: str
-    dry_run: bool = False
-    full: bool = False
-    scanned: int = 0
-    dirs: int = 0
-    changed: int = 0
-    sent_files: int = 0
-    sent_bytes: int = 0
-    confirmed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    seconds: float = 0.0
-    in_flight: int = 0
-    waiting: int = 0  # tasks in flight that wait for someone (INACTIVE: expired credentials)
-    collections_down: int = 0  # Globus Connect Personal not connected or paused (endpoints.py)
-    problem: str | None = None  # the transport could not be reached; work stays queued
-    would_send: list[str] = field(default_factory=list)
-    deleted: int = 0  # source files deleted by cleanup
-    deleted_bytes: int = 0
-    delete_failed: int = 0  # deletions that failed (also counted in ``failed``)
-    would_delete: list[str] = field(default_factory=list)
-    actions_started: int = 0  # flow runs and commands started (actions.py)
-    actions_failed: int = 0
-    action_error: AuthError | None = None  # a flow's login or consent is missing (run: exit 3)
-
-    @property
-    def exit_code(self) -> int:
-        bad = (self.failed or self.skipped or self.waiting or self.problem
-               or self.collections_down or self.actions_failed or self.action_error)  # fmt: skip
-        return EXIT_PARTIAL if bad else EXIT_OK
-
-    @property
-    def result(self) -> str:
-        """For the ``runs`` table: ok, partial, or unavailable (the transport could not be
-        reached: health counts it as a cycle that could not run)."""
-        if self.exit_code == EXIT_OK:
-            return "ok"
-        return "unavailable" if self.problem else "partial"
-
-    @property
-    def record(self) -> str:
-        """What the ``runs`` table keeps: the summary line, and why the transport was out of
-        reach (health's reason for a job failing so)."""
-        return f"{self.line()}: {self.problem}" if self.problem else self.line()
-
-    @property
-    def quiet(self) -> bool:
-        """Nothing happened worth more than the summary."""
-        return not (
-            self.changed or self.sent_files or self.confirmed or self.failed or self.skipped
-            or self.deleted or self.actions_started or self.actions_failed
-        )
-
-    def line(self) -> str:
-        what = "would send" if self.dry_run else "sent"
-        text = (
-            f"{self.job}{' (dry run)' if self.dry_run else ''}: "
-            f"scanned {self.scanned} files{' (full)' if self.full else ''}, "
-            f"{self.changed} new or changed, {what} {self.sent_files} "
-            f"({human_bytes(self.sent_bytes)}), confirmed {self.confirmed}, "
-        )
-        if self.deleted:
-            text += f"deleted {self.deleted} ({human_bytes(self.deleted_bytes)}), "
-        text += f"failed {self.failed}"
-        if self.delete_failed:
-            text += f" ({self.delete_failed} deletions)"
-        text += f", skipped {self.skipped}"
-        if self.in_flight:
-            text += f", {self.in_flight} in flight"
-        if self.actions_started or self.actions_failed:
-            text += f", actions started {self.actions_started}, failed {self.actions_failed}"
-        if self.waiting:
-            text += (
-                f", {self.waiting} task{'s' if self.waiting > 1 else ''} waiting for you (status)"
-            )
-        if self.collections_down:
-            text += ", a collection is not connected (status)"
-        if self.problem:
-            text += ", work left queued: transport unavailable"
-        return f"{text}, {self.seconds:.2f} s"
-
-
-class DryTransport:
-    """Stands in for the real transport in ``--dry-run``: records what would be sent."""
-
-    name = "dry-run"
-    synchronous = False
-
-    def __init__(self, real: Transport) -> None:
-        self.max_active = 1 << 30
-        self.items: list[Item] = []
-        self.dirs: list[str] = []
-        self.real = real  # looks at the destination for cleanup: read-only
-
-    def ready(self) -> None:
-        pass
-
-    def checks(self) -> list[Check]:
-        return []
-
-    def new_submission_id(self) -> str:
-        return "dry-run"
-
-    def submit(self, submission_id: str, label: str, items: Sequence[Item]) -> str:
-        self.items.extend(items)
-        return "dry-run"
-
-    def poll(self, task_id: str, items: Sequence[Item], submitted_at: float) -> TaskReport:
-        return TaskReport(False)
-
-    def mkdirs(self, relpaths: Sequence[str]) -> dict[str, str]:
-        self.dirs.extend(relpaths)
-        return {}
-
-    def task_url(self, task_id: str) -> str | None:
-        return None
-
-    def verify_copies(self, reldir: str, names: Sequence[str]) -> dict[str, Copy]:
-        return self.real.verify_copies(reldir, names)
-
-    def close(self) -> None:
-        pass
-
-
-def _scratch_copy(state_dir: Path, stack: ExitStack) -> Store:
-    """The state database copied to a scratch file outside the state dir (deleted when the
-    stack closes): a dry run may plan freely and write nothing, and memory stays flat."""
-    import os
-    import tempfile
-
-    try:
-        scratch = Path(
-            stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="autosync-dry-run-", ignore_cleanup_errors=True)
-            )
-        )
-        copy = sqlite3.connect(scratch / "state.db", isolation_level=None)
-        stack.callback(copy.close)
-        disk = Store.open_readonly(state_dir)
-        if disk is not None:
-            try:
-                disk.conn.backup(copy)
-            finally:
-                disk.close()
-        store = Store(copy, scratch / "state.db")
-        store.ensure_schema()
-    except (OSError, sqlite3.Error) as err:
-        where = tempfile.tempdir or os.environ.get("TMPDIR") or "/tmp"
-        why = err.strerror if isinstance(err, OSError) and err.strerror else err
-        raise JobError(
-            f"dry run: cannot copy the state database to a scratch file in {where}: {why}; "
-            "free space there, or point TMPDIR at another disk"
-        ) from None
-    return store
 
 
 class Cycle:
@@ -502,7 +334,7 @@ def run_job(
         real = make_transport(job, config, state_dir)
         stack.callback(real.close)
         if dry_run:
-            store = _scratch_copy(state_dir, stack)
+            store = scratch_copy(state_dir, stack)
             transport: Transport = DryTransport(real)
         else:
             stack.enter_context(JobLock(state_dir, job.name))

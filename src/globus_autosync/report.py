@@ -109,7 +109,7 @@ def _cleanup(
 
 def cleanup_line(c: dict[str, Any]) -> str:
     """One line of ``status`` for a job's cleanup."""
-    from globus_autosync.cycle import human_bytes
+    from globus_autosync.summary import human_bytes
 
     text = (
         f"deleted {c['deleted_files']} files ({human_bytes(c['deleted_bytes'])}), last "

@@ -23,11 +23,12 @@ from types import FrameType
 
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
-from globus_autosync.cycle import Cycle, Summary
+from globus_autosync.cycle import Cycle
 from globus_autosync.errors import AuthError, AutosyncError, LockHeld, os_error
 from globus_autosync.lock import JobLock
 from globus_autosync.notify import DirWatch
 from globus_autosync.store import Store
+from globus_autosync.summary import Summary
 from globus_autosync.transports import Transport, make_transport
 
 log = logging.getLogger(__name__)

@@ -38,10 +38,11 @@ from hypothesis import strategies as st
 from globus_autosync import config as config_mod
 from globus_autosync import listwork
 from globus_autosync.config import Config, Job
-from globus_autosync.cycle import Summary, baseline_job, run_job
+from globus_autosync.cycle import baseline_job, run_job
 from globus_autosync.report import job_status
 from globus_autosync.scan import join
 from globus_autosync.store import Store
+from globus_autosync.summary import Summary
 
 # AUTOSYNC_PROPERTY_EXAMPLES=2000 for a longer search than CI's
 SETTINGS = settings(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from globus_autosync.cycle import human_bytes
+from globus_autosync.summary import human_bytes
 
 if TYPE_CHECKING:
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from globus_autosync import config
-from globus_autosync.cycle import baseline_job, human_bytes, run_job
+from globus_autosync.cycle import baseline_job, run_job
 from globus_autosync.errors import (
     EXIT_JOB,
     EXIT_OK,
@@ -23,6 +23,7 @@ from globus_autosync.errors import (
 )
 from globus_autosync.logs import SUMMARY_LOGGER
 from globus_autosync.store import Store
+from globus_autosync.summary import human_bytes
 from globus_autosync.transports import make_transport
 
 if TYPE_CHECKING:
