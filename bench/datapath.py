@@ -1,7 +1,7 @@
 """Measure the local transport against ``cp -a SRC/. DST/ && sync`` and ``rsync -a SRC/ DST/ &&
 sync``, side by side in one run.
 
-    python bench/copy.py [--shape big|small|both] [--repeat 3] [--transfers 4 --transfers 1]
+    python bench/datapath.py [--shape big|small|both] [--repeat 3] [--transfers 4 --transfers 1]
                          [--before SRC_DIR] [--root /tmp] [--big-files 500] [--small-files 20000]
 
 Two data sets, made in a temporary directory under ``--root`` and removed at the end: ``big``,
@@ -26,26 +26,20 @@ loop.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
 import sys
-
-# This file bears the name of a standard module (copy, which dataclasses imports): its directory
-# leaves the import path before anything else is imported.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != _HERE]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import random  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 SHAPES = {"big": (500, 4 << 20, 2), "small": (20_000, 64 << 10, 10)}  # files, bytes, dirs
 CONFIRMED = re.compile(r"confirmed (\d+), failed (\d+), skipped (\d+)")
