@@ -104,6 +104,7 @@ class Cleaner:
         self.result = CleanupResult()
         self._warned = 0
         self._audit: list[str] = []
+        self._stamp: tuple[int, str, str] = (-1, "", "")  # (second, line head, line middle)
 
     # -- the step ---------------------------------------------------------------------------
     def run(self) -> CleanupResult:
@@ -227,7 +228,7 @@ class Cleaner:
         for c in cands:
             if c.name in work or done.get(c.name) != (c.size, c.mtime_ns):
                 group.dropped.append(c)  # in work again; a new confirmation enrolls it anew
-            elif self.excluded(c.name, join(rel, c.name)):
+            elif self.excluded.patterns and self.excluded(c.name, join(rel, c.name)):
                 group.dropped.append(c)
             elif self.now - c.mtime_ns / 1e9 < self.job.settle:
                 group.deferred.append((c, c.mtime_ns / 1e9 + self.job.settle))  # young
@@ -422,19 +423,25 @@ class Cleaner:
         destination_collection, batch, task_id, and recovered when the next run wrote it."""
         from json.encoder import encode_basestring as quote  # here: not every cycle needs it
 
+        now = int(time.time())
+        if now != self._stamp[0]:  # the same to the second for many lines: formatted once
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+            collection = self.job.destination_collection
+            self._stamp = (now, (
+                f'{{"time": "{when}", "job": {quote(self.job.name)}, "source": '
+            ), (
+                f'"destination_collection": {quote(collection) if collection else "null"}, '
+            ))  # fmt: skip
+        _, head, middle = self._stamp
         relpath = join(rel, c.name)
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        collection = self.job.destination_collection
-        line = (
-            f'{{"time": "{when}", "job": {quote(self.job.name)}, '
-            f'"source": {quote(self._source(relpath))}, "size": {c.size}, '
-            f'"mtime_ns": {c.mtime_ns}, "ino": {c.ino}, '
-            f'"destination": {quote(f"{self.dest_root}/{relpath}")}, '
-            f'"destination_collection": {quote(collection) if collection else "null"}, '
+        return (
+            f"{head}{quote(self._source(relpath))}, "
+            f'"size": {c.size}, "mtime_ns": {c.mtime_ns}, "ino": {c.ino}, '
+            f'"destination": {quote(f"{self.dest_root}/{relpath}")}, {middle}'
             f'"batch": {c.batch if c.batch is not None else "null"}, '
             f'"task_id": {quote(c.task_id) if c.task_id else "null"}'
+            + (', "recovered": true}' if recovered else "}")
         )
-        return line + (', "recovered": true}' if recovered else "}")
 
     @staticmethod
     def _audit_key(entry: dict[str, object]) -> tuple[object, ...]:

@@ -12,14 +12,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from globus_autosync import codec
 from globus_autosync.plan import Pending
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):  # a tuple: a hundred thousand of them are made per cycle at most
     """A confirmed file that cleanup may delete."""
 
     dir: int
@@ -30,7 +29,7 @@ class Candidate:
     ctime_ns: int
     confirmed: float
     batch: int | None
-    deleting: bool
+    deleting: int  # 1: journaled for deletion
     attempts: int
     task_id: str | None = None
 
@@ -51,12 +50,6 @@ _COLS = (
     "c.dir, c.name, c.size, c.mtime_ns, c.ino, c.ctime_ns, c.confirmed, c.batch, c.deleting, "
     "c.attempts, b.task_id"
 )
-
-
-def _candidate(r: tuple[object, ...]) -> Candidate:
-    return Candidate(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], r[10]  # type: ignore[arg-type]
-    )
 
 
 class CleanupQueries:
@@ -145,7 +138,7 @@ class CleanupQueries:
             "ORDER BY c.confirmed, c.dir, c.name LIMIT ?",
             (job, before, now, limit),
         )
-        return [_candidate(r) for r in rows]
+        return list(map(Candidate._make, rows))
 
     def cleanup_interrupted(self, job: int) -> list[Candidate]:
         """Candidates journaled for deletion by a run that did not resolve them."""
@@ -154,7 +147,7 @@ class CleanupQueries:
             "WHERE c.job=? AND c.deleting = 1 ORDER BY c.dir, c.name",
             (job,),
         )
-        return [_candidate(r) for r in rows]
+        return list(map(Candidate._make, rows))
 
     # -- the journal ------------------------------------------------------------------------
     def journal_deletions(self, files: Iterable[Candidate]) -> None:
