@@ -176,7 +176,9 @@ class Cleaner:
         before = self.now if need > 0 else age_cut
         if before is None:
             return
-        rows = self.store.cleanup_due(self.job_id, before, self.now, job.max_deletes)
+        rows = self.store.cleanup_due(
+            self.job_id, before, self.now, job.max_deletes, actions=job.on_done is not None
+        )
         chosen: list[Candidate] = []
         planned = 0
         for c in rows:  # oldest confirmation first
@@ -241,7 +243,7 @@ class Cleaner:
             return
         if cleared:
             dir_mtime = os.fstat(fd).st_mtime  # before the unlinks touch it
-            self.store.journal_deletions(cleared)
+            self.store.journal_deletions(dir_id, cleared)
             crashpoint("cleanup-journaled")
             for c in cleared:
                 self._unlink(group, fd, c)

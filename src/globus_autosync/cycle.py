@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from globus_autosync.cleanup import Cleaner
 from globus_autosync.config import Config, GlobusSettings, Job
 from globus_autosync.dryrun import DryTransport, scratch_copy
 from globus_autosync.errors import (
@@ -44,6 +43,7 @@ from globus_autosync.walk import DirTree, Notices, WalkStats
 
 if TYPE_CHECKING:
     from globus_autosync.actions import Actions
+    from globus_autosync.cleanup import Cleaner
     from globus_autosync.sources import Source
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,12 @@ class Cycle:
         started = time.monotonic()
         self.source.ready()
         self.transport.ready()
-        cleaner = Cleaner(self.job, self.store, self.tree, self.transport, self.state_dir,
-                          self.now, dry_run=self.dry_run)  # fmt: skip
+        cleaner = self._cleaner()
         if not self.dry_run:
             self.reconcile()
             # before the walk: a file in the place of one deleted is new, whatever its mtime
-            cleaner.recover()
+            if cleaner is not None:
+                cleaner.recover()
             if isinstance(self.transport, WatchesCollections):  # Globus Connect Personal down?
                 from globus_autosync import endpoints
 
@@ -122,7 +122,8 @@ class Cycle:
         self.submit_all()
         self.summary.action_error = self._act() if self.actions is not None else None
         # cleanup acts only on a cycle that saw the source and the destination whole (rule 4)
-        if self.summary.problem is None and not walked.stopped and not self.should_stop():
+        whole = self.summary.problem is None and not walked.stopped and not self.should_stop()
+        if cleaner is not None and whole:
             cleaner.unreadable = stats.unreadable
             self._clean(cleaner)
         if not self.dry_run:  # a dry run's batches are never sent, so never in flight
@@ -143,6 +144,21 @@ class Cycle:
         if result.problem is not None and self.summary.problem is None:
             self.summary.problem = result.problem
         return result.auth
+
+    def _cleaner(self) -> Cleaner | None:
+        """Source cleanup's step, if the job has anything of it: cleanup on, candidates to
+        forget now that it is off, or deletions an interrupted run journaled (cleanup.py is
+        imported only then: a cron run's start-up counts)."""
+        if not (
+            self.job.cleanup
+            or self.store.cleanup_enrolled(self.job_id) is not None
+            or self.store.cleanup_interrupted(self.job_id)
+        ):
+            return None
+        from globus_autosync.cleanup import Cleaner
+
+        return Cleaner(self.job, self.store, self.tree, self.transport, self.state_dir,
+                       self.now, dry_run=self.dry_run)  # fmt: skip
 
     def _clean(self, cleaner: Cleaner) -> None:
         result = cleaner.run()

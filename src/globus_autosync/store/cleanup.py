@@ -43,6 +43,8 @@ class CleanupTotals:
     failing: int  # of which the last attempt failed
 
 
+_CHUNK = 500  # names bound in one statement (SQLite allows 32,766 variables)
+
 # (dir, name, size, mtime_ns, inode, ctime_ns) of a file just confirmed
 Enrolled = tuple[int, str, int, int, int, int]
 
@@ -125,17 +127,21 @@ class CleanupQueries:
         return {r[0] for r in rows}
 
     # -- what is due ------------------------------------------------------------------------
-    def cleanup_due(self, job: int, before: float, now: float, limit: int) -> list[Candidate]:
+    def cleanup_due(
+        self, job: int, before: float, now: float, limit: int, actions: bool = True
+    ) -> list[Candidate]:
         """Candidates confirmed before ``before`` whose retry is due, oldest confirmation first;
-        not those an action still needs."""
-        rows = self.conn.execute(
-            f"SELECT {_COLS} FROM cleanup c LEFT JOIN batches b ON b.id = c.batch "
-            "WHERE c.job=? AND c.confirmed < ? AND c.next_try <= ? AND c.deleting = 0 "
-            # a file whose action (flow run, command) has not ended yet is kept for it
+        not those an action still needs (``actions``: the job has actions)."""
+        # a file whose action (flow run, command) has not ended yet is kept for it
+        for_actions = (
             "AND NOT EXISTS (SELECT 1 FROM action_files f JOIN actions a ON a.id = f.action "
             "WHERE f.dir = c.dir AND f.name = c.name "
             "AND a.state IN ('collecting', 'pending', 'running')) "
-            "ORDER BY c.confirmed, c.dir, c.name LIMIT ?",
+        )
+        rows = self.conn.execute(
+            f"SELECT {_COLS} FROM cleanup c LEFT JOIN batches b ON b.id = c.batch "
+            "WHERE c.job=? AND c.confirmed < ? AND c.next_try <= ? AND c.deleting = 0 "
+            f"{for_actions if actions else ''}ORDER BY c.confirmed, c.dir, c.name LIMIT ?",
             (job, before, now, limit),
         )
         return list(map(Candidate._make, rows))
@@ -150,12 +156,19 @@ class CleanupQueries:
         return list(map(Candidate._make, rows))
 
     # -- the journal ------------------------------------------------------------------------
-    def journal_deletions(self, files: Iterable[Candidate]) -> None:
-        """Mark files as about to be deleted: written before any unlink."""
+    def journal_deletions(self, dir_id: int, files: list[Candidate]) -> None:
+        """Mark files of one directory as about to be deleted: written before any unlink."""
         with self.tx():
-            self.conn.executemany(
-                "UPDATE cleanup SET deleting=1 WHERE dir=? AND name=?",
-                ((c.dir, c.name) for c in files),
+            self._by_names("UPDATE cleanup SET deleting=1", dir_id, [c.name for c in files])
+
+    def _by_names(self, statement: str, dir_id: int, names: list[str]) -> None:
+        """``statement`` (an UPDATE or DELETE of ``cleanup``) for these names of a directory,
+        a few hundred names a statement (one statement per row cost more than the unlinks)."""
+        for i in range(0, len(names), _CHUNK):
+            chunk = names[i : i + _CHUNK]
+            self.conn.execute(
+                f"{statement} WHERE dir=? AND name IN ({','.join('?' * len(chunk))})",
+                (dir_id, *chunk),
             )
 
     def resolve_deletions(
@@ -188,14 +201,8 @@ class CleanupQueries:
                     "UPDATE cleanup_jobs SET files=files+?, bytes=bytes+?, last=? WHERE job=?",
                     (len(deleted), sum(c.size for c in deleted), now, job),
                 )
-            self.conn.executemany(
-                "DELETE FROM cleanup WHERE dir=? AND name=?",
-                ((c.dir, c.name) for c in (*deleted, *dropped)),
-            )
-            self.conn.executemany(
-                "UPDATE cleanup SET deleting=0 WHERE dir=? AND name=?",
-                ((c.dir, c.name) for c in kept),
-            )
+            self._by_names("DELETE FROM cleanup", dir_id, [c.name for c in (*deleted, *dropped)])
+            self._by_names("UPDATE cleanup SET deleting=0", dir_id, [c.name for c in kept])
             self.conn.executemany(  # a reason: it failed; none: it is not due until then
                 "UPDATE cleanup SET deleting=0, attempts=attempts+(? IS NOT NULL), next_try=?, "
                 "reason=COALESCE(?, reason) WHERE dir=? AND name=?",
