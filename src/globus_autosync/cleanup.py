@@ -247,6 +247,9 @@ class Cleaner:
             crashpoint("cleanup-journaled")
             for c in cleared:
                 self._unlink(group, fd, c)
+            self._audit += [self._audit_line(rel, c, recovered=False) for c in group.deleted]
+            self.result.deleted += len(group.deleted)
+            self.result.bytes += sum(c.size for c in group.deleted)
             self._write_audit()
             crashpoint("cleanup-audited")
         self._resolve(group)
@@ -326,9 +329,6 @@ class Cleaner:
             return
         crashpoint("cleanup-unlinked")
         group.deleted.append(c)
-        self._audit.append(self._audit_line(group.rel, c, recovered=False))
-        self.result.deleted += 1
-        self.result.bytes += c.size
 
     def _failed(self, group: _Group, c: Candidate, reason: str) -> None:
         path = self._source(join(group.rel, c.name))
