@@ -224,3 +224,22 @@ def part_files(top: Path) -> list[str]:
         for n in names
         if n.startswith(".autosync-") and n.endswith(".part")
     )
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A real small file system of ``size`` (``"1m"``) mounted at ``where`` for the test's
+    time (needs root and permission to mount; the test is skipped otherwise)."""
+    import pytest
+
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)

@@ -17,7 +17,14 @@ from globus_autosync import cli
 from globus_autosync.transports import filecopy, local
 from globus_autosync.transports.base import Item
 
-from .helpers import CliEnv, assert_mirrored, part_files, tree, unprivileged_prefix
+from .helpers import (
+    CliEnv,
+    assert_mirrored,
+    mounted_tmpfs,
+    part_files,
+    tree,
+    unprivileged_prefix,
+)
 
 TRANSFERS = (1, 4)  # each test that uses ``env`` runs with 1 and with 4 copy workers
 
@@ -354,18 +361,8 @@ def test_destination_full_in_process(
 @pytest.fixture
 def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 1 MB tmpfs (needs root and permission to mount; skipped otherwise)."""
-    where = tmp_path / "tiny"
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
-        capture_output=True, check=False,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "tiny", "1m") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.mark.parametrize("transfers", [1, 4])
