@@ -17,10 +17,11 @@ from the nearest name stored whole by chance; every merge leaves more of them.)
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterator
 from itertools import accumulate
 
@@ -89,17 +90,18 @@ def _names(body: bytes) -> Iterator[bytes]:
         pos = cut + 1
 
 
+_WHOLE = re.compile(rb"\0\x01([^\0]*)")  # a piece stored whole (shared prefix 0), its name
+
+
 def _restarts(body: bytes) -> tuple[list[int], list[bytes]]:
     """The offsets of the names stored whole, and those names (in order)."""
-    starts = [0] if body else []
-    at = body.find(b"\0\x01")
-    while at >= 0:
-        starts.append(at + 1)
-        at = body.find(b"\0\x01", at + 2)
-    heads = []
-    for start in starts:
-        end = body.find(b"\0", start)
-        heads.append(body[start + 1 : end if end >= 0 else len(body)])
+    if not body:
+        return [], []
+    end = body.find(b"\0")
+    starts, heads = [0], [body[1:] if end < 0 else body[1:end]]
+    for m in _WHOLE.finditer(body):
+        starts.append(m.start() + 1)
+        heads.append(m.group(1))
     return starts, heads
 
 
@@ -299,26 +301,71 @@ def known(
 
 def lookup(blob: bytes | None, wanted: Collection[str]) -> dict[str, tuple[int, int]]:
     """The (size, mtime_ns) of the names of ``wanted`` that a confirmed listing holds (only the
-    names near them are decoded)."""
-    if not blob or not wanted:
-        return {}
+    names near them are decoded, or, for many names, the names without the values)."""
+    return find(blob, wanted)[0]
+
+
+def present(blob: bytes | None, wanted: Collection[str]) -> set[str]:
+    """The names of ``wanted`` that a confirmed listing holds (``lookup`` without the values)."""
+    return find(blob, (), wanted)[1]
+
+
+def find(
+    blob: bytes | None, values_of: Collection[str], names_of: Collection[str] = ()
+) -> tuple[dict[str, tuple[int, int]], set[str]]:
+    """``lookup`` of ``values_of`` and ``present`` of ``names_of``, reading the listing once."""
+    if not blob or not (values_of or names_of):
+        return {}, set()
     n, _, _, body = _open(blob, values=False)
-    starts, heads = _restarts(body)
-    found: list[tuple[int, bytes]] = []
-    for name in sorted({w.encode("utf-8", "surrogateescape") for w in wanted}):
-        j = bisect_right(heads, name) - 1
-        if j < 0:
-            continue
-        stop = starts[j + 1] - 1 if j + 1 < len(starts) else len(body)
-        names = _block(body, starts[j], stop)
-        if name in names:
-            found.append((body.count(b"\0", 0, starts[j]) + names.index(name), name))
+    valued = {w.encode("utf-8", "surrogateescape") for w in values_of}
+    want = sorted(valued.union(w.encode("utf-8", "surrogateescape") for w in names_of))
+    if len(want) > 4 * n // RESTART:  # about every block holds some: read them all, once
+        wanted_set = set(want)
+        found = [(i, name) for i, name in enumerate(_names(body)) if name in wanted_set]
+    else:
+        found = _in_blocks(body, want)
     del body
+    names = {name.decode("utf-8", "surrogateescape") for _, name in found}
+    found = [(i, name) for i, name in found if name in valued]
     if not found:
-        return {}
+        return {}, names
     _, size_data, mtime_data, _ = _open(blob)
     sizes, mtimes = _Column(size_data, n), _Column(mtime_data, n)
-    return {name.decode("utf-8"): (sizes.value(i), mtimes.value(i)) for i, name in found}
+    values = {name.decode("utf-8", "surrogateescape"): (sizes.value(i), mtimes.value(i))
+              for i, name in found}  # fmt: skip
+    return values, names
+
+
+def _in_blocks(body: bytes, want: list[bytes]) -> list[tuple[int, bytes]]:
+    """[(position, name)] of the names of ``want`` (sorted) found, each block between two names
+    stored whole decoded only as far as the last name wanted in it."""
+    starts, heads = _restarts(body)
+    found: list[tuple[int, bytes]] = []
+    counted, before = 0, 0  # names before starts[counted]: counted on as the blocks go up
+    i, total = 0, len(want)
+    while i < total:
+        j = bisect_right(heads, want[i]) - 1
+        if j < 0:
+            i += 1
+            continue
+        last = total if j + 1 == len(heads) else bisect_left(want, heads[j + 1], i)
+        group = want[i:last]  # the names wanted that sort into block j
+        i = last
+        stop = starts[j + 1] - 1 if j + 1 < len(starts) else len(body)
+        before += body.count(b"\0", starts[counted], starts[j])
+        counted = j
+        prev, top = b"", group[-1]
+        g, gn = 0, len(group)
+        for k, piece in enumerate(body[starts[j] : stop].split(b"\0")):
+            prev = prev[: piece[0] - 1] + piece[1:]
+            while g < gn and group[g] < prev:
+                g += 1  # not in the listing
+            if g < gn and group[g] == prev:
+                found.append((before + k, prev))
+                g += 1
+            if prev >= top or g == gn:
+                break
+    return found
 
 
 def merge(blob: bytes | None, files: dict[str, tuple[int, int]]) -> tuple[bytes, int, int]:

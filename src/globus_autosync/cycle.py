@@ -176,7 +176,13 @@ class Cycle:
             # source) stays reported until a later listing, not forgotten by this very walk
             plan.deletes = [n for n in plan.deletes if (dir_id, n) not in self.reported]
         row = self.tree.rows[dir_id]
-        if plan.upserts or plan.deletes or plan.digest or (row.mtime_ns, row.ino) != (mtime, ino):
+        if (
+            plan.upserts
+            or plan.deletes
+            or plan.digest
+            or plan.chunks
+            or (row.mtime_ns, row.ino) != (mtime, ino)
+        ):
             self.store.apply_dir(self.job_id, dir_id, plan, mtime, ino, None)
         # else: nothing to write; a no-change full walk makes no transaction per directory
 

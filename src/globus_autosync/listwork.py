@@ -14,11 +14,13 @@ forgets a directory's digest whenever its confirmed listing changes.
 
 An incremental walk does less for a directory whose mtime moved (names were added, removed or
 renamed: a file's content never moves it; rewrites in place are the full walk's job). One of
-``QUICK_FROM`` confirmed files or more is listed by name (``scan.list_changes``): only new names
-and work in progress are looked at, against the confirmed names read into a table of hashes,
-never a dict of a million files. A directory whose change notices are trusted (``Task.noticed``:
-``watch`` on Linux) is not listed at all: only the names noticed and work in progress are looked
-at (``scan.look_at``). Both answer a ``partial`` or by-name Result in this process only.
+``QUICK_FROM`` confirmed files or more is listed in runs of names (``scan.list_runs``, ``runs``):
+only the names of runs whose digest the store does not hold are looked up in the confirmed
+listing (``codec.present``, or a table of the hashes of its names when they are many), only new
+names and work in progress are looked at, and no dict of a million files is ever made. A
+directory whose change notices are trusted (``Task.noticed``: ``watch`` on Linux) is not listed
+at all: only the names noticed and work in progress are looked at (``scan.look_at``). Both
+answer in this process only (the noticed one a ``partial`` Result).
 A full walk of such a directory stats every entry, but compares it with the confirmed listing
 held as arrays by position (``codec.index``), keeping only what differs.
 """
@@ -35,13 +37,15 @@ from globus_autosync.plan import SKIPPED, DirPlan, Pending, plan_dir
 from globus_autosync.scan import (
     Excluder,
     Subdir,
+    join,
     list_against,
-    list_changes,
     list_dir,
+    list_runs,
     look_at,
 )
 
-QUICK_FROM = 10_000  # confirmed files from which a changed directory is listed by name only
+QUICK_FROM = 10_000  # confirmed files from which a changed directory is listed in runs
+UNSURE_MAX = 250_000  # names of unsure runs held before the confirmed names are read whole
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Task:
     digest: bytes | None = None  # of the last listing that needed nothing
     noticed: frozenset[str] | None = None  # names changed, by trusted notices: look at those only
     same: bool = True  # the directory has the inode it was last listed with (not replaced)
+    chunks: bytes | None = None  # the digests of its runs of confirmed names (runs.pack)
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def work(setup: Setup, excluded: Excluder, task: Task) -> Result:
         if task.noticed is not None:
             return _noticed(setup, excluded, task)
         if codec.count(task.done) >= QUICK_FROM:
-            return _by_name(setup, excluded, task)
+            return _by_runs(setup, excluded, task)
     if setup.plan and setup.full and codec.count(task.done) >= QUICK_FROM:
         return _full_by_index(setup, excluded, task)
     try:
@@ -124,21 +129,81 @@ def work(setup: Setup, excluded: Excluder, task: Task) -> Result:
     return Result(None, listed_ns, len(files), plan, skipped, subdirs)
 
 
-def _by_name(setup: Setup, excluded: Excluder, task: Task) -> Result:
-    """A large directory whose names changed: look only at new names and work in progress."""
+def _by_runs(setup: Setup, excluded: Excluder, task: Task) -> Result:
+    """A large directory whose names changed: its regular files are cut into runs; only the
+    names of runs the store holds no digest of are looked up, only new names and work in
+    progress are looked at."""
+    from globus_autosync import runs
+
+    stored = runs.unpack(task.chunks, setup.patterns)
+    unsure = _Unsure(task.done, table=not stored)  # none stored: the names are all unsure
     try:
-        names, done = codec.known(task.done, _unrecorded(task, task.pending))
-        listing, nfiles = list_changes(task.path, task.rel, excluded, setup.follow, names,
-                                       task.pending)  # fmt: skip
+        listing, nfiles, found = list_runs(task.path, task.rel, excluded, setup.follow,
+                                           task.pending, stored, unsure)  # fmt: skip
+        listed_ns = time.time_ns()
+        # the confirmed records a plan compares with: of work in progress, and of the known
+        # names looked at all the same (a followed link, a file become a link); new ones have none
+        done, new, vouched = unsure.resolve(
+            excluded, task.rel, _unrecorded(task, [*listing.files, *task.pending])
+        )
+        if new:
+            more = look_at(task.path, task.rel, excluded, setup.follow, new)
+            listing.files.update(more.files)
+            listing.subdirs.extend(more.subdirs)
+            listing.skipped.update(more.skipped)
     except OSError as err:
         return Result(str(err.strerror))
-    listed_ns = time.time_ns()
-    # a known name looked at all the same (a followed link, a file become a link): its record
-    others = [n for n in _unrecorded(task, listing.files) if n not in done and n in names]
-    if others:
-        done.update(codec.lookup(task.done, others))
-    return _planned(setup, task, listing.files, listing.skipped, done, listing.subdirs,
-                    listed_ns, nfiles)  # fmt: skip
+    result = _planned(setup, task, listing.files, listing.skipped, done, listing.subdirs,
+                      listed_ns, nfiles)  # fmt: skip
+    chunks = found | vouched
+    if chunks == stored:
+        return result
+    plan = result.plan or DirPlan()
+    plan.chunks = runs.pack(setup.patterns, chunks)
+    return Result(None, listed_ns, nfiles, plan, result.skipped, result.subdirs)
+
+
+class _Unsure:
+    """The runs of a relisted directory that no stored digest vouches for, and which of their
+    names are new. Their names are held until ``UNSURE_MAX``, then (or from the start, with
+    ``table``) checked as they come against a table of the hashes of every confirmed name
+    (``codec.known``, about 0.6 s a million names), keeping only the new ones."""
+
+    def __init__(self, done: bytes | None, table: bool) -> None:
+        self.done = done
+        self.runs: list[tuple[bytes, list[str]]] = []
+        self.held = 0
+        self.table = codec.known(done)[0] if table else None
+
+    def __call__(self, digest: bytes, names: list[str]) -> None:
+        if self.table is not None:
+            table = self.table
+            names = [n for n in names if n not in table]
+        self.runs.append((digest, names))
+        self.held += len(names)
+        if self.table is None and self.held > UNSURE_MAX:
+            self.table = table = codec.known(self.done)[0]
+            self.runs = [(d, [n for n in run if n not in table]) for d, run in self.runs]
+            self.held = sum(len(run) for _, run in self.runs)
+
+    def resolve(
+        self, excluded: Excluder, rel: str, values_of: list[str]
+    ) -> tuple[dict[str, tuple[int, int]], list[str], set[bytes]]:
+        """(the confirmed records of ``values_of``; the new names, not excluded; the digests of
+        the runs whose names are all confirmed or excluded), the listing read once."""
+        names_of = [n for _, run in self.runs for n in run] if self.table is None else []
+        done, known = codec.find(self.done, values_of, names_of)
+        new: list[str] = []
+        vouched: set[bytes] = set()
+        for digest, run in self.runs:
+            left = [n for n in run if n not in known]
+            if left and excluded.patterns:
+                left = [n for n in left if not excluded(n, join(rel, n))]
+            if left:
+                new.extend(left)
+            else:
+                vouched.add(digest)
+        return done, new, vouched
 
 
 def _full_by_index(setup: Setup, excluded: Excluder, task: Task) -> Result:

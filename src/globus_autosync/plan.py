@@ -39,6 +39,7 @@ class DirPlan:
     changed: int = 0  # files new or changed since last confirmed, first noticed now
     newly_skipped: list[Pending] = field(default_factory=list)
     digest: bytes | None = None  # the listing needed nothing: remember its digest (listwork)
+    chunks: bytes | None = None  # a large directory's runs of confirmed names (runs.pack)
 
 
 def settled(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import zlib
 from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -125,34 +126,57 @@ def list_dir(path: str, relpath: str, excluded: Excluder, follow_symlinks: bool)
     return out
 
 
-def list_changes(
+def list_runs(
     path: str,
     relpath: str,
     excluded: Excluder,
     follow_symlinks: bool,
-    known: Container[str],
     watched: Collection[str],
-) -> tuple[Listing, int]:
-    """List one directory by name, without a stat for what is known: the regular files named in
-    ``known`` (by the directory's record of their type) are counted, not looked at; every other
-    entry (new names, subdirectories, links) and every name of ``watched`` (work in progress) is
-    looked at as ``list_dir`` looks at it. Returns that listing and the number of regular files.
-    Raises OSError when the directory itself cannot be read."""
+    stored: Container[bytes],
+    unsure: Callable[[bytes, list[str]], None],
+) -> tuple[Listing, int, set[bytes]]:
+    """List one large directory in runs of names (``runs``), without a stat for a regular file
+    (by the directory's record of its type) that is not in ``watched`` (work in progress): such
+    names are cut into runs, and each run whose digest is not in ``stored`` is handed to
+    ``unsure`` (its digest, its names). Every other entry (subdirectories, links, work in
+    progress) is looked at as ``list_dir`` looks at it. Returns that listing, the number of
+    regular files, and the digests found in ``stored``. Raises OSError when the directory itself
+    cannot be read."""
+    from globus_autosync import runs  # here: its hashlib costs a quiet run's start-up 2 ms
+
     out = Listing()
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    crc, mask, make = zlib.crc32, runs.MASK, runs.digest  # read here: tests change the rate
+    found: set[bytes] = set()
+    run: list[str] = []
     count = 0
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         one = _One(path, relpath, excluded, follow_symlinks, fd, out)
         with os.scandir(fd) as entries:
             for entry in entries:
                 name = entry.name
-                if name in known and name not in watched and entry.is_file(follow_symlinks=False):
-                    count += 1
+                if name in watched or not entry.is_file(follow_symlinks=False):
+                    one.look(name, True)
                     continue
-                one.look(name, True)
+                run.append(name)
+                if not crc(name.encode("utf-8", "surrogateescape")) & mask:  # a run ends here
+                    count += len(run)
+                    digest = make(run)
+                    if digest in stored:
+                        found.add(digest)
+                    else:
+                        unsure(digest, run)
+                    run = []
+        if run:
+            count += len(run)
+            digest = make(run)
+            if digest in stored:
+                found.add(digest)
+            else:
+                unsure(digest, run)
     finally:
         os.close(fd)
-    return out, count + len(out.files)
+    return out, count + len(out.files), found
 
 
 def list_against(

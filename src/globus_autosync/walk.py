@@ -249,13 +249,13 @@ class Walker:
             noticed = self.notices.names(dir_id, st)
         if self.full or dir_id in self.busy or changed or noticed:
             given[dir_id] = (st, below)
-            if self.plan:
-                rows = dir_id in self.with_rows
-                done, digest, pending = self.store.dir_raw_state(dir_id, rows=rows)
-            else:
-                done, digest, pending = None, None, {}
             same = row.ino == st.st_ino
-            lister.submit(Task(dir_id, path, rel, done, pending, digest, noticed, same))
+            if self.plan:
+                raw = self.store.dir_raw_state(dir_id, rows=dir_id in self.with_rows)
+                lister.submit(Task(dir_id, path, rel, raw.done, raw.pending, raw.digest,
+                                   noticed, same, raw.chunks))  # fmt: skip
+            else:
+                lister.submit(Task(dir_id, path, rel, None, {}, None, noticed, same))
             return
         stack.extend(
             (child, os.path.join(path, name), below)

@@ -65,10 +65,18 @@ def test_a_state_dir_that_cannot_be_created(tmp_path: Path) -> None:
         Store.open(tmp_path / "file" / "state")
 
 
+# the column version 6 added (an older database has not got it)
+CHUNKS = next(
+    line + "\n" for line in store_schema.SCHEMA.splitlines() if line.lstrip().startswith("chunks")
+)
+
+
 def _version_1(state: Path) -> None:
     """A database as schema version 1 had it (no ``dirs.digest``), with one confirmed file."""
     schema = store_schema.SCHEMA
-    v1 = "\n".join(line for line in schema.splitlines() if not line.lstrip().startswith("digest"))
+    v1 = "\n".join(
+        line for line in schema.splitlines() if not line.lstrip().startswith(("digest", "chunks"))
+    )
     assert v1 != schema
     state.mkdir(parents=True)
     conn = sqlite3.connect(state / "state.db")
@@ -295,7 +303,7 @@ def test_a_version_2_database_is_read_as_it_is_and_upgraded_with_the_health_tabl
 
     state = tmp_path / "state"
     state.mkdir()
-    v2 = store_schema.SCHEMA.replace(store_schema.HEALTH_TABLES, "")
+    v2 = store_schema.SCHEMA.replace(store_schema.HEALTH_TABLES, "").replace(CHUNKS, "")
     assert "alerts" not in v2
     conn = sqlite3.connect(state / "state.db")
     conn.executescript(v2)

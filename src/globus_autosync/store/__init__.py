@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from globus_autosync import codec
 from globus_autosync.errors import StoreError
@@ -26,7 +27,7 @@ from globus_autosync.store.cleanup import Candidate, CleanupQueries, CleanupTota
 
 __all__ = [
     "ActionRow", "BatchRow", "Candidate", "CleanupTotals", "Counts", "DirRow", "Enrolled",
-    "QueuedFile", "Store", "store_error",
+    "QueuedFile", "RawState", "Store", "store_error",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,15 @@ FILE_NAME = "state.db"
 SCHEMA_VERSION = schema.VERSION
 
 _FILE_COLS = "name, size, mtime_ns, state, since, queued_at, attempts, next_try, batch, reason"
+
+
+class RawState(NamedTuple):
+    """What a walk's lister needs of one directory (``Store.dir_raw_state``)."""
+
+    done: bytes | None  # the confirmed listing, encoded (codec)
+    digest: bytes | None  # of its last listing that needed nothing
+    pending: dict[str, Pending]  # its rows of work in progress, by name
+    chunks: bytes | None  # the digests of its runs of confirmed names (runs.pack)
 
 
 @dataclass(frozen=True)
@@ -267,18 +277,19 @@ class Store(CleanupQueries, ActionQueries):
         rows = self.conn.execute("SELECT DISTINCT dir FROM files WHERE job=?", (job,))
         return {r[0] for r in rows}
 
-    def dir_raw_state(
-        self, dir_id: int, rows: bool = True
-    ) -> tuple[bytes | None, bytes | None, dict[str, Pending]]:
+    def dir_raw_state(self, dir_id: int, rows: bool = True) -> RawState:
         """``dir_state`` with the confirmed listing still encoded (a worker process decodes it),
-        and the digest of the last listing that needed nothing; ``rows=False`` when the caller
-        knows the directory has no row in ``files``."""
-        row = self.conn.execute("SELECT done, digest FROM dirs WHERE id=?", (dir_id,)).fetchone()
-        done, digest = row if row else (None, None)
+        the digest of the last listing that needed nothing and the digests of a large
+        directory's runs of confirmed names; ``rows=False`` when the caller knows the directory
+        has no row in ``files``."""
+        row = self.conn.execute(
+            "SELECT done, digest, chunks FROM dirs WHERE id=?", (dir_id,)
+        ).fetchone()
+        done, digest, chunks = row if row else (None, None, None)
         if not rows:
-            return done, digest, {}
+            return RawState(done, digest, {}, chunks)
         found = self.conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE dir=?", (dir_id,))
-        return done, digest, {r[0]: _pending(r) for r in found}
+        return RawState(done, digest, {r[0]: _pending(r) for r in found}, chunks)
 
     def confirmed_files(self, job: int) -> int:
         """How many files of a job are confirmed: the size of its tree, for the walker."""
@@ -291,8 +302,9 @@ class Store(CleanupQueries, ActionQueries):
     def apply_dir(
         self, job: int, dir_id: int, plan: DirPlan, mtime_ns: int, ino: int, made: bool | None
     ) -> None:
-        """Record a directory's listing: its changes, the (mtime, inode) it was listed at, and
-        the digest of a listing that needed nothing (``plan.digest``)."""
+        """Record a directory's listing: its changes, the (mtime, inode) it was listed at, the
+        digest of a listing that needed nothing (``plan.digest``) and a large directory's runs
+        of confirmed names (``plan.chunks``)."""
         with self.tx():
             self._write_rows(job, dir_id, plan.upserts)
             self.conn.executemany(
@@ -300,8 +312,8 @@ class Store(CleanupQueries, ActionQueries):
             )
             self.conn.execute(
                 "UPDATE dirs SET mtime_ns=?, ino=?, made=COALESCE(?, made), "
-                "digest=COALESCE(?, digest) WHERE id=?",
-                (mtime_ns, ino, made, plan.digest, dir_id),
+                "digest=COALESCE(?, digest), chunks=COALESCE(?, chunks) WHERE id=?",
+                (mtime_ns, ino, made, plan.digest, plan.chunks, dir_id),
             )
 
     def _write_rows(self, job: int, dir_id: int, rows: Iterable[Pending]) -> None:

@@ -183,7 +183,8 @@ class CleanupQueries:
         now: float,
     ) -> None:
         """After the unlinks of one directory, in one transaction: deleted files leave the
-        directory's confirmed listing (a new file of that name is new); ``kept`` ones wait
+        directory's confirmed listing (a new file of that name is new: the digests of its runs
+        of confirmed names, which vouch for those names, are forgotten); ``kept`` ones wait
         for a later cycle; ``dropped`` ones are no longer candidates; failed ones are retried
         at their time (those without a reason were not due yet); ``requeue`` rows are sent
         again."""
@@ -193,7 +194,8 @@ class CleanupQueries:
                 for c in deleted:
                     done.pop(c.name, None)
                 self.conn.execute(
-                    "UPDATE dirs SET done=?, nfiles=?, nbytes=?, digest=NULL WHERE id=?",
+                    "UPDATE dirs SET done=?, nfiles=?, nbytes=?, digest=NULL, chunks=NULL "
+                    "WHERE id=?",
                     (codec.encode(done), len(done), sum(s for s, _ in done.values()), dir_id),
                 )
                 self.conn.execute("INSERT OR IGNORE INTO cleanup_jobs (job) VALUES (?)", (job,))

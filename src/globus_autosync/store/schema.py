@@ -13,7 +13,7 @@ from globus_autosync.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-VERSION = 5
+VERSION = 6
 READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
 
 # Source cleanup (version 3). `cleanup` holds the confirmed files of jobs with cleanup on, so
@@ -127,6 +127,7 @@ UPGRADES = {
     2: CLEANUP,
     3: HEALTH_TABLES,
     4: ACTIONS,
+    5: "ALTER TABLE dirs ADD COLUMN chunks BLOB;",  # runs of confirmed names (issue 15)
 }
 
 SCHEMA = """
@@ -146,6 +147,7 @@ CREATE TABLE IF NOT EXISTS dirs (
     nbytes INTEGER NOT NULL DEFAULT 0,
     done BLOB,
     digest BLOB,                             -- of the last listing that needed nothing
+    chunks BLOB,                             -- a large directory's runs of confirmed names
     UNIQUE (job, parent, name)
 );
 CREATE TABLE IF NOT EXISTS files (
