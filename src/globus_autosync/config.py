@@ -423,8 +423,6 @@ def _alerts(path: Path, table: dict[str, Any]) -> AlertSettings:
 
 def _actions(r: _Reader) -> dict[str, Any]:
     """The keys of actions (on_done, flow, command, ...), checked together."""
-    import json
-
     on_done: str | None = None
     if "on_done" in r.table:
         on_done = r.choice("on_done", ("batch", "dataset"), "batch")
@@ -453,12 +451,18 @@ def _actions(r: _Reader) -> dict[str, Any]:
     return {
         "on_done": on_done,
         "flow": flow.lower() if flow else None,
-        "flow_input": json.dumps(flow_input, sort_keys=True, default=str),
+        "flow_input": _json(flow_input) if flow_input else "{}",
         "command": tuple(command),
         "command_timeout": r.duration("command_timeout", 3600.0, minimum=1.0),
         "dataset_quiet": r.duration("dataset_quiet", 600.0),
         "dataset_marker": marker,
     }
+
+
+def _json(value: dict[str, Any]) -> str:
+    import json  # here: a job without flow_input needs none (start-up counts)
+
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _keep_free(r: _Reader) -> FreeSpace | None:

@@ -47,6 +47,45 @@ def test_help_lists_every_command(env: CliEnv) -> None:
         assert option in out
 
 
+def test_each_command_is_found_in_the_module_that_defines_it() -> None:
+    """The lazy group's map (a command's module is imported only when it runs) names every
+    command of every module of the CLI, and no other."""
+    import importlib
+    import pkgutil
+
+    from globus_autosync import cli as cli_pkg
+    from globus_autosync.cli import app
+
+    defined = {}
+    for info in pkgutil.iter_modules(cli_pkg.__path__):
+        module = importlib.import_module(f"globus_autosync.cli.{info.name}")
+        for command in getattr(module, "COMMANDS", ()) if info.name != "app" else ():
+            defined[command.name] = info.name
+    assert defined == app.COMMANDS
+    assert all(app.cli.get_command(None, name) is not None for name in defined)  # type: ignore[arg-type]
+
+
+def test_a_quiet_run_does_not_import_the_other_commands(env: CliEnv) -> None:
+    """A cron `run` starts a fresh interpreter: it loads what running needs, nothing more."""
+    env.cli("run")
+    code = (
+        "import sys; from globus_autosync.cli import main\n"
+        "try:\n    main(['--quiet', 'run'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('globus_autosync', "
+        "'rich', 'globus_sdk', 'urllib.request', 'smtplib', 'json')))))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env.environ())  # fmt: skip
+    loaded = set(res.stdout.split())
+    assert "globus_autosync.cli.sync" in loaded and "globus_autosync.cycle" in loaded
+    for unneeded in ("globus_autosync.cli.reports", "globus_autosync.cli.service",
+                     "globus_autosync.cli.globus", "globus_autosync.alerts", "rich",
+                     "globus_sdk", "urllib.request", "smtplib", "globus_autosync.cleanup",
+                     "globus_autosync.runs"):  # fmt: skip
+        assert unneeded not in loaded
+
+
 def test_usage_errors_exit_2(env: CliEnv) -> None:
     res = env.cli("frobnicate", code=2)
     assert "Traceback" not in res.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from globus_autosync import codec, listwork, runs, scan
+from globus_autosync import codec, listwork, runs
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
 from globus_autosync.cycle import baseline_job, run_job
@@ -174,7 +174,7 @@ def test_a_listing_in_another_order_is_still_compared_right(
         def __exit__(self, *exc: object) -> None:
             pass
 
-    monkeypatch.setattr(scan.os, "scandir", Reversed)
+    monkeypatch.setattr(os, "scandir", Reversed)  # the listing of every directory
     flat.write("b.tif", b"b")
     summary = flat.cycle()
     assert (summary.changed, summary.sent_files, summary.scanned) == (1, 1, FILES + 2)

@@ -3,14 +3,21 @@ becomes one line on stderr and a documented exit code."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from globus_autosync import __version__
+from globus_autosync.cli.context import (
+    APP,
+    EXIT_INTERNAL,
+    Context,
+    default_config,
+    default_state_dir,
+)
 from globus_autosync.errors import (
     EXIT_OK,
     EXIT_USAGE,
@@ -19,23 +26,37 @@ from globus_autosync.errors import (
 )
 from globus_autosync.logs import setup as setup_logging
 
-if TYPE_CHECKING:
-
-    pass
-
-from globus_autosync.cli import actions, globus, health, reports, service, sync
-from globus_autosync.cli.context import (
-    APP,
-    EXIT_INTERNAL,
-    Context,
-    default_config,
-    default_state_dir,
-)
-
 log = logging.getLogger("globus_autosync")
 
+# each command, and the module of this package that defines it (in its COMMANDS): a command's
+# module is imported only when it runs (or for --help), so a cron `run` loads what it needs
+COMMANDS = {
+    "init": "sync", "check": "sync", "baseline": "sync", "run": "sync", "watch": "sync",
+    "status": "reports", "tasks": "reports",
+    "service": "service",
+    "login": "globus", "logout": "globus", "whoami": "globus",
+    "alert-test": "health",
+    "retry-action": "actions",
+}  # fmt: skip
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when asked for (click's lazy loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        commands: list[click.Command] = importlib.import_module(
+            f"globus_autosync.cli.{module}"
+        ).COMMANDS
+        return next(c for c in commands if c.name == cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-c",
     "--config",
@@ -73,11 +94,6 @@ def cli(
     setup_logging(ctx.obj.state_dir, debug, quiet, to_file=needs_file_log, resident=resident)
 
 
-
-
-for _module in (sync, reports, service, actions, globus, health):
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,13 +6,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from globus_autosync import config
 from globus_autosync.errors import (
     EXIT_JOB,
     EXIT_LOCKED,
@@ -20,11 +18,12 @@ from globus_autosync.errors import (
     EXIT_PARTIAL,
     EXIT_USAGE,
 )
-from globus_autosync.store import Store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from globus_autosync import config
+    from globus_autosync.store import Store
     from globus_autosync.walk import WalkStats
 
 log = logging.getLogger("globus_autosync")
@@ -50,14 +49,16 @@ def default_state_dir() -> Path:
     return Path(platformdirs.user_state_dir(APP))
 
 
-@dataclass
 class Context:
-    config_path: Path
-    state_dir: Path
-    debug: bool
-    quiet: bool
+    """The global options (a plain class: `--version` defines no dataclass)."""
+
+    def __init__(self, config_path: Path, state_dir: Path, debug: bool, quiet: bool) -> None:
+        self.config_path, self.state_dir = config_path, state_dir
+        self.debug, self.quiet = debug, quiet
 
     def load(self) -> config.Config:
+        from globus_autosync import config
+
         return config.load(self.config_path)
 
 
@@ -91,14 +92,14 @@ def progress_line(obj: Context, label: str) -> Iterator[Callable[[WalkStats], No
 @contextlib.contextmanager
 def readonly_store(obj: Context) -> Iterator[Store | None]:
     """The state database for reading (None before the first run), closed afterwards."""
+    from globus_autosync.store import Store
+
     store = Store.open_readonly(obj.state_dir)
     try:
         yield store
     finally:
         if store is not None:
             store.close()
-
-
 
 
 def age(seconds: float) -> str:

@@ -7,11 +7,11 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from globus_autosync import config
+from globus_autosync.cli.context import APP, Context, age, pass_ctx, progress_line, worst
 from globus_autosync.cycle import baseline_job, run_job
 from globus_autosync.errors import (
     EXIT_JOB,
@@ -25,15 +25,6 @@ from globus_autosync.logs import SUMMARY_LOGGER
 from globus_autosync.store import Store
 from globus_autosync.summary import human_bytes
 from globus_autosync.transports import make_transport
-
-if TYPE_CHECKING:
-
-    pass
-
-from globus_autosync.cli import actions as cli_actions
-from globus_autosync.cli import globus as cli_globus
-from globus_autosync.cli import health as cli_health
-from globus_autosync.cli.context import APP, Context, age, pass_ctx, progress_line, worst
 
 log = logging.getLogger("globus_autosync")
 
@@ -83,9 +74,13 @@ def check(obj: Context, job_name: str | None) -> None:
             lines.append((False, f"{job.name}: source {src} is not a readable directory; {why}"))
         lines.append(_cleanup_check(job))
         if job.flow is not None:
-            lines.append(cli_globus.flow_check(job, cfg, obj.state_dir))
+            from globus_autosync.cli.globus import flow_check
+
+            lines.append(flow_check(job, cfg, obj.state_dir))
         if job.command:
-            lines.append(cli_actions.command_check(job))
+            from globus_autosync.cli.actions import command_check
+
+            lines.append(command_check(job))
         try:
             transport = make_transport(job, cfg, obj.state_dir)
             try:
@@ -96,7 +91,9 @@ def check(obj: Context, job_name: str | None) -> None:
                 transport.close()
         except AutosyncError as err:
             lines.append((False, f"{job.name}: {err}"))
-        lines.extend(cli_health.collection_lines(obj.state_dir, job))
+        from globus_autosync.cli.health import collection_lines
+
+        lines.extend(collection_lines(obj.state_dir, job))
     for ok, text in lines:
         click.echo(f"{'ok  ' if ok else 'FAIL'}  {text}")
     if not all(ok for ok, _ in lines):
@@ -215,7 +212,9 @@ def run(
         if not obj.quiet or summary.exit_code != EXIT_OK:
             click.echo(summary.line())
     if cfg.alerts.enabled and not dry_run:
-        cli_health.after_run(cfg, obj.state_dir, cfg.select(job_name))
+        from globus_autosync.cli.health import after_run
+
+        after_run(cfg, obj.state_dir, cfg.select(job_name))
     if metrics_file is not None and not dry_run:
         from globus_autosync import metrics
 

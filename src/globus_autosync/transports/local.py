@@ -22,9 +22,8 @@ import os
 import stat
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from globus_autosync.config import Job
 from globus_autosync.errors import TransportError
@@ -41,6 +40,9 @@ from globus_autosync.transports.base import (
     TaskReport,
 )
 from globus_autosync.transports.pipeline import Pipeline, Staged
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,8 @@ class LocalTransport:
     # -- the steps of a batch, each run by the workers --------------------------------------
     @contextlib.contextmanager
     def _workers(self) -> Iterator[None]:
+        from concurrent.futures import ThreadPoolExecutor  # here: a quiet run copies nothing
+
         self._made = set()
         if self.transfers > 1:
             self._pool = ThreadPoolExecutor(self.transfers, thread_name_prefix="autosync-copy")

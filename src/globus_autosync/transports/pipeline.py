@@ -17,12 +17,14 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from globus_autosync.transports.base import DONE, Item, Outcome
+
+if TYPE_CHECKING:  # concurrent.futures is loaded only when a batch is copied (start-up counts)
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 _A = TypeVar("_A")
 _R = TypeVar("_R")
@@ -39,6 +41,8 @@ class Staged:
 
 
 def _now(fn: Callable[[_A], _R], arg: _A) -> Future[_R]:
+    from concurrent.futures import Future
+
     done: Future[_R] = Future()
     try:
         done.set_result(fn(arg))
