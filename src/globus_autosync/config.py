@@ -1,4 +1,5 @@
-"""The TOML configuration file, parsed into frozen dataclasses.
+"""The TOML configuration file, parsed into named tuples (frozen; cheaper to define than
+dataclasses at each start-up).
 
 Every error names the file, the job and the key, so one line is enough to fix it.
 """
@@ -8,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,8 +45,7 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2) or ""])
 
 
-@dataclass(frozen=True)
-class FreeSpace:
+class FreeSpace(NamedTuple):
     """How much of the source's file system cleanup keeps free: a share of it, or bytes."""
 
     percent: float | None = None
@@ -83,13 +82,11 @@ def parse_free_space(text: str) -> FreeSpace:
     return FreeSpace(size=size)
 
 
-@dataclass(frozen=True)
-class GlobusSettings:
+class GlobusSettings(NamedTuple):
     client_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(NamedTuple):
     name: str
     source: Path
     destination: str
@@ -138,7 +135,7 @@ class Job:
         return self.delete_after is not None or self.keep_free is not None
 
 
-class AlertSettings(NamedTuple):  # not a dataclass: cheaper to define at each start-up
+class AlertSettings(NamedTuple):
     """The top-level ``[alerts]`` table: where a message goes when a job's health changes.
     The SMTP password is never in the file: it is read from GLOBUS_AUTOSYNC_SMTP_PASSWORD."""
 
@@ -159,8 +156,7 @@ class AlertSettings(NamedTuple):  # not a dataclass: cheaper to define at each s
 NO_ALERTS = AlertSettings()
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     path: Path
     jobs: tuple[Job, ...]
     globus: GlobusSettings

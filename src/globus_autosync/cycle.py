@@ -15,7 +15,7 @@ import stat
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -196,7 +196,7 @@ class Cycle:
                 task_id = self._submit(batch, items)
                 if task_id is None:
                     return
-                batch = replace(batch, task_id=task_id)
+                batch = batch._replace(task_id=task_id)
             self._poll(batch, files, items)
 
     def _item(self, f: QueuedFile) -> Item:
@@ -249,15 +249,15 @@ class Cycle:
             if outcome.result == DONE:
                 done.append(f)
                 continue
-            row = replace(f.row, batch=None, reason=outcome.reason)
+            row = f.row._replace(batch=None, reason=outcome.reason)
             if outcome.result == RETRY:
-                row = replace(row, state=SEEN, since=now)
+                row = row._replace(state=SEEN, since=now)
             elif outcome.result == SKIP:
-                row = replace(row, state=SKIPPED)
+                row = row._replace(state=SKIPPED)
                 self.reported.add((f.dir, f.row.name))
             else:
                 attempts = row.attempts + 1
-                row = replace(row, state=FAILED, attempts=attempts,
+                row = row._replace(state=FAILED, attempts=attempts,
                               next_try=now + backoff(attempts))  # fmt: skip
             others.append((f.dir, row))
             if outcome.result in counts:
@@ -338,7 +338,7 @@ class Cycle:
             if task_id is None:
                 return
             if self.transport.synchronous:
-                self._poll(replace(batch, task_id=task_id), files, items)
+                self._poll(batch._replace(task_id=task_id), files, items)
 
 
 def run_job(

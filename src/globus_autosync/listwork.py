@@ -30,7 +30,7 @@ from __future__ import annotations
 import marshal
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from globus_autosync import codec
 from globus_autosync.plan import SKIPPED, DirPlan, Pending, plan_dir
@@ -48,8 +48,7 @@ QUICK_FROM = 10_000  # confirmed files from which a changed directory is listed 
 UNSURE_MAX = 250_000  # names of unsure runs held before the confirmed names are read whole
 
 
-@dataclass(frozen=True)
-class Setup:
+class Setup(NamedTuple):
     """What every directory of one walk is listed and planned with."""
 
     patterns: tuple[str, ...]
@@ -60,8 +59,7 @@ class Setup:
     settle: float
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(NamedTuple):
     dir_id: int
     path: str
     rel: str
@@ -73,8 +71,7 @@ class Task:
     chunks: bytes | None = None  # the digests of its runs of confirmed names (runs.pack)
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     error: str | None  # the directory could not be listed: why
     listed_ns: int = 0  # the clock just after the listing (for the racy rule)
     nfiles: int = 0

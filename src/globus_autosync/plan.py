@@ -10,14 +10,14 @@ again on a full scan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 SEEN, QUEUED, SUBMITTED, FAILED, SKIPPED = "seen", "queued", "submitted", "failed", "skipped"
 WORK_STATES = (SEEN, QUEUED, SUBMITTED, FAILED)  # rows that keep a directory under watch
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """A file that is not confirmed at the destination as it is now: one row of the store."""
 
     name: str
@@ -112,9 +112,9 @@ def plan_dir(
             if row.state != SEEN:
                 plan.changed += 1
         elif row.state == SEEN and settled(stats, row.since, now, settle, t):
-            plan.upserts.append(replace(row, state=QUEUED, queued_at=now))
+            plan.upserts.append(row._replace(state=QUEUED, queued_at=now))
         elif row.state == FAILED and row.next_try <= now:
-            plan.upserts.append(replace(row, state=QUEUED, queued_at=row.queued_at or now))
+            plan.upserts.append(row._replace(state=QUEUED, queued_at=row.queued_at or now))
     for name, reason in skipped.items():
         row = pending.get(name)
         if row is not None and row.state == SKIPPED and row.reason == reason and not full:

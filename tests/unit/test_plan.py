@@ -10,7 +10,7 @@ the scan is full. ``expected`` below is the contract, written as rules rather th
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
@@ -218,7 +218,7 @@ def test_many_names_at_once_are_planned_independently() -> None:
         if NAME in d:
             done[name] = d[NAME]
         if NAME in p:
-            pending[name] = replace(p[NAME], name=name)
+            pending[name] = p[NAME]._replace(name=name)
         want = expected(c)
         if want.action == "upsert":
             expect_upserts.add(name)

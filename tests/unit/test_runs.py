@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -127,7 +127,7 @@ def test_a_new_file_under_a_name_cleanup_deleted_is_sent(flat: Flat) -> None:
     flat.cycle()
     flat.touch()
     flat.cycle()  # every run stored
-    job = replace(flat.job, delete_after=0.0, max_deletes=1)
+    job = flat.job._replace(delete_after=0.0, max_deletes=1)
     for _ in range(3):
         if flat.cycle(job).deleted:
             break
@@ -146,7 +146,7 @@ def test_digests_made_under_other_exclude_patterns_are_not_trusted(flat: Flat) -
     flat.touch()
     flat.cycle()  # every run vouched for, the one holding notes.tmp too (it is excluded)
     flat.touch()
-    summary = flat.cycle(replace(flat.job, exclude=()))
+    summary = flat.cycle(flat.job._replace(exclude=()))
     assert (summary.changed, summary.sent_files) == (1, 1)
     assert (flat.dest / "notes.tmp").read_bytes() == b"excluded"
 

@@ -14,7 +14,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,8 +46,7 @@ class RawState(NamedTuple):
     chunks: bytes | None  # the digests of its runs of confirmed names (runs.pack)
 
 
-@dataclass(frozen=True)
-class DirRow:
+class DirRow(NamedTuple):
     id: int
     parent: int
     name: str
@@ -57,8 +55,7 @@ class DirRow:
     made: bool
 
 
-@dataclass(frozen=True)
-class BatchRow:
+class BatchRow(NamedTuple):
     id: int
     submission_id: str
     task_id: str | None
@@ -72,14 +69,12 @@ class BatchRow:
     reason: str | None
 
 
-@dataclass(frozen=True)
-class QueuedFile:
+class QueuedFile(NamedTuple):
     dir: int
     row: Pending
 
 
-@dataclass(frozen=True)
-class Counts:
+class Counts(NamedTuple):
     done: int
     done_bytes: int
     seen: int

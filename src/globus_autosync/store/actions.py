@@ -15,8 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from globus_autosync.plan import FAILED, QUEUED, SEEN, SUBMITTED
 
@@ -36,8 +35,7 @@ _COLS = (
 )
 
 
-@dataclass(frozen=True)
-class ActionRow:
+class ActionRow(NamedTuple):
     id: int
     job: int
     kind: str

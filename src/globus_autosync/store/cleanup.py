@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from globus_autosync import codec
@@ -34,8 +33,7 @@ class Candidate(NamedTuple):  # a tuple: a hundred thousand of them are made per
     task_id: str | None = None
 
 
-@dataclass(frozen=True)
-class CleanupTotals:
+class CleanupTotals(NamedTuple):
     files: int
     bytes: int
     last: float | None

@@ -18,8 +18,7 @@ RETRY: Literal["retry"] = "retry"  # not sent, through no fault of the file: loo
 Result = Literal["done", "skipped", "failed", "retry"]
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """One file of a batch: its path relative to the job's source (and destination)."""
 
     relpath: str
@@ -27,8 +26,7 @@ class Item:
     mtime_ns: int
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     result: Result
     reason: str | None = None
 
@@ -46,8 +44,7 @@ class TaskReport:
     state: str = ""  # the transport's own word for the task's state, for ``tasks``
 
 
-@dataclass(frozen=True)
-class Copy:
+class Copy(NamedTuple):
     """A file as the destination holds it; ``mtime_ns`` None where the transport cannot tell
     it exactly (Globus lists whole seconds)."""
 
@@ -55,8 +52,7 @@ class Copy:
     mtime_ns: int | None
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One line of ``check``."""
 
     what: str

@@ -17,9 +17,8 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from globus_autosync.transports.base import DONE, Item, Outcome
 
@@ -30,8 +29,7 @@ _A = TypeVar("_A")
 _R = TypeVar("_R")
 
 
-@dataclass(frozen=True)
-class Staged:
+class Staged(NamedTuple):
     """A file whose bytes are at the destination, not yet durable: ``fd`` is open on it."""
 
     item: Item
