@@ -12,6 +12,9 @@ time and peak RSS are its own (bench/run.py's wrapper):
 - a quiet ``run`` in the racy window: the directory was listed less than 2 s after its mtime
   moved, so this run lists it again, and finds nothing (target <= 3x ls);
 - a quiet ``run`` once the directory is older than the racy window (stats one directory);
+- ``run --dry-run`` after 600 new files (what a cron run a minute sees while 10 files a second
+  arrive), and a relist with no digest of the directory's runs stored (as the first one after an
+  upgrade or a cleanup); no targets;
 - ``watch`` (settle 2 s, batch_window 3 s, interval 10 s) while 10 files a second arrive for
   ``--watch-seconds``: each file's latency from its last write (its mtime) to its arrival at the
   destination (the ctime of the copy, renamed into place when its batch is sent), against the bound
@@ -27,6 +30,7 @@ import argparse
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -41,6 +45,7 @@ from run import Sample, bench_env, cli_command, machine, measure
 
 SETTLE, WINDOW, INTERVAL = 2.0, 3.0, 10.0
 RACY = 2.0  # walk.RACY_NS, in seconds
+BURST = 600  # new files a cron run a minute sees while 10 a second arrive
 
 
 def make_flat(day: Path, files: int) -> None:
@@ -54,6 +59,23 @@ def make_flat(day: Path, files: int) -> None:
                 print(f"  {i:,} files, {time.perf_counter() - t:.0f} s", flush=True)
     finally:
         os.close(fd)
+
+
+def forget_runs(flat: Flat) -> None:
+    """As after an upgrade or a cleanup: no digest of the directory's runs is stored."""
+    conn = sqlite3.connect(flat.state / "state.db")
+    try:
+        with conn:
+            conn.execute("UPDATE dirs SET chunks=NULL")
+    finally:
+        conn.close()
+
+
+def show(rep: int, rows: dict[str, list[Sample]], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        s = rows[key][-1]
+        last = s.stdout.strip().splitlines()[-1] if s.stdout.strip() else ""
+        log(f"#{rep + 1} {key}: {s.seconds:.3f} s, {s.maxrss_kb / 1024:.0f} MB; {last}")
 
 
 def log(text: str) -> None:
@@ -164,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"baseline: {base.stdout.strip()} in {base.seconds:.1f} s, "
                 f"{base.maxrss_kb / 1024:.0f} MB (once; not a target)")  # fmt: skip
             measure(flat.cli("run"))
-        rows: dict[str, list[Sample]] = {k: [] for k in ("ls", "dry", "run", "racy", "quiet")}
+        keys = ("ls", "dry", "run", "racy", "quiet", "burst", "nodigest")
+        rows: dict[str, list[Sample]] = {k: [] for k in keys}
         for rep in range(args.repeat):
             measure(flat.ls())  # warm
             rows["ls"].append(measure(flat.ls()))
@@ -176,10 +199,19 @@ def main(argv: list[str] | None = None) -> int:
             measure(flat.cli("run"))  # the last racy listing, if any
             time.sleep(RACY + 0.5)
             rows["quiet"].append(measure(flat.cli("run")))
-            for key, samples in rows.items():
-                s = samples[-1]
-                last = s.stdout.strip().splitlines()[-1] if s.stdout.strip() else ""
-                log(f"#{rep + 1} {key}: {s.seconds:.3f} s, {s.maxrss_kb / 1024:.0f} MB; {last}")
+            show(rep, rows, ("ls", "dry", "run", "racy", "quiet"))
+        for rep in range(args.repeat):
+            for _ in range(BURST):
+                flat.new_file()
+            rows["burst"].append(measure(flat.cli("run", "--dry-run")))
+            measure(flat.cli("run"))  # sends them
+            measure(flat.cli("run"))  # relists: their runs are vouched for now
+            forget_runs(flat)
+            os.utime(flat.day)  # listed again, with no digest of its runs stored
+            rows["nodigest"].append(measure(flat.cli("run")))
+            show(rep, rows, ("burst", "nodigest"))
+            time.sleep(RACY + 0.5)
+            measure(flat.cli("run"))  # the racy relist of the last one, digests stored again
         log(f"watch for {args.watch_seconds:.0f} s while 10 files a second arrive")
         latencies, hwm, missing = watch_round(flat, args.watch_seconds)
         ls = statistics.median(s.seconds for s in rows["ls"])
@@ -189,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             "run": ("one new file: run (sent, confirmed)", None),
             "racy": ("quiet run in the racy window (relisted)", 3.0),
             "quiet": ("quiet run, directory older than 2 s", None),
+            "burst": (f"{BURST} new files: run --dry-run", None),
+            "nodigest": ("relisted with no digest of its runs stored", None),
         }
         print(f"\n{args.files:,} files in one directory")
         head = f"{'step':<50} {'wall s':>8} {'x ls':>7} {'target':>7} {'':>4} {'peak RSS':>9}"
