@@ -147,8 +147,18 @@ def list_runs(
     out = Listing()
     crc, mask, make = zlib.crc32, runs.MASK, runs.digest  # read here: tests change the rate
     found: set[bytes] = set()
-    run: list[str] = []
     count = 0
+
+    def ended(run: list[str]) -> None:
+        nonlocal count
+        count += len(run)
+        digest = make(run)
+        if digest in stored:
+            found.add(digest)
+        else:
+            unsure(digest, run)
+
+    run: list[str] = []
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         one = _One(path, relpath, excluded, follow_symlinks, fd, out)
@@ -160,20 +170,10 @@ def list_runs(
                     continue
                 run.append(name)
                 if not crc(name.encode("utf-8", "surrogateescape")) & mask:  # a run ends here
-                    count += len(run)
-                    digest = make(run)
-                    if digest in stored:
-                        found.add(digest)
-                    else:
-                        unsure(digest, run)
+                    ended(run)
                     run = []
         if run:
-            count += len(run)
-            digest = make(run)
-            if digest in stored:
-                found.add(digest)
-            else:
-                unsure(digest, run)
+            ended(run)
     finally:
         os.close(fd)
     return out, count + len(out.files), found

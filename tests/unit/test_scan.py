@@ -168,3 +168,39 @@ def _not_searchable(d: Path) -> None:
         assert skipped["link"] == skipped["dangling"] == denied
     finally:
         d.chmod(0o755)
+
+
+def test_runs_of_names_a_new_name_changes_its_own_run_only(tmp_path: Path) -> None:
+    """``list_runs``: regular files are cut into runs (content-defined: a run ends after a name
+    whose CRC-32 is a multiple of ``runs.RATE``); a run found among the stored digests is not
+    handed on, so after one new name only its run (two, if it ends one) is unsure."""
+    from globus_autosync import runs
+    from globus_autosync.scan import list_runs
+
+    for i in range(2000):
+        (tmp_path / f"frame_{i:05d}.tif").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link").symlink_to("frame_00001.tif")
+
+    def listing(stored: set[bytes]) -> tuple[int, set[bytes], list[tuple[bytes, list[str]]]]:
+        unsure: list[tuple[bytes, list[str]]] = []
+        watched = {"frame_00007.tif"}
+        out, nfiles, found = list_runs(str(tmp_path), "", Excluder(()), False, watched, stored,
+                                       lambda d, names: unsure.append((d, names)))  # fmt: skip
+        assert [s.name for s in out.subdirs] == ["sub"] and out.skipped == {"link": SKIPPED_SYMLINK}
+        assert list(out.files) == ["frame_00007.tif"]  # work in progress: looked at
+        return nfiles, found, unsure
+
+    nfiles, found, first = listing(set())
+    assert nfiles == 2000 and not found
+    names = [n for _, run in first for n in run]
+    assert sorted(names) == sorted(f"frame_{i:05d}.tif" for i in range(2000) if i != 7)
+    assert len(first) > 2000 // runs.RATE // 2  # about one run in RATE names
+    digests = {d for d, _ in first}
+    (tmp_path / "new.tif").write_bytes(b"")
+    nfiles, found, second = listing(digests)
+    assert nfiles == 2001
+    assert 1 <= len(second) <= 2 and "new.tif" in [n for _, run in second for n in run]
+    assert len(found) >= len(digests) - 1
+    nfiles, found, third = listing(found | {d for d, _ in second})
+    assert (nfiles, third) == (2001, [])  # every run vouched for: nothing handed on
