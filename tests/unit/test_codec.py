@@ -143,3 +143,26 @@ def test_index_gives_each_name_its_position_and_values(
         assert (sizes[i], mtimes[i]) == stats
     assert sorted(names.find(n) for n in listing) == list(range(len(listing)))
     assert all(names.find(o) == -1 for o in others if o not in listing)
+
+
+BIG = {f"scan_{i * 7 % 5003:05d}_{'ab'[i % 2]}.h5": (i % 11, 10**18 + 13 * i) for i in range(5000)}
+BIG_BLOB = codec.encode(BIG)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    picks=st.lists(st.sampled_from(sorted(BIG)), max_size=300),
+    others=st.lists(st.sampled_from(sorted(BIG)), max_size=300),
+    strangers=st.lists(NAMES, max_size=20),
+)
+def test_find_answers_as_the_decoded_listing_for_few_names_and_many(
+    picks: list[str], others: list[str], strangers: list[str]
+) -> None:
+    """``find`` reads the listing once, block by block for a few names (up to a few per block)
+    and whole for more: either way it answers as the decoded listing does."""
+    values_of = [*picks, *strangers[::2]]
+    names_of = [*others, *strangers[1::2]]
+    values, names = codec.find(BIG_BLOB, values_of, names_of)
+    assert values == {n: BIG[n] for n in values_of if n in BIG}
+    assert names == {n for n in (*values_of, *names_of) if n in BIG}
+    assert codec.present(BIG_BLOB, names_of) == {n for n in names_of if n in BIG}
