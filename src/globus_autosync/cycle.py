@@ -258,7 +258,7 @@ class Cycle:
             else:
                 attempts = row.attempts + 1
                 row = row._replace(state=FAILED, attempts=attempts,
-                              next_try=now + backoff(attempts))  # fmt: skip
+                                   next_try=now + backoff(attempts))  # fmt: skip
             others.append((f.dir, row))
             if outcome.result in counts:
                 counts[outcome.result] += 1
