@@ -67,9 +67,9 @@ def _piece(prev: bytes, name: bytes) -> bytes:
     return b"%c%b" % (shared + 1, name[shared:])
 
 
-def _front_code(names: list[bytes]) -> bytes:
+def _front_code(names: list[bytes], prev: bytes = b"") -> bytes:
+    """The names front-coded, the first after ``prev`` (the name before them, if any)."""
     out: list[bytes] = []
-    prev = b""
     for name in names:
         out.append(_piece(prev, name))
         prev = name
@@ -368,62 +368,75 @@ def _in_blocks(body: bytes, want: list[bytes]) -> list[tuple[int, bytes]]:
     return found
 
 
-def merge(blob: bytes | None, files: dict[str, tuple[int, int]]) -> tuple[bytes, int, int]:
-    """A confirmed listing with ``files`` added or replaced: (blob, files, bytes added: the
-    sizes of ``files`` less those they replace), without decoding the files it keeps (the same
-    bytes as ``encode`` of the merged listing)."""
+def merge(
+    blob: bytes | None, files: dict[str, tuple[int, int]], drop: Collection[str] = ()
+) -> tuple[bytes, int, int]:
+    """A confirmed listing with ``files`` added or replaced and the names of ``drop`` taken
+    out: (blob, files, bytes added: the sizes of ``files`` less those they replace and those
+    dropped), without decoding the files it keeps (the same bytes as ``encode`` of the merged
+    listing). A name is not both in ``files`` and in ``drop``."""
     if not blob or not count(blob):
         merged = encode(files)
         return merged, len(files), sum(size for size, _ in files.values())
     n, size_data, mtime_data, body = _open(blob)
     starts, heads = _restarts(body)
-    updates = sorted((name.encode("utf-8"), stats) for name, stats in files.items())
-    # the blocks (from a restart point to the next) that get a file; -1: before the first name
-    groups: dict[int, list[tuple[bytes, tuple[int, int]]]] = {}
+    # (name, stats); stats None: the name is dropped
+    updates: list[tuple[bytes, tuple[int, int] | None]] = sorted(
+        [(name.encode("utf-8"), stats) for name, stats in files.items()]
+        + [(name.encode("utf-8", "surrogateescape"), None) for name in drop],
+        key=lambda u: u[0],
+    )
+    # the blocks (from a restart point to the next) that change; -1: before the first name
+    groups: dict[int, list[tuple[bytes, tuple[int, int] | None]]] = {}
     for name, stats in updates:
         groups.setdefault(bisect_right(heads, name) - 1, []).append((name, stats))
     chunks: list[bytes] = []  # the new body, in order
-    at: list[tuple[int, bool, tuple[int, int]]] = []  # (old index, replaces it, stats)
+    at: list[tuple[int, bool, tuple[int, int] | None]] = []  # (old index, replaces it, stats)
     copied = 0  # the body before this offset is in chunks
+    counted, before = 0, 0  # names before offset `counted` of the body
     order = sorted(groups)
     k = 0
-    while k < len(order):  # a run of consecutive blocks with files is decoded and coded anew
+    while k < len(order):  # a run of consecutive blocks that change is decoded and coded anew
         first = last = order[k]
         while k + 1 < len(order) and order[k + 1] == last + 1:
             k, last = k + 1, order[k + 1]
         k += 1
+        changes = [u for j in range(first, last + 1) for u in groups.get(j, [])]
         begin = starts[first] if first >= 0 else 0
         stop = starts[last + 1] - 1 if last + 1 < len(starts) else len(body)
         old = _block(body, begin, stop) if last >= 0 else []
-        adds = [u for j in range(first, last + 1) for u in groups.get(j, [])]
-        base = body.count(b"\0", 0, begin) if begin else 0
-        names: list[bytes] = []
-        i = 0
-        for name, stats in adds:
-            while i < len(old) and old[i] < name:
-                names.append(old[i])
-                i += 1
-            replaces = i < len(old) and old[i] == name
-            at.append((base + i, replaces, stats))
-            names.append(name)
-            i += replaces
-        names.extend(old[i:])
-        chunks.append(body[copied:begin])
-        chunks.append(_front_code(names))
+        names, ops = _changed(old, changes)
+        before += body.count(b"\0", counted, begin)
+        counted = begin
+        at.extend((before + i, replaces, stats) for i, replaces, stats in ops)
+        chunks.append(body[copied:begin])  # ends with the NUL before this run, if any
+        # the run's first name stored whole was dropped: the names now follow the last one of
+        # the block before (decoded only then)
+        prev = b""
+        if begin and (not names or names[0] != old[0]):
+            prev = _block(body, starts[first - 1], begin - 1)[-1]
+        if names:
+            chunks.append(_front_code(names, prev))
+            sep, prev = b"\0", names[-1]
+        else:  # every name of the run dropped
+            sep = b""
         copied = stop
         if last + 1 < len(starts):  # the next name stored whole may now share a prefix
             head_end = body.find(b"\0", starts[last + 1])
             head_end = head_end if head_end >= 0 else len(body)
-            chunks.append(b"\0" + _piece(names[-1], heads[last + 1]))
+            chunks.append(sep + _piece(prev, heads[last + 1]))
             copied = head_end
+        elif not names and begin:
+            chunks[-1] = chunks[-1][:-1]  # the listing now ends before this run: no NUL
     chunks.append(body[copied:])
     del body
-    total = n + sum(not r for _, r, _ in at)
+    total = n + sum(s is not None for _, r, s in at if not r) - sum(s is None for _, _, s in at)
     packer = zlib.compressobj(9)
     parts = [_HEADER.pack(_MAGIC, total)]
     added = 0
     for column, data in enumerate((size_data, mtime_data)):  # one column at a time
-        merged, more = _Column(data, n).merged([(i, r, s[column]) for i, r, s in at])
+        column_at = [(i, r, None if s is None else s[column]) for i, r, s in at]
+        merged, more = _Column(data, n).merged(column_at)
         added = added if column else more
         parts.append(packer.compress(merged))
         del merged
@@ -432,6 +445,31 @@ def merge(blob: bytes | None, files: dict[str, tuple[int, int]]) -> tuple[bytes,
         parts.append(packer.compress(chunk))
     parts.append(packer.flush())
     return b"".join(parts), total, added
+
+
+def _changed(
+    old: list[bytes], changes: list[tuple[bytes, tuple[int, int] | None]]
+) -> tuple[list[bytes], list[tuple[int, bool, tuple[int, int] | None]]]:
+    """A block's names with the changes (sorted; stats None: drop the name) applied, and the
+    changes as (index in the block, replaces the old name there, stats)."""
+    names: list[bytes] = []
+    ops: list[tuple[int, bool, tuple[int, int] | None]] = []
+    i = 0
+    for name, stats in changes:
+        while i < len(old) and old[i] < name:
+            names.append(old[i])
+            i += 1
+        replaces = i < len(old) and old[i] == name
+        if stats is None:
+            if replaces:  # a name not in the listing is not dropped
+                ops.append((i, True, None))
+                i += 1
+            continue
+        ops.append((i, replaces, stats))
+        names.append(name)
+        i += replaces
+    names.extend(old[i:])
+    return names, ops
 
 
 class _Column:
@@ -458,9 +496,10 @@ class _Column:
     def value(self, i: int) -> int:
         return self.before(i) + self.delta(i)
 
-    def merged(self, at: list[tuple[int, bool, int]]) -> tuple[bytes, int]:
+    def merged(self, at: list[tuple[int, bool, int | None]]) -> tuple[bytes, int]:
         """The column with values inserted before, or put in place of, the old values at the
-        given indexes (in order); and the sum of the new values less that of those replaced."""
+        given indexes (in order; None: the old value is taken out); and the sum of the new
+        values less that of those replaced or taken out."""
         pieces: list[int | tuple[int, int]] = []  # a new delta, or a run of old ones
         i, last, added = 0, 0, 0  # the next old index to copy; the last value written
         for index, replaces, new in at:
@@ -469,8 +508,9 @@ class _Column:
                 if index > i + 1:
                     pieces.append((i + 1, index))
                 last, i = self.before(index), index
-            pieces.append(new - last)
-            last, added = new, added + new
+            if new is not None:
+                pieces.append(new - last)
+                last, added = new, added + new
             if replaces:
                 added -= self.value(i)
                 i += 1

@@ -69,6 +69,7 @@ class Task(NamedTuple):
     noticed: frozenset[str] | None = None  # names changed, by trusted notices: look at those only
     same: bool = True  # the directory has the inode it was last listed with (not replaced)
     chunks: bytes | None = None  # the digests of its runs of confirmed names (runs.pack)
+    forgotten: bytes | None = None  # names cleanup took out since (NUL-joined): no run vouches
 
 
 class Result(NamedTuple):
@@ -134,9 +135,14 @@ def _by_runs(setup: Setup, excluded: Excluder, task: Task) -> Result:
 
     stored = runs.unpack(task.chunks, setup.patterns)
     unsure = _Unsure(task.done, table=not stored)  # none stored: the names are all unsure
+    # names cleanup took out of the confirmed listing since the digests were made: a run that
+    # holds one (a new file under a deleted name) is unsure whatever its digest
+    forgotten: frozenset[str] = frozenset()
+    if task.forgotten:
+        forgotten = frozenset(task.forgotten.decode("utf-8", "surrogateescape").split("\0"))
     try:
         listing, nfiles, found = list_runs(task.path, task.rel, excluded, setup.follow,
-                                           task.pending, stored, unsure)  # fmt: skip
+                                           task.pending, stored, unsure, forgotten)  # fmt: skip
         listed_ns = time.time_ns()
         # the confirmed records a plan compares with: of work in progress, and of the known
         # names looked at all the same (a followed link, a file become a link); new ones have none
@@ -153,8 +159,8 @@ def _by_runs(setup: Setup, excluded: Excluder, task: Task) -> Result:
     result = _planned(setup, task, listing.files, listing.skipped, done, listing.subdirs,
                       listed_ns, nfiles)  # fmt: skip
     chunks = found | vouched
-    if chunks == stored:
-        return result
+    if chunks == stored and not forgotten:
+        return result  # (new digests also clear the forgotten names: apply_dir)
     plan = result.plan or DirPlan()
     plan.chunks = runs.pack(setup.patterns, chunks)
     return Result(None, listed_ns, nfiles, plan, result.skipped, result.subdirs)

@@ -134,14 +134,15 @@ def list_runs(
     watched: Collection[str],
     stored: Container[bytes],
     unsure: Callable[[bytes, list[str]], None],
+    tainted: frozenset[str] = frozenset(),
 ) -> tuple[Listing, int, set[bytes]]:
     """List one large directory in runs of names (``runs``), without a stat for a regular file
     (by the directory's record of its type) that is not in ``watched`` (work in progress): such
     names are cut into runs, and each run whose digest is not in ``stored`` is handed to
-    ``unsure`` (its digest, its names). Every other entry (subdirectories, links, work in
-    progress) is looked at as ``list_dir`` looks at it. Returns that listing, the number of
-    regular files, and the digests found in ``stored``. Raises OSError when the directory itself
-    cannot be read."""
+    ``unsure`` (its digest, its names), as is one that holds a name of ``tainted``. Every other
+    entry (subdirectories, links, work in progress) is looked at as ``list_dir`` looks at it.
+    Returns that listing, the number of regular files, and the digests found in ``stored``.
+    Raises OSError when the directory itself cannot be read."""
     from globus_autosync import runs  # here: its hashlib costs a quiet run's start-up 2 ms
 
     out = Listing()
@@ -153,7 +154,7 @@ def list_runs(
         nonlocal count
         count += len(run)
         digest = make(run)
-        if digest in stored:
+        if digest in stored and (not tainted or tainted.isdisjoint(run)):
             found.add(digest)
         else:
             unsure(digest, run)

@@ -253,7 +253,7 @@ class Walker:
             if self.plan:
                 raw = self.store.dir_raw_state(dir_id, rows=dir_id in self.with_rows)
                 lister.submit(Task(dir_id, path, rel, raw.done, raw.pending, raw.digest,
-                                   noticed, same, raw.chunks))  # fmt: skip
+                                   noticed, same, raw.chunks, raw.forgotten))  # fmt: skip
             else:
                 lister.submit(Task(dir_id, path, rel, None, {}, None, noticed, same))
             return

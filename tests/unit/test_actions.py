@@ -19,9 +19,11 @@ FLOW = "3a1f2e4d-5c6b-4a7e-8f9d-0e1f2a3b4c5d"
 BASE = '[[job]]\nname = "d"\nsource = "src"\ndestination = "dst"\n'
 
 
-# the column version 6 added (an older database has not got it)
-CHUNKS = next(
-    line + "\n" for line in store_schema.SCHEMA.splitlines() if line.lstrip().startswith("chunks")
+# the columns version 6 added (an older database has not got them)
+CHUNKS = "".join(
+    line + "\n"
+    for line in store_schema.SCHEMA.splitlines()
+    if line.lstrip().startswith(("chunks", "forgotten"))
 )
 
 

@@ -166,3 +166,71 @@ def test_find_answers_as_the_decoded_listing_for_few_names_and_many(
     assert values == {n: BIG[n] for n in values_of if n in BIG}
     assert names == {n for n in (*values_of, *names_of) if n in BIG}
     assert codec.present(BIG_BLOB, names_of) == {n for n in names_of if n in BIG}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    old=LISTINGS,
+    new=st.dictionaries(
+        NAMES, st.tuples(st.integers(0, 2**40), st.integers(0, 2**61)), max_size=8
+    ),
+    drop_every=st.integers(1, 4),
+    strangers=st.lists(NAMES, max_size=3),
+)
+def test_merge_with_names_dropped_gives_the_bytes_of_the_listing_left(
+    old: dict[str, tuple[int, int]],
+    new: dict[str, tuple[int, int]],
+    drop_every: int,
+    strangers: list[str],
+) -> None:
+    drop = {n for n in list(old)[::drop_every] if n not in new} | {
+        s for s in strangers if s not in new
+    }
+    left = {n: v for n, v in {**old, **new}.items() if n not in drop}
+    blob, files, added = codec.merge(codec.encode(old) if old else None, new, drop)
+    assert codec.decode(blob) == left
+    assert blob == codec.encode(left)
+    before = sum(s for s, _ in old.values())
+    assert (files, added) == (len(left), sum(s for s, _ in left.values()) - before)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    spans=st.lists(st.tuples(st.integers(0, 4999), st.integers(1, 400)), max_size=4),
+    picks=st.lists(st.sampled_from(sorted(BIG)), max_size=30),
+    new=st.dictionaries(st.sampled_from([f"scan_{i:05d}_c.h5" for i in range(0, 5000, 37)]),
+                        st.tuples(st.integers(0, 99), st.integers(0, 2**61)), max_size=5),
+)  # fmt: skip
+def test_merge_drops_whole_blocks_of_a_long_listing(
+    spans: list[tuple[int, int]], picks: list[str], new: dict[str, tuple[int, int]]
+) -> None:
+    """Runs of names (whole blocks between names stored whole, the first and the last among
+    them) dropped from a listing of 5,000: the bytes of the listing left, as ``encode`` makes."""
+    names = sorted(BIG)
+    drop = set(picks)
+    for start, length in spans:
+        drop.update(names[start : start + length])
+    left = {n: v for n, v in {**BIG, **new}.items() if n not in drop}
+    blob, files, added = codec.merge(BIG_BLOB, new, drop)
+    assert blob == codec.encode(left)
+    assert files == len(left) and codec.count(blob) == len(left)
+    assert added == sum(s for s, _ in left.values()) - sum(s for s, _ in BIG.values())
+
+
+def test_merge_drops_runs_of_whole_blocks_exactly() -> None:
+    """Every name of one block or of several in a row (the first, one in the middle, the last,
+    all of them), with or without a file added elsewhere."""
+    names = sorted(BIG)
+    _, _, _, body = codec._open(BIG_BLOB, values=False)
+    heads = [h.decode() for h in codec._restarts(body)[1]]
+    at = [names.index(h) for h in heads] + [len(names)]
+    blocks = len(heads)
+    assert blocks > 20
+    for first, last in ((0, 0), (0, 2), (5, 5), (7, 9), (blocks - 1, blocks - 1),
+                        (blocks - 3, blocks - 1), (0, blocks - 1)):  # fmt: skip
+        drop = set(names[at[first] : at[last + 1]])
+        for new in ({}, {"scan_02500_z.h5": (1, 2)}, {"a_first.h5": (3, 4)}):
+            left = {n: v for n, v in {**BIG, **new}.items() if n not in drop}
+            blob, files, _ = codec.merge(BIG_BLOB, new, drop)
+            assert blob == codec.encode(left), (first, last, new)
+            assert codec.decode(blob) == left and files == len(left)

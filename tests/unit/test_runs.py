@@ -60,13 +60,17 @@ class Flat:
     def cycle(self, job: Job | None = None) -> Summary:
         return run_job(job or self.job, self.cfg, self.root / "state")
 
-    def chunks(self) -> bytes | None:
+    def column(self, name: str) -> bytes | None:
+        """A column of the directory's row in the store."""
         conn = sqlite3.connect(self.root / "state" / "state.db")
         try:
-            row = conn.execute("SELECT chunks FROM dirs WHERE name='day'").fetchone()
+            row = conn.execute(f"SELECT {name} FROM dirs WHERE name='day'").fetchone()
         finally:
             conn.close()
         return row[0] if row else None
+
+    def chunks(self) -> bytes | None:
+        return self.column("chunks")
 
 
 @pytest.fixture
@@ -132,11 +136,15 @@ def test_a_new_file_under_a_name_cleanup_deleted_is_sent(flat: Flat) -> None:
         if flat.cycle(job).deleted:
             break
     [name] = {f"frame_{i:05d}.tif" for i in range(FILES)} - set(os.listdir(flat.day))
-    assert flat.chunks() is None  # the digests vouched for the deleted name: forgotten
+    assert flat.column("forgotten") == name.encode()  # no stored digest vouches for it now
+    assert flat.chunks() is not None  # the others still vouch for their names
     flat.write(name, b"a new scan")  # before any listing: the names of the runs stored before
+    flat.looked_up.clear()
     summary = flat.cycle()
     assert (summary.changed, summary.sent_files) == (1, 1)
     assert (flat.dest / name).read_bytes() == b"a new scan"
+    assert 0 < sum(flat.looked_up) < 100  # its run, not every name
+    assert flat.column("forgotten") is None  # listed again: the digests are made anew
 
 
 def test_digests_made_under_other_exclude_patterns_are_not_trusted(flat: Flat) -> None:
@@ -194,3 +202,34 @@ def test_new_subdirectories_and_links_are_looked_at(flat: Flat) -> None:
     summary = flat.cycle()
     assert (summary.sent_files, summary.skipped) == (1, 1)  # the link: symlinks = "skip"
     assert (flat.dest / "sub" / "inner.tif").read_bytes() == b"inner"
+
+
+def test_cleanup_in_a_large_directory_never_decodes_its_whole_listing(
+    flat: Flat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted files are taken out of the confirmed listing by ``codec.merge``, their records
+    read by ``codec.lookup``: a directory of a million files never becomes a million objects
+    (the first cycle with cleanup on enrolls the files confirmed before: that one reads it)."""
+    from globus_autosync.store import cleanup as store_cleanup
+
+    monkeypatch.setattr(store_cleanup, "_LARGE", FILES // 2)
+    decoded: list[int] = []
+    real = codec.decode
+
+    def decode(blob: bytes | None) -> dict[str, tuple[int, int]]:
+        decoded.append(codec.count(blob))
+        return real(blob)
+
+    monkeypatch.setattr(codec, "decode", decode)
+    job = flat.job._replace(delete_after=0.0, max_deletes=5)
+    flat.cycle(job)  # enrolls every file (decoding the listing once)
+    decoded.clear()
+    deleted = 0
+    for _ in range(3):
+        flat.touch()
+        deleted += flat.cycle(job).deleted
+    assert deleted == 15
+    assert len(os.listdir(flat.day)) == FILES - 15
+    assert not [n for n in decoded if n >= FILES // 2]
+    flat.touch()
+    assert flat.cycle(flat.job).sent_files == 0  # what is left is still known, nothing re-sent

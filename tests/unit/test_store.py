@@ -65,9 +65,11 @@ def test_a_state_dir_that_cannot_be_created(tmp_path: Path) -> None:
         Store.open(tmp_path / "file" / "state")
 
 
-# the column version 6 added (an older database has not got it)
-CHUNKS = next(
-    line + "\n" for line in store_schema.SCHEMA.splitlines() if line.lstrip().startswith("chunks")
+# the columns version 6 added (an older database has not got them)
+CHUNKS = "".join(
+    line + "\n"
+    for line in store_schema.SCHEMA.splitlines()
+    if line.lstrip().startswith(("chunks", "forgotten"))
 )
 
 
@@ -75,7 +77,9 @@ def _version_1(state: Path) -> None:
     """A database as schema version 1 had it (no ``dirs.digest``), with one confirmed file."""
     schema = store_schema.SCHEMA
     v1 = "\n".join(
-        line for line in schema.splitlines() if not line.lstrip().startswith(("digest", "chunks"))
+        line
+        for line in schema.splitlines()
+        if not line.lstrip().startswith(("digest", "chunks", "forgotten"))
     )
     assert v1 != schema
     state.mkdir(parents=True)

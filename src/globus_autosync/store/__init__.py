@@ -44,6 +44,7 @@ class RawState(NamedTuple):
     digest: bytes | None  # of its last listing that needed nothing
     pending: dict[str, Pending]  # its rows of work in progress, by name
     chunks: bytes | None  # the digests of its runs of confirmed names (runs.pack)
+    forgotten: bytes | None  # names cleanup took out of its confirmed listing since (NUL-joined)
 
 
 class DirRow(NamedTuple):
@@ -278,13 +279,13 @@ class Store(CleanupQueries, ActionQueries):
         directory's runs of confirmed names; ``rows=False`` when the caller knows the directory
         has no row in ``files``."""
         row = self.conn.execute(
-            "SELECT done, digest, chunks FROM dirs WHERE id=?", (dir_id,)
+            "SELECT done, digest, chunks, forgotten FROM dirs WHERE id=?", (dir_id,)
         ).fetchone()
-        done, digest, chunks = row if row else (None, None, None)
+        done, digest, chunks, forgotten = row if row else (None, None, None, None)
         if not rows:
-            return RawState(done, digest, {}, chunks)
+            return RawState(done, digest, {}, chunks, forgotten)
         found = self.conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE dir=?", (dir_id,))
-        return RawState(done, digest, {r[0]: _pending(r) for r in found}, chunks)
+        return RawState(done, digest, {r[0]: _pending(r) for r in found}, chunks, forgotten)
 
     def confirmed_files(self, job: int) -> int:
         """How many files of a job are confirmed: the size of its tree, for the walker."""
@@ -299,17 +300,21 @@ class Store(CleanupQueries, ActionQueries):
     ) -> None:
         """Record a directory's listing: its changes, the (mtime, inode) it was listed at, the
         digest of a listing that needed nothing (``plan.digest``) and a large directory's runs
-        of confirmed names (``plan.chunks``)."""
+        of confirmed names (``plan.chunks``, which clear its ``forgotten`` names)."""
         with self.tx():
             self._write_rows(job, dir_id, plan.upserts)
             self.conn.executemany(
                 "DELETE FROM files WHERE dir=? AND name=?", ((dir_id, n) for n in plan.deletes)
             )
             self.conn.execute(
+                # new digests of the runs were made against the confirmed listing as it is now:
+                # the names cleanup took out before are accounted for
                 "UPDATE dirs SET mtime_ns=?, ino=?, made=COALESCE(?, made), "
-                "digest=COALESCE(?, digest), chunks=COALESCE(?, chunks) WHERE id=?",
-                (mtime_ns, ino, made, plan.digest, plan.chunks, dir_id),
-            )
+                "digest=COALESCE(?, digest), chunks=COALESCE(?, chunks), "
+                "forgotten=CASE WHEN ? THEN NULL ELSE forgotten END WHERE id=?",
+                (mtime_ns, ino, made, plan.digest, plan.chunks, plan.chunks is not None,
+                 dir_id),
+            )  # fmt: skip
 
     def _write_rows(self, job: int, dir_id: int, rows: Iterable[Pending]) -> None:
         self.conn.executemany(

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, NamedTuple
 from globus_autosync import codec
 from globus_autosync.plan import Pending
 
+_LARGE = 10_000  # files from which a directory's listing is not decoded whole for a few names
+_FORGOTTEN_MAX = 4 << 20  # bytes of names noted as forgotten, past which the digests go
+
 
 class Candidate(NamedTuple):  # a tuple: a hundred thousand of them are made per cycle at most
     """A confirmed file that cleanup may delete."""
@@ -107,9 +110,10 @@ class CleanupQueries:
         rest of a large directory's listing)."""
         row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
         blob, wanted = (row[0] if row else None), list(names)
-        if len(wanted) * 32 < codec.count(blob):
-            return codec.lookup(blob, wanted)  # a few names of a large directory
-        done = codec.decode(blob)  # many of its names: decoding it whole costs less
+        files = codec.count(blob)
+        if len(wanted) * 32 < files or files >= _LARGE:
+            return codec.lookup(blob, wanted)  # a few names, or a large directory
+        done = codec.decode(blob)  # many names of a small one: decoding it whole costs less
         return {n: done[n] for n in wanted if n in done}
 
     def dirs_with_done(self, job: int) -> Iterator[int]:
@@ -181,20 +185,30 @@ class CleanupQueries:
         now: float,
     ) -> None:
         """After the unlinks of one directory, in one transaction: deleted files leave the
-        directory's confirmed listing (a new file of that name is new: the digests of its runs
-        of confirmed names, which vouch for those names, are forgotten); ``kept`` ones wait
+        directory's confirmed listing (a new file of that name is new: the names are noted as
+        ``forgotten``, so that no stored digest of a run of confirmed names vouches for them
+        until the directory is listed again); ``kept`` ones wait
         for a later cycle; ``dropped`` ones are no longer candidates; failed ones are retried
         at their time (those without a reason were not due yet); ``requeue`` rows are sent
         again."""
         with self.tx():
             if deleted:
-                done = self.done_listing(dir_id)
-                for c in deleted:
-                    done.pop(c.name, None)
+                row = self.conn.execute(
+                    "SELECT done, chunks, forgotten FROM dirs WHERE id=?", (dir_id,)
+                ).fetchone()
+                blob, chunks, forgotten = row if row else (None, None, None)
+                names = {c.name for c in deleted}
+                # taken out without decoding the files it keeps (a directory of a million)
+                done, files, added = codec.merge(blob, {}, names)
+                if chunks is not None:  # the runs holding these names no longer vouch for them
+                    joined = "\0".join(sorted(names)).encode("utf-8", "surrogateescape")
+                    forgotten = forgotten + b"\0" + joined if forgotten else joined
+                    if len(forgotten) > _FORGOTTEN_MAX:
+                        chunks = forgotten = None  # too many: no run vouches for anything
                 self.conn.execute(
-                    "UPDATE dirs SET done=?, nfiles=?, nbytes=?, digest=NULL, chunks=NULL "
-                    "WHERE id=?",
-                    (codec.encode(done), len(done), sum(s for s, _ in done.values()), dir_id),
+                    "UPDATE dirs SET done=?, nfiles=?, nbytes=MAX(nbytes+?, 0), digest=NULL, "
+                    "chunks=?, forgotten=? WHERE id=?",
+                    (done, files, added, chunks, forgotten, dir_id),
                 )
                 self.conn.execute("INSERT OR IGNORE INTO cleanup_jobs (job) VALUES (?)", (job,))
                 self.conn.execute(

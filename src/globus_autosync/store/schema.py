@@ -121,13 +121,14 @@ CREATE TABLE IF NOT EXISTS action_files (
 CREATE INDEX IF NOT EXISTS action_files_file ON action_files (dir, name);
 """
 
-# the statements that upgrade a database from version n to n + 1
+# the statements that upgrade a database from version n to n + 1 (6: the runs of a large
+# directory's confirmed names, issue 15)
 UPGRADES = {
     1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
     2: CLEANUP,
     3: HEALTH_TABLES,
     4: ACTIONS,
-    5: "ALTER TABLE dirs ADD COLUMN chunks BLOB;",  # runs of confirmed names (issue 15)
+    5: "ALTER TABLE dirs ADD COLUMN chunks BLOB; ALTER TABLE dirs ADD COLUMN forgotten BLOB;",
 }
 
 SCHEMA = """
@@ -148,6 +149,7 @@ CREATE TABLE IF NOT EXISTS dirs (
     done BLOB,
     digest BLOB,                             -- of the last listing that needed nothing
     chunks BLOB,                             -- a large directory's runs of confirmed names
+    forgotten BLOB,                          -- names cleanup took out since (NUL-separated)
     UNIQUE (job, parent, name)
 );
 CREATE TABLE IF NOT EXISTS files (
