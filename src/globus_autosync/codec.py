@@ -7,12 +7,12 @@ high bytes line up, and the whole is zlib-compressed. Encoding and decoding run 
 
 A directory of a million files must not become a million Python objects (about 150 bytes each):
 ``known`` reads only the names, a chunk at a time, into a table of their hashes (16 bytes a
-name); ``lookup`` finds a few names, and ``merge`` adds or replaces a few files, each decoding
-only the names near them. For that, about one name in ``RESTART`` (chosen by its CRC, so that an
-insertion moves no other) is stored whole: such a piece follows a NUL with the byte 1 (shared
-prefix 0), so the restart points are found at C speed, and the names between two of them are
-all that is decoded. (A listing written before restart points still decodes, and is searched
-from the nearest name stored whole by chance; every merge leaves more of them.)
+name); ``lookup`` and ``find`` find names, and ``merge`` adds, replaces or drops a few files,
+each decoding only the names near them. For that, about one name in ``RESTART`` (chosen by its
+CRC, so that an insertion moves no other) is stored whole: such a piece follows a NUL with the
+byte 1 (shared prefix 0), so the restart points are found at C speed, and the names between two
+of them are all that is decoded. (A listing written before restart points still decodes, and is
+searched from the nearest name stored whole by chance; every merge leaves more of them.)
 """
 
 from __future__ import annotations
@@ -260,43 +260,23 @@ def index(blob: bytes | None) -> tuple[NameIndex, array[int], array[int]]:
     return names, sizes, array("q", accumulate(deltas))
 
 
-def _scan(
-    blob: bytes | None, wanted: Collection[str], names: NameSet | None
-) -> dict[str, tuple[int, int]]:
-    if not blob:
-        return {}
-    n, _, _, body = _open(blob, values=False)  # the values only if a name is found
-    want = {w.encode("utf-8", "surrogateescape") for w in wanted}
-    found: list[tuple[int, bytes]] = []  # in order
-    if names is not None:  # the table filled here, inline: a method call a name costs 15 %
-        t, mask = names.table, names.mask
-        ascii = body.isascii()  # an ASCII name hashes as its str does; others are decoded
-        for index, name in enumerate(_names(body)):
-            h = (hash(name) if ascii else hash(name.decode("utf-8"))) or 1
-            i = h & mask
-            while t[i]:
-                i = (i + 1) & mask
-            t[i] = h
-            if name in want:
-                found.append((index, name))
-        names.size = n
-    elif want:
-        found = [(i, name) for i, name in enumerate(_names(body)) if name in want]
-    del body
-    if not found:
-        return {}
-    _, size_data, mtime_data, _ = _open(blob)
-    sizes, mtimes = _Column(size_data, n), _Column(mtime_data, n)
-    return {name.decode("utf-8"): (sizes.value(i), mtimes.value(i)) for i, name in found}
-
-
-def known(
-    blob: bytes | None, wanted: Collection[str] = ()
-) -> tuple[NameSet, dict[str, tuple[int, int]]]:
-    """The names of a confirmed listing (as a NameSet), and the (size, mtime_ns) of those of
-    ``wanted`` it holds."""
+def known(blob: bytes | None) -> NameSet:
+    """The names of a confirmed listing, as a NameSet (read a chunk at a time)."""
     names = NameSet(count(blob))
-    return names, _scan(blob, wanted, names)
+    if not blob:
+        return names
+    n, _, _, body = _open(blob, values=False)
+    # the table filled here, inline: a method call a name costs 15 %
+    t, mask = names.table, names.mask
+    ascii = body.isascii()  # an ASCII name hashes as its str does; others are decoded
+    for name in _names(body):
+        h = (hash(name) if ascii else hash(name.decode("utf-8"))) or 1
+        i = h & mask
+        while t[i]:
+            i = (i + 1) & mask
+        t[i] = h
+    names.size = n
+    return names
 
 
 def lookup(blob: bytes | None, wanted: Collection[str]) -> dict[str, tuple[int, int]]:

@@ -163,7 +163,7 @@ def _by_runs(setup: Setup, excluded: Excluder, task: Task) -> Result:
         return result  # (new digests also clear the forgotten names: apply_dir)
     plan = result.plan or DirPlan()
     plan.chunks = runs.pack(setup.patterns, chunks)
-    return Result(None, listed_ns, nfiles, plan, result.skipped, result.subdirs)
+    return result._replace(plan=plan)
 
 
 class _Unsure:
@@ -176,7 +176,7 @@ class _Unsure:
         self.done = done
         self.runs: list[tuple[bytes, list[str]]] = []
         self.held = 0
-        self.table = codec.known(done)[0] if table else None
+        self.table = codec.known(done) if table else None
 
     def __call__(self, digest: bytes, names: list[str]) -> None:
         if self.table is not None:
@@ -185,7 +185,7 @@ class _Unsure:
         self.runs.append((digest, names))
         self.held += len(names)
         if self.table is None and self.held > UNSURE_MAX:
-            self.table = table = codec.known(self.done)[0]
+            self.table = table = codec.known(self.done)
             self.runs = [(d, [n for n in run if n not in table]) for d, run in self.runs]
             self.held = sum(len(run) for _, run in self.runs)
 
@@ -241,8 +241,7 @@ def _noticed(setup: Setup, excluded: Excluder, task: Task) -> Result:
     done = codec.lookup(task.done, _unrecorded(task, listing.files))
     result = _planned(setup, task, listing.files, listing.skipped, done, listing.subdirs,
                       listed_ns, len(listing.files))  # fmt: skip
-    return Result(result.error, result.listed_ns, result.nfiles, result.plan, result.skipped,
-                  result.subdirs, partial=True)  # fmt: skip
+    return result._replace(partial=True)
 
 
 def _unrecorded(task: Task, names: Iterable[str]) -> list[str]:
