@@ -144,8 +144,10 @@ def main() -> None:
             rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             print(f"{rate:>12g} {requests:>9} {wall:>9.2f} {bound:>10.2f} {wall / bound:>10.2f} "
                   f"{rss:>7.0f}MB")  # fmt: skip
-        print(f"\nthe same {args.dirs + 1} listings back to back, unpaced, bare SDK client: "
-              f"{statistics.median(bare):.2f} s")
+        print(
+            f"\nthe same {args.dirs + 1} listings back to back, unpaced, bare SDK client: "
+            f"{statistics.median(bare):.2f} s"
+        )
     finally:
         emu.stop()
 

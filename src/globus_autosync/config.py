@@ -60,7 +60,7 @@ class FreeSpace(NamedTuple):
     def __str__(self) -> str:
         if self.percent is not None:
             return f"{self.percent:g}%"
-        from globus_autosync.summary import human_bytes
+        from globus_autosync.engine.summary import human_bytes
 
         return human_bytes(self.size or 0)
 
@@ -316,7 +316,7 @@ def _job(path: Path, index: int, table: Any) -> Job:
             key = "delete_after" if delete_after is not None else "keep_free"
             raise r.fail(
                 key,
-                "source cleanup with transport = \"globus\" needs verify_checksum = true or "
+                'source cleanup with transport = "globus" needs verify_checksum = true or '
                 'sync_level = "checksum", so that only a copy Globus has checked is trusted',
             )
     scp: str | None = r.get("source_collection_path", str)

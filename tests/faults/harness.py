@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from globus_autosync import logs
+from globus_autosync.cli import logs
 
 from .injector import FaultPlan
 

@@ -122,9 +122,7 @@ def test_a_message_when_health_leaves_ok_and_one_when_it_returns(
     assert "alert sent by webhook to 127.0.0.1:" in log and "secret-token" not in log
 
 
-def test_the_same_condition_is_repeated_after_repeat_every(
-    env: CliEnv, receiver: Receiver
-) -> None:
+def test_the_same_condition_is_repeated_after_repeat_every(env: CliEnv, receiver: Receiver) -> None:
     failing_job(env, alerts_table(webhook=receiver.url, repeat_every="1h"))
     env.run(code=1)
     with env.db() as db:  # an hour and a bit later

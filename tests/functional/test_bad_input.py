@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from globus_autosync import cli
-from globus_autosync.transports import filecopy, local
 from globus_autosync.transports.base import Item
+from globus_autosync.transports.local import filecopy
+from globus_autosync.transports.local import transport as local
 
 from .helpers import (
     CliEnv,

@@ -78,11 +78,11 @@ def test_a_quiet_run_does_not_import_the_other_commands(env: CliEnv) -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env.environ())  # fmt: skip
     loaded = set(res.stdout.split())
-    assert "globus_autosync.cli.sync" in loaded and "globus_autosync.cycle" in loaded
+    assert "globus_autosync.cli.sync" in loaded and "globus_autosync.engine.cycle" in loaded
     for unneeded in ("globus_autosync.cli.reports", "globus_autosync.cli.service",
-                     "globus_autosync.cli.globus", "globus_autosync.alerts", "rich",
-                     "globus_sdk", "urllib.request", "smtplib", "globus_autosync.cleanup",
-                     "globus_autosync.runs"):  # fmt: skip
+                     "globus_autosync.cli.globus", "globus_autosync.monitoring.alerts", "rich",
+                     "globus_sdk", "urllib.request", "smtplib", "globus_autosync.cleanup.cleaner",
+                     "globus_autosync.sources.local.chunks"):  # fmt: skip
         assert unneeded not in loaded
 
 

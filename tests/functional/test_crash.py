@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from globus_autosync.transports.local import temp_name
+from globus_autosync.transports.local.transport import temp_name
 
 from .helpers import CliEnv, assert_mirrored, part_files, tree
 

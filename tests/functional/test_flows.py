@@ -321,7 +321,8 @@ def test_a_failed_start_is_tried_again_and_never_doubles(fx: Globus) -> None:
 def test_a_manifest_larger_than_a_flow_run_takes_is_split_into_runs(
     fx: Globus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from globus_autosync import cli, flows
+    from globus_autosync import cli
+    from globus_autosync.globus import flows
 
     configure(fx)
     files = frames(40)
@@ -362,8 +363,10 @@ def test_a_flow_that_needs_more_consent_is_asked_for_it_by_the_next_login(fx: Gl
     fx.run(code=None)
     fx.emu.wait_idle()
     res = fx.run(code=3)
-    assert res.stderr.strip().splitlines()[-1].endswith(
-        f"Globus needs your consent to start flow {FLOW}; run: globus-autosync login"
+    assert (
+        res.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"Globus needs your consent to start flow {FLOW}; run: globus-autosync login")
     )
     assert runs(fx) == []
     # that login asks for what the flow asked for, under the flow's scope

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from globus_autosync import cli, config
-from globus_autosync.lock import JobLock
+from globus_autosync.engine.lock import JobLock
+from globus_autosync.engine.watch import Watcher
 from globus_autosync.store import Store
-from globus_autosync.watch import Watcher
 
 from .helpers import CliEnv, assert_mirrored, job_toml
 

@@ -51,9 +51,7 @@ def listings(g: Globus, since: int = 0) -> list[tuple[float, str]]:
 
 def sent_paths(g: Globus) -> Counter[str]:
     """How many times each source path was put in a transfer task."""
-    return Counter(
-        item.source_path for task in g.emu.tasks.values() for item in task.items
-    )
+    return Counter(item.source_path for task in g.emu.tasks.values() for item in task.items)
 
 
 def confirmed(g: Globus) -> int:
@@ -246,8 +244,10 @@ def test_a_missing_consent_for_the_source_collection_names_the_login_command(
                          f"run: {command}"), line  # fmt: skip
     assert gx.emu.tasks == {}
     res = gx.cli("check", code=3)
-    assert f"FAIL  {JOB}: consent: Globus needs your consent to access collection " \
-        f"{SRC_COLLECTION}; run: {command}" in res.stdout, res.stdout
+    assert (
+        f"FAIL  {JOB}: consent: Globus needs your consent to access collection "
+        f"{SRC_COLLECTION}; run: {command}" in res.stdout
+    ), res.stdout
     gx.seed_login(consents=[SRC_COLLECTION])
     gx.send()
     assert_mirrored(gx.src, gx.dst, sorted(files))
@@ -282,8 +282,10 @@ def test_check_lists_the_source_and_counts_the_top_directory(gx: Globus) -> None
         assert any(f"{JOB}: {what}:" in line for line in lines), (what, res.stdout)
     remote(gx, source="/nowhere")
     res = gx.cli("check", code=3)
-    assert f"FAIL  {JOB}: source path: /nowhere is not a directory on the source collection" \
-        in res.stdout, res.stdout
+    assert (
+        f"FAIL  {JOB}: source path: /nowhere is not a directory on the source collection"
+        in res.stdout
+    ), res.stdout
     res = gx.run(code=3)
     assert "source /nowhere is not a directory on the source collection" in res.stderr
 
@@ -393,8 +395,9 @@ def test_a_directory_gone_between_its_parents_listing_and_its_own(gx: Globus) ->
     # the top lists run_Oct2018; its own listing, next, answers 404 (gone in between)
     gx.emu.fail_requests(1, 404, LS, code="ClientError.NotFound", skip=1)
     res = gx.run()
-    assert "run_Oct2018 is gone from the source; 1 file not yet sent there is forgotten" \
-        in res.stderr, res.stderr
+    assert (
+        "run_Oct2018 is gone from the source; 1 file not yet sent there is forgotten" in res.stderr
+    ), res.stderr
     assert gx.rows("SELECT COUNT(*) FROM files") == [(0,)]
     assert confirmed(gx) == len(files)
     gx.run()  # it is back: the file is seen again, nothing confirmed is sent again

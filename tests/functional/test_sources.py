@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from globus_autosync import config
-from globus_autosync.plan import DirPlan
-from globus_autosync.scan import Listing, join
+from globus_autosync.model.plan import DirPlan
 from globus_autosync.sources import Source, make_source
+from globus_autosync.sources.local.listing import Listing, join
+from globus_autosync.sources.local.walk import DirTree
 from globus_autosync.store import Store
 from globus_autosync.transports.globus import GlobusTransport
-from globus_autosync.walk import DirTree
 
 from .helpers import LONG_AGO
 from .test_globus import Globus, populate

@@ -37,13 +37,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from globus_autosync import config as config_mod
-from globus_autosync import listwork, runs
 from globus_autosync.config import Config, Job
-from globus_autosync.cycle import baseline_job, run_job
-from globus_autosync.report import job_status
-from globus_autosync.scan import join
+from globus_autosync.engine.cycle import baseline_job, run_job
+from globus_autosync.engine.summary import Summary
+from globus_autosync.monitoring.status import job_status
+from globus_autosync.sources.local import chunks as runs
+from globus_autosync.sources.local import listwork
+from globus_autosync.sources.local.listing import join
 from globus_autosync.store import Store
-from globus_autosync.summary import Summary
 
 # AUTOSYNC_PROPERTY_EXAMPLES=2000 for a longer search than CI's
 SETTINGS = settings(
@@ -465,10 +466,10 @@ def test_write_once_incremental_equals_full(start: list[Op], sequence: list[list
         play_write_once(w, start, sequence)
 
 
-
 def short_runs() -> Any:
     """Runs of names of about 4 (``runs``): many of them, even in a small directory."""
     return mock.patch.object(runs, "MASK", 3)
+
 
 @SETTINGS
 @given(start=initial_tree(), sequence=steps(WRITE_ONCE_OPS))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from globus_autosync.actions import split
+from globus_autosync.actions.machine import split
 from globus_autosync.config import Job, load
 from globus_autosync.errors import ConfigError
 from globus_autosync.store import SCHEMA_VERSION, Store
@@ -62,8 +62,10 @@ def test_the_action_keys_and_their_defaults(tmp_path: Path) -> None:
         ('on_done = "batch"\ncommand = ["x", 1]\n', ["'command'", "list of strings"]),
         ('on_done = "batch"\ncommand = ["x"]\ndataset_quiet = "1m"\n', ["'dataset_quiet'"]),
         ('on_done = "batch"\ncommand = ["x"]\nflow_input = { a = 1 }\n', ["'flow_input'"]),
-        ('on_done = "batch"\ncommand = ["x"]\ncommand_timeout = "soon"\n',
-         ["'command_timeout'", "not a duration"]),
+        (
+            'on_done = "batch"\ncommand = ["x"]\ncommand_timeout = "soon"\n',
+            ["'command_timeout'", "not a duration"],
+        ),
     ],
 )
 def test_bad_action_keys_are_one_line(tmp_path: Path, extra: str, words: list[str]) -> None:

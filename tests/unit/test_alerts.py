@@ -4,9 +4,9 @@ repeat_every of its last announcement."""
 
 from __future__ import annotations
 
-from globus_autosync import alerts
 from globus_autosync.config import AlertSettings
-from globus_autosync.health import FAILING, LAGGING, OK, Health
+from globus_autosync.monitoring import alerts
+from globus_autosync.monitoring.health import FAILING, LAGGING, OK, Health
 from globus_autosync.store.health import AlertRow
 
 SIX_HOURS = 6 * 3600.0

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from globus_autosync import codec
+from globus_autosync.store import codec
 
 NAMES = st.text(
     st.characters(exclude_categories=["Cs"], exclude_characters="\0/"), min_size=1, max_size=40
@@ -171,9 +171,7 @@ def test_find_answers_as_the_decoded_listing_for_few_names_and_many(
 @settings(max_examples=300, deadline=None)
 @given(
     old=LISTINGS,
-    new=st.dictionaries(
-        NAMES, st.tuples(st.integers(0, 2**40), st.integers(0, 2**61)), max_size=8
-    ),
+    new=st.dictionaries(NAMES, st.tuples(st.integers(0, 2**40), st.integers(0, 2**61)), max_size=8),
     drop_every=st.integers(1, 4),
     strangers=st.lists(NAMES, max_size=3),
 )

@@ -12,9 +12,9 @@ import pytest
 
 from globus_autosync.config import Job
 from globus_autosync.errors import TransportError
-from globus_autosync.transports import filecopy
 from globus_autosync.transports.base import DONE, FAIL, RETRY, SKIP, Item
-from globus_autosync.transports.local import LocalTransport, temp_name
+from globus_autosync.transports.local import filecopy
+from globus_autosync.transports.local.transport import LocalTransport, temp_name
 
 
 @pytest.fixture

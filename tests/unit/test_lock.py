@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from globus_autosync.engine.lock import JobLock
 from globus_autosync.errors import EXIT_JOB, JobError
-from globus_autosync.lock import JobLock
 
 
 def _fail(code: int) -> object:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from globus_autosync import logs
+from globus_autosync.cli import logs
 
 
 @pytest.fixture(autouse=True)

@@ -20,13 +20,14 @@ from pathlib import Path
 import pytest
 
 from globus_autosync import config as config_mod
-from globus_autosync import listwork, notify
 from globus_autosync.config import Job
-from globus_autosync.cycle import Cycle
-from globus_autosync.notify import DirWatch
+from globus_autosync.engine.cycle import Cycle
+from globus_autosync.engine.summary import Summary
+from globus_autosync.sources.local import inotify as notify
+from globus_autosync.sources.local import listwork
+from globus_autosync.sources.local.inotify import DirWatch
 from globus_autosync.store import Store
-from globus_autosync.summary import Summary
-from globus_autosync.transports.local import LocalTransport
+from globus_autosync.transports.local.transport import LocalTransport
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify: Linux")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from globus_autosync.plan import (
+from globus_autosync.model.plan import (
     FAILED,
     QUEUED,
     SEEN,

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from globus_autosync import codec, listwork, runs
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
-from globus_autosync.cycle import baseline_job, run_job
-from globus_autosync.summary import Summary
+from globus_autosync.engine.cycle import baseline_job, run_job
+from globus_autosync.engine.summary import Summary
+from globus_autosync.sources.local import chunks as runs
+from globus_autosync.sources.local import listwork
+from globus_autosync.store import codec
 
 FILES = 600
 PAST = int(time.time()) - 86400  # settled long ago, never racy

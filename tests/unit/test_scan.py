@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from globus_autosync.scan import (
+from globus_autosync.sources.local.listing import (
     DANGLING_SYMLINK,
     SKIPPED_SPECIAL,
     SKIPPED_SYMLINK,
@@ -174,8 +174,8 @@ def test_runs_of_names_a_new_name_changes_its_own_run_only(tmp_path: Path) -> No
     """``list_runs``: regular files are cut into runs (content-defined: a run ends after a name
     whose CRC-32 is a multiple of ``runs.RATE``); a run found among the stored digests is not
     handed on, so after one new name only its run (two, if it ends one) is unsure."""
-    from globus_autosync import runs
-    from globus_autosync.scan import list_runs
+    from globus_autosync.sources.local import chunks as runs
+    from globus_autosync.sources.local.listing import list_runs
 
     for i in range(2000):
         (tmp_path / f"frame_{i:05d}.tif").write_bytes(b"")

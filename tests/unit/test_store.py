@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from globus_autosync import codec
 from globus_autosync import store as store_mod
 from globus_autosync.errors import EXIT_JOB, StoreError
-from globus_autosync.plan import FAILED, QUEUED, SEEN, SKIPPED, SUBMITTED, DirPlan, Pending
-from globus_autosync.store import SCHEMA_VERSION, QueuedFile, Store
+from globus_autosync.model.plan import FAILED, QUEUED, SEEN, SKIPPED, SUBMITTED, DirPlan, Pending
+from globus_autosync.store import SCHEMA_VERSION, QueuedFile, Store, codec
 from globus_autosync.store import schema as store_schema
 
 NOW = 1_800_000_000.0
@@ -301,8 +300,8 @@ def test_a_database_another_process_holds_is_not_called_damaged(
 def test_a_version_2_database_is_read_as_it_is_and_upgraded_with_the_health_tables(
     tmp_path: Path,
 ) -> None:
-    from globus_autosync import report
     from globus_autosync.config import Job
+    from globus_autosync.monitoring import status as report
     from globus_autosync.store import health as db
 
     state = tmp_path / "state"

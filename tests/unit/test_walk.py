@@ -19,16 +19,16 @@ from typing import Any, ClassVar
 
 import pytest
 
-from globus_autosync import codec, parwalk, walk
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
-from globus_autosync.cycle import Cycle, baseline_job, run_job
+from globus_autosync.engine.cycle import Cycle, baseline_job, run_job
 from globus_autosync.errors import JobError, WorkerError
-from globus_autosync.listwork import Setup, Task
-from globus_autosync.parwalk import Workers
-from globus_autosync.scan import join
-from globus_autosync.store import Store
-from globus_autosync.transports.local import LocalTransport
+from globus_autosync.sources.local import parwalk, walk
+from globus_autosync.sources.local.listing import join
+from globus_autosync.sources.local.listwork import Setup, Task
+from globus_autosync.sources.local.parwalk import Workers
+from globus_autosync.store import Store, codec
+from globus_autosync.transports.local.transport import LocalTransport
 
 NS = 1_000_000_000
 PAST = (int(time.time()) - 86400) * NS  # settled long ago, never racy

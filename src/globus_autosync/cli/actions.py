@@ -20,7 +20,7 @@ log = logging.getLogger("globus_autosync")
 
 
 def action_lines(a: dict[str, Any]) -> None:
-    from globus_autosync import report
+    from globus_autosync.monitoring import status as report
 
     click.echo(f"  actions: {report.actions_line(a)}")
     for d in a["datasets_waiting"]:
@@ -60,7 +60,7 @@ def actions_text(acts: list[dict[str, Any]]) -> None:
 @click.pass_obj
 def retry_action(obj: Context, action_id: int) -> None:
     """Start a failed action (flow run or command) again at the next cycle of its job."""
-    from globus_autosync.lock import JobLock
+    from globus_autosync.engine.lock import JobLock
 
     cfg = obj.load()
     store = Store.open(obj.state_dir)
@@ -91,7 +91,7 @@ def command_check(job: Job) -> tuple[bool, str]:
     import os
     import shutil
 
-    from globus_autosync.commands import CLEAN_PATH
+    from globus_autosync.actions.commands import CLEAN_PATH
 
     program = job.command[0]
     found = shutil.which(program, path=CLEAN_PATH) if "/" not in program else program
@@ -101,5 +101,6 @@ def command_check(job: Job) -> tuple[bool, str]:
                        "give its full path in 'command'")  # fmt: skip
     return True, (f"{job.name}: command: {found} runs for each {job.on_done}, killed after "
                   f"{job.command_timeout:g} s")  # fmt: skip
+
 
 COMMANDS = [retry_action]  # what cli.app registers

@@ -18,13 +18,13 @@ from globus_autosync.cli.context import (
     default_config,
     default_state_dir,
 )
+from globus_autosync.cli.logs import setup as setup_logging
 from globus_autosync.errors import (
     EXIT_OK,
     EXIT_USAGE,
     AutosyncError,
     os_error,
 )
-from globus_autosync.logs import setup as setup_logging
 
 log = logging.getLogger("globus_autosync")
 
@@ -92,8 +92,6 @@ def cli(
     needs_file_log = ctx.invoked_subcommand in ("run", "baseline", "watch", "login", "logout")
     resident = ctx.invoked_subcommand == "watch"
     setup_logging(ctx.obj.state_dir, debug, quiet, to_file=needs_file_log, resident=resident)
-
-
 
 
 def main(argv: list[str] | None = None) -> None:

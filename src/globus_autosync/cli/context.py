@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from globus_autosync import config
+    from globus_autosync.sources.local.walk import WalkStats
     from globus_autosync.store import Store
-    from globus_autosync.walk import WalkStats
 
 log = logging.getLogger("globus_autosync")
 
@@ -80,7 +80,7 @@ def progress_line(obj: Context, label: str) -> Iterator[Callable[[WalkStats], No
     if obj.quiet or not sys.stderr.isatty():
         yield None
         return
-    from globus_autosync.display import ScanProgress
+    from globus_autosync.cli.display import ScanProgress
 
     progress = ScanProgress(label, enabled=True)
     try:

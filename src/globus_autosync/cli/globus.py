@@ -22,7 +22,7 @@ def _flows(cfg: config.Config) -> list[str]:
 def flow_check(job: config.Job, cfg: config.Config, state_dir: Path) -> tuple[bool, str]:
     """The `check` line of a job's flow: is the consent to start it granted?"""
     from globus_autosync.errors import AutosyncError
-    from globus_autosync.flows import FlowRunner
+    from globus_autosync.globus.flows import FlowRunner
 
     runner = FlowRunner(job, cfg, state_dir)
     try:
@@ -56,7 +56,7 @@ def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
     """Log in to Globus once; the tokens are kept (mode 0600) in the state directory."""
     import globus_sdk
 
-    from globus_autosync import globus_auth
+    from globus_autosync.globus import auth as globus_auth
     from globus_autosync.transports.globus import globus_errors
 
     cfg = obj.load()
@@ -73,7 +73,11 @@ def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
             click.echo(f"asking also for the consent to start flow{'s' * (len(flows) > 1)} "
                        f"{', '.join(flows)}")  # fmt: skip
         app = globus_auth.make_app(
-            cfg, obj.state_dir, interactive=True, no_browser=no_browser, consents=consents,
+            cfg,
+            obj.state_dir,
+            interactive=True,
+            no_browser=no_browser,
+            consents=consents,
             flows=flows,
         )
         app.login(force=True)
@@ -100,7 +104,7 @@ def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
 @click.pass_obj
 def logout(obj: Context) -> None:
     """Revoke the stored Globus tokens and delete them."""
-    from globus_autosync import globus_auth
+    from globus_autosync.globus import auth as globus_auth
     from globus_autosync.transports.globus import globus_errors
 
     cfg = obj.load()
@@ -116,7 +120,7 @@ def whoami(obj: Context) -> None:
     """Show the Globus identity the tool acts as."""
     import globus_sdk
 
-    from globus_autosync import globus_auth
+    from globus_autosync.globus import auth as globus_auth
     from globus_autosync.transports.globus import globus_errors
 
     cfg = obj.load()
@@ -127,5 +131,6 @@ def whoami(obj: Context) -> None:
     who = info.get("preferred_username") or info.get("sub")
     kind = "service account" if globus_auth.is_service_account() else "user"
     click.echo(f"{who} ({kind}, identity {info.get('sub')})")
+
 
 COMMANDS = [login, logout, whoami]  # what cli.app registers

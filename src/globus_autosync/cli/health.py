@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def after_run(cfg: Config, state_dir: Path, jobs: Sequence[Job]) -> None:
     """`run`: say what changed in the jobs' health (alerts.py); never changes the exit code."""
-    from globus_autosync import alerts
+    from globus_autosync.monitoring import alerts
     from globus_autosync.store import Store
 
     try:
@@ -41,7 +41,7 @@ def collection_lines(state_dir: Path, job: Job) -> list[tuple[bool, str]]:
     cycle left it in the store (what its document says, `check` has just read afresh)."""
     if job.transport != "globus":
         return []
-    from globus_autosync import health
+    from globus_autosync.monitoring import health
     from globus_autosync.store import Store
     from globus_autosync.store import health as db
 
@@ -62,7 +62,7 @@ def collection_lines(state_dir: Path, job: Job) -> list[tuple[bool, str]]:
 def status_check(rows: list[dict[str, Any]]) -> None:
     """One line per job, then exit 0 (all ok), 1 (any lagging or waiting) or 2 (any failing
     or stopped)."""
-    from globus_autosync import health
+    from globus_autosync.monitoring import health
 
     for r in rows:
         h = r["health"]
@@ -77,13 +77,13 @@ def status_check(rows: list[dict[str, Any]]) -> None:
 @click.pass_obj
 def alert_test(obj: Context) -> None:
     """Send a test message through every channel of [alerts] and say what happened."""
-    from globus_autosync import alerts
+    from globus_autosync.monitoring import alerts
 
     cfg = obj.load()
     names = alerts.channels(cfg.alerts)
     if not names:
         raise UsageError(
-            f"{cfg.path}: no alert channel configured; add webhook = \"https://...\" or "
+            f'{cfg.path}: no alert channel configured; add webhook = "https://..." or '
             'email = ["ops@example.org"] (with smtp_host) to an [alerts] table'
         )
     subject, text = alerts.sample_message()
@@ -93,5 +93,6 @@ def alert_test(obj: Context) -> None:
         failed += not d.ok
         click.echo(f"{'ok  ' if d.ok else 'FAIL'}  {channel} to {d.target}: {d.detail}")
     sys.exit(EXIT_JOB if failed else EXIT_OK)
+
 
 COMMANDS = [alert_test]  # what cli.app registers

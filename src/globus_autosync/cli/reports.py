@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from globus_autosync.summary import human_bytes
+from globus_autosync.engine.summary import human_bytes
 
 if TYPE_CHECKING:
-
     pass
 
 from globus_autosync.cli import actions as cli_actions
@@ -33,7 +32,7 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
     """Show per job its health, and what is done, waiting, queued, in flight, failed, skipped."""
     import json
 
-    from globus_autosync import report
+    from globus_autosync.monitoring import status as report
 
     cfg = obj.load()
     with readonly_store(obj) as store:
@@ -74,8 +73,8 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
 
 
 def _status_table(rows: list[dict[str, Any]]) -> None:
-    from globus_autosync import report
-    from globus_autosync.display import table
+    from globus_autosync.cli.display import table
+    from globus_autosync.monitoring import status as report
 
     table("health", ["job", "health", "why", "what to do"],
           [[r["job"], r["health"]["state"], r["health"]["reason"], r["health"]["action"]]
@@ -114,7 +113,6 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         table("failed and skipped files (newest first)", ["job", "state", "path", "why"], problems)
 
 
-
 @click.command()
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @click.option(
@@ -130,7 +128,7 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
     """Show recent batches: id, task id, state, files, bytes, submitted and finished times."""
     import json
 
-    from globus_autosync import report
+    from globus_autosync.monitoring import status as report
 
     cfg = obj.load()
     with readonly_store(obj) as store:
@@ -145,7 +143,7 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
 
 def _tasks_text(rows: list[dict[str, Any]]) -> None:
     if rows and sys.stdout.isatty():
-        from globus_autosync.display import table
+        from globus_autosync.cli.display import table
 
         cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished",
                 "why"]  # fmt: skip
@@ -173,5 +171,6 @@ def _tasks_text(rows: list[dict[str, Any]]) -> None:
         click.echo(line)
         if t["url"]:
             click.echo(f"  {t['url']}")
+
 
 COMMANDS = [status, tasks]  # what cli.app registers

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-
     pass
 
 from globus_autosync.cli.context import APP, Context, pass_ctx
@@ -70,5 +69,6 @@ WantedBy=default.target"""
 def service_cron(obj: Context) -> None:
     """A crontab line running `run` every five minutes (add it with `crontab -e`)."""
     click.echo(f"*/5 * * * * {_self_command(obj)} --quiet run")
+
 
 COMMANDS = [service]  # what cli.app registers

@@ -12,7 +12,9 @@ import click
 
 from globus_autosync import config
 from globus_autosync.cli.context import APP, Context, age, pass_ctx, progress_line, worst
-from globus_autosync.cycle import baseline_job, run_job
+from globus_autosync.cli.logs import SUMMARY_LOGGER
+from globus_autosync.engine.cycle import baseline_job, run_job
+from globus_autosync.engine.summary import human_bytes
 from globus_autosync.errors import (
     EXIT_JOB,
     EXIT_OK,
@@ -21,9 +23,7 @@ from globus_autosync.errors import (
     UsageError,
     os_error,
 )
-from globus_autosync.logs import SUMMARY_LOGGER
 from globus_autosync.store import Store
-from globus_autosync.summary import human_bytes
 from globus_autosync.transports import make_transport
 
 log = logging.getLogger("globus_autosync")
@@ -104,7 +104,7 @@ def _cleanup_check(job: config.Job) -> tuple[bool, str]:
     """Whether cleanup is on, and what it would keep free; a source that cannot delete fails."""
     if not job.cleanup:
         return True, f"{job.name}: cleanup: off (source files are never deleted)"
-    from globus_autosync.cleanup import free_space
+    from globus_autosync.cleanup.cleaner import free_space
 
     rules = []
     if job.delete_after is not None:
@@ -216,7 +216,7 @@ def run(
 
         after_run(cfg, obj.state_dir, cfg.select(job_name))
     if metrics_file is not None and not dry_run:
-        from globus_autosync import metrics
+        from globus_autosync.monitoring import metrics
 
         try:
             metrics.write_file(metrics_file, cfg, obj.state_dir)
@@ -246,13 +246,13 @@ def watch(
     obj: Context, job_name: str | None, metrics_port: int | None, metrics_address: str
 ) -> None:
     """Run as a service: a cycle of every job every `interval`, until SIGTERM (SIGHUP reloads)."""
-    from globus_autosync.watch import Watcher
+    from globus_autosync.engine.watch import Watcher
 
     cfg = obj.load()
     watcher = Watcher(cfg, obj.state_dir, job_name)
     watcher.install_signals()
     if metrics_port is not None:
-        from globus_autosync import metrics
+        from globus_autosync.monitoring import metrics
 
         try:
             metrics.serve(metrics_port, lambda: watcher.config, obj.state_dir, metrics_address)
@@ -262,5 +262,6 @@ def watch(
             ) from None
         log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
     watcher.run()
+
 
 COMMANDS = [init, check, baseline, run, watch]  # what cli.app registers

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from globus_autosync.config import Job
-from globus_autosync.scan import Listing
+from globus_autosync.sources.local.listing import Listing
+from globus_autosync.sources.local.walk import Apply, DirTree, Notices, WalkStats
 from globus_autosync.transports.base import Transport
-from globus_autosync.walk import Apply, DirTree, Notices, WalkStats
 
 __all__ = ["Source", "Walked", "make_source"]
 
@@ -66,7 +66,7 @@ def make_source(job: Job, transport: Transport | None, notices: Notices | None =
     """The job's source; a Globus one lists through the job's (real) Globus transport. A local
     one may learn new names from the kernel's change notices (``watch`` on Linux)."""
     if job.scan == "local":
-        from globus_autosync.sources.local import LocalSource
+        from globus_autosync.sources.local.source import LocalSource
 
         return LocalSource(job, notices)
     from globus_autosync.sources.globus import GlobusSource

@@ -22,10 +22,11 @@ from typing import Any
 import globus_sdk
 
 from globus_autosync.config import Job
-from globus_autosync.crashpoint import crashpoint
 from globus_autosync.errors import JobError, TransportError
-from globus_autosync.plan import DirPlan, plan_dir
-from globus_autosync.scan import (
+from globus_autosync.model.crashpoint import crashpoint
+from globus_autosync.model.plan import DirPlan, plan_dir
+from globus_autosync.sources import Walked
+from globus_autosync.sources.local.listing import (
     SKIPPED_SPECIAL,
     SKIPPED_SYMLINK,
     Excluder,
@@ -35,9 +36,8 @@ from globus_autosync.scan import (
     printable,
     unsendable,
 )
-from globus_autosync.sources import Walked
+from globus_autosync.sources.local.walk import Apply, DirTree, WalkStats
 from globus_autosync.transports.globus import GlobusTransport, describe
-from globus_autosync.walk import Apply, DirTree, WalkStats
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,10 @@ class GlobusSource:
                 if err.http_status == 404:
                     raise Vanished(path) from None
                 consent = err.info.consent_required
-                if not consent and (err.http_status == 403 or
-                                    str(err.code).startswith(("ExternalError", "EndpointError"))):
+                if not consent and (
+                    err.http_status == 403
+                    or str(err.code).startswith(("ExternalError", "EndpointError"))
+                ):
                     # not the service's fault: this directory only
                     raise Unlistable(describe(err), err.http_status == 403) from None
                 raise
@@ -243,8 +245,10 @@ class GlobusSource:
                 continue
             except Unlistable as err:
                 if dir_id == tree.root and err.denied:
-                    raise JobError(f"job {self.job.name!r}: cannot list the source {self.root}: "
-                                   f"{err}; check the 'source' key and its permissions") from None
+                    raise JobError(
+                        f"job {self.job.name!r}: cannot list the source {self.root}: "
+                        f"{err}; check the 'source' key and its permissions"
+                    ) from None
                 if dir_id == tree.root:  # the collection's side (Globus Connect Personal off?)
                     walked.stopped = True
                     walked.problem = f"cannot list the source {self.root}: {err}"
@@ -311,7 +315,10 @@ class GlobusSource:
         dropped = tree.store.drop_pending(busy)
         with_rows.difference_update(busy)
         if dropped:
-            what = "1 file not yet sent there is" if dropped == 1 else \
-                f"{dropped} files not yet sent there are"
+            what = (
+                "1 file not yet sent there is"
+                if dropped == 1
+                else f"{dropped} files not yet sent there are"
+            )
             log.warning("%s: %s is gone from the source; %s forgotten", self.job.name,
                         tree.rel[dir_id], what)  # fmt: skip

@@ -17,10 +17,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import NamedTuple
 
-from globus_autosync import codec
 from globus_autosync.errors import StoreError
-from globus_autosync.plan import QUEUED, SUBMITTED, WORK_STATES, DirPlan, Pending
-from globus_autosync.store import schema
+from globus_autosync.model.plan import QUEUED, SUBMITTED, WORK_STATES, DirPlan, Pending
+from globus_autosync.store import codec, schema
 from globus_autosync.store.actions import ActionQueries, ActionRow
 from globus_autosync.store.cleanup import Candidate, CleanupQueries, CleanupTotals, Enrolled
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, NamedTuple
 
-from globus_autosync.plan import FAILED, QUEUED, SEEN, SUBMITTED
+from globus_autosync.model.plan import FAILED, QUEUED, SEEN, SUBMITTED
 
 PENDING, STARTING, RUNNING, SUCCEEDED = "pending", "starting", "running", "succeeded"
 ACTION_FAILED, COLLECTING = "failed", "collecting"
@@ -197,8 +197,7 @@ class ActionQueries:
 
     def action_files(self, action: int) -> list[ConfirmedFile]:
         rows = self.conn.execute(
-            "SELECT dir, name, size, mtime_ns, path FROM action_files WHERE action=? "
-            "ORDER BY path",
+            "SELECT dir, name, size, mtime_ns, path FROM action_files WHERE action=? ORDER BY path",
             (action,),
         )
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]

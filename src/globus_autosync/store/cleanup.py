@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, NamedTuple
 
-from globus_autosync import codec
-from globus_autosync.plan import Pending
+from globus_autosync.model.plan import Pending
+from globus_autosync.store import codec
 
 _LARGE = 10_000  # files from which a directory's listing is not decoded whole for a few names
 _FORGOTTEN_MAX = 4 << 20  # bytes of names noted as forgotten, past which the digests go
@@ -68,9 +68,7 @@ class CleanupQueries:
     # -- enrolment ------------------------------------------------------------------------
     def cleanup_enrolled(self, job: int) -> float | None:
         """When the job's earlier confirmed files were enrolled; None: not yet (or anew)."""
-        row = self.conn.execute(
-            "SELECT enrolled FROM cleanup_jobs WHERE job=?", (job,)
-        ).fetchone()
+        row = self.conn.execute("SELECT enrolled FROM cleanup_jobs WHERE job=?", (job,)).fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
     def set_cleanup_enrolled(self, job: int, when: float | None) -> None:

@@ -45,8 +45,10 @@ class CollectionRow:
 
     @property
     def label(self) -> str:
-        return f"{self.name!r} ({self.role} collection {self.collection})" if self.name else (
-            f"{self.role} collection {self.collection}"
+        return (
+            f"{self.name!r} ({self.role} collection {self.collection})"
+            if self.name
+            else (f"{self.role} collection {self.collection}")
         )
 
 

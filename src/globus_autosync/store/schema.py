@@ -131,7 +131,8 @@ UPGRADES = {
     5: "ALTER TABLE dirs ADD COLUMN chunks BLOB; ALTER TABLE dirs ADD COLUMN forgotten BLOB;",
 }
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, last_full_scan REAL NOT NULL DEFAULT 0
@@ -193,7 +194,11 @@ CREATE TABLE IF NOT EXISTS runs (
     result TEXT NOT NULL,
     summary TEXT NOT NULL
 );
-""" + CLEANUP + HEALTH_TABLES + ACTIONS
+"""
+    + CLEANUP
+    + HEALTH_TABLES
+    + ACTIONS
+)
 
 
 def version(conn: sqlite3.Connection) -> int | None:

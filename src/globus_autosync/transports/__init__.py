@@ -12,7 +12,7 @@ __all__ = ["Check", "Item", "Outcome", "TaskReport", "Transport", "make_transpor
 
 def make_transport(job: Job, config: Config, state_dir: Path) -> Transport:
     if job.transport == "local":
-        from globus_autosync.transports.local import LocalTransport
+        from globus_autosync.transports.local.transport import LocalTransport
 
         return LocalTransport(job)
     from globus_autosync.transports.globus import GlobusTransport

@@ -22,9 +22,9 @@ import globus_sdk
 from globus_sdk.scopes import TransferScopes
 from globus_sdk.token_storage import TokenValidationError
 
-from globus_autosync import globus_auth
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import AuthError, TransportError
+from globus_autosync.globus import auth as globus_auth
 from globus_autosync.transports.base import (
     DONE,
     SKIP,

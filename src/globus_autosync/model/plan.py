@@ -66,7 +66,11 @@ def backoff(attempts: int) -> float:
 
 
 def _observe(
-    name: str, stats: tuple[int, int], now: float, settle: float, attempts: int,
+    name: str,
+    stats: tuple[int, int],
+    now: float,
+    settle: float,
+    attempts: int,
     trust_mtime: bool = True,
 ) -> Pending:
     if settled(stats, now, now, settle, trust_mtime):

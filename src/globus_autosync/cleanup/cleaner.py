@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from globus_autosync.config import Job
-from globus_autosync.crashpoint import crashpoint
 from globus_autosync.errors import JobError, TransportError
-from globus_autosync.plan import QUEUED, SEEN, Pending, backoff
-from globus_autosync.scan import Excluder, join
+from globus_autosync.model.crashpoint import crashpoint
+from globus_autosync.model.plan import QUEUED, SEEN, Pending, backoff
+from globus_autosync.sources.local.listing import Excluder, join
+from globus_autosync.sources.local.walk import DirTree
 from globus_autosync.store import Candidate, Enrolled, Store
 from globus_autosync.transports import Transport
-from globus_autosync.walk import DirTree
 
 log = logging.getLogger(__name__)
 
@@ -280,9 +280,7 @@ class Cleaner:
         group.dropped.append(c)
         if stat.S_ISREG(st.st_mode):
             # seen anew, whatever its size and mtime say: a replaced file may show the old ones
-            group.requeue.append(
-                Pending(c.name, st.st_size, st.st_mtime_ns, SEEN, since=self.now)
-            )
+            group.requeue.append(Pending(c.name, st.st_size, st.st_mtime_ns, SEEN, since=self.now))
 
     def _verify(self, group: _Group, checked: list[Candidate]) -> list[Candidate]:
         """The files whose copy the destination holds now; the others are sent again."""
@@ -399,8 +397,11 @@ class Cleaner:
                 if st is not None and st.st_ino == c.ino:
                     # rewritten in place, or (rarely) deleted and its inode number reused by a
                     # new file: whichever, the file there now is sent, never deleted
-                    log.warning("%s: %s changed while an interrupted run was deleting it; it "
-                                "is sent again", self.job.name, self._source(join(rel, c.name)))
+                    log.warning(
+                        "%s: %s changed while an interrupted run was deleting it; it is sent again",
+                        self.job.name,
+                        self._source(join(rel, c.name)),
+                    )
                     self._changed(group, c, st)
                     continue
                 # gone, or another file in its place: the journaled one was deleted

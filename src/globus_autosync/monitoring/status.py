@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from globus_autosync.config import Job
-from globus_autosync.scan import join
+from globus_autosync.sources.local.listing import join
 from globus_autosync.store import Store
 
 
@@ -19,7 +19,7 @@ def _iso(ts: float | None) -> str | None:
 def job_status(store: Store | None, job: Job) -> dict[str, Any]:
     """One job's health, counts, bytes, last run and lag (age of the oldest settled file not
     done)."""
-    from globus_autosync import health
+    from globus_autosync.monitoring import health
     from globus_autosync.store import health as db
 
     row = _counts(store, job)
@@ -79,7 +79,7 @@ def _cleanup(
 ) -> dict[str, Any] | None:
     """Source cleanup of a job: what it deleted, what waits, the source's free space; None for
     a job without cleanup that never deleted anything."""
-    from globus_autosync.cleanup import free_space
+    from globus_autosync.cleanup.cleaner import free_space
 
     totals = store.cleanup_totals(job_id) if store is not None and job_id is not None else None
     if not job.cleanup and (totals is None or not totals.files):
@@ -109,7 +109,7 @@ def _cleanup(
 
 def cleanup_line(c: dict[str, Any]) -> str:
     """One line of ``status`` for a job's cleanup."""
-    from globus_autosync.summary import human_bytes
+    from globus_autosync.engine.summary import human_bytes
 
     text = (
         f"deleted {c['deleted_files']} files ({human_bytes(c['deleted_bytes'])}), last "

@@ -89,8 +89,7 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
         times = "once" if job.alert_after == 1 else f"{job.alert_after} times"
         return Health(
             FAILING,
-            f"{many} file{'s' if many > 1 else ''} failed {times} or more "
-            f"(latest {example})",
+            f"{many} file{'s' if many > 1 else ''} failed {times} or more (latest {example})",
             "fix the cause ('globus-autosync status' lists them); they are retried by themselves",
             "failing:files",
         )

@@ -27,9 +27,9 @@ from typing import Protocol
 
 from globus_autosync.config import Job
 from globus_autosync.errors import WorkerError
-from globus_autosync.listwork import Inline, Result, Setup, Task
-from globus_autosync.plan import DirPlan
-from globus_autosync.scan import Excluder, Listing, join, printable
+from globus_autosync.model.plan import DirPlan
+from globus_autosync.sources.local.listing import Excluder, Listing, join, printable
+from globus_autosync.sources.local.listwork import Inline, Result, Setup, Task
 from globus_autosync.store import DirRow, Store
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ class Walker:
             and self.workers > 0
             and self.store.confirmed_files(self.tree.job_id) >= self.parallel_from
         ):
-            from globus_autosync.parwalk import Workers
+            from globus_autosync.sources.local.parwalk import Workers
 
             try:
                 return Workers(self.workers, setup)

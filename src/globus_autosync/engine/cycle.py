@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from globus_autosync.config import Config, GlobusSettings, Job
-from globus_autosync.dryrun import DryTransport, scratch_copy
+from globus_autosync.engine.lock import JobLock
+from globus_autosync.engine.summary import Summary, human_bytes
 from globus_autosync.errors import (
     AuthError,
     AutosyncError,
     TransportError,
 )
-from globus_autosync.lock import JobLock
-from globus_autosync.plan import FAILED, SEEN, SKIPPED, DirPlan, Pending, backoff
-from globus_autosync.scan import Listing, join
+from globus_autosync.model.plan import FAILED, SEEN, SKIPPED, DirPlan, Pending, backoff
+from globus_autosync.sources.local.listing import Listing, join
+from globus_autosync.sources.local.walk import DirTree, Notices, WalkStats
 from globus_autosync.store import BatchRow, Enrolled, QueuedFile, Store
-from globus_autosync.summary import Summary, human_bytes
 from globus_autosync.transports import Item, TaskReport, Transport, make_transport
 from globus_autosync.transports.base import (
     DONE,
@@ -39,11 +39,11 @@ from globus_autosync.transports.base import (
     Outcome,
     WatchesCollections,
 )
-from globus_autosync.walk import DirTree, Notices, WalkStats
+from globus_autosync.transports.dryrun import DryTransport, scratch_copy
 
 if TYPE_CHECKING:
-    from globus_autosync.actions import Actions
-    from globus_autosync.cleanup import Cleaner
+    from globus_autosync.actions.machine import Actions
+    from globus_autosync.cleanup.cleaner import Cleaner
     from globus_autosync.sources import Source
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class Cycle:
         self.reported: set[tuple[int, str]] = set()  # (dir, name) skipped by the transport
         self.actions: Actions | None = None
         if job.on_done and not dry_run:
-            from globus_autosync.actions import Actions
+            from globus_autosync.actions.machine import Actions
 
             self.actions = Actions(job, config or Config(Path("?"), (job,), GlobusSettings()),
                                    store, self.job_id, self.tree.rel, self.state_dir)  # fmt: skip
@@ -100,7 +100,7 @@ class Cycle:
             if cleaner is not None:
                 cleaner.recover()
             if isinstance(self.transport, WatchesCollections):  # Globus Connect Personal down?
-                from globus_autosync import endpoints
+                from globus_autosync.monitoring import endpoints
 
                 self.summary.collections_down = endpoints.observe(
                     self.job, self.store, self.transport, self.now
@@ -155,7 +155,7 @@ class Cycle:
             or self.store.cleanup_interrupted(self.job_id)
         ):
             return None
-        from globus_autosync.cleanup import Cleaner
+        from globus_autosync.cleanup.cleaner import Cleaner
 
         return Cleaner(self.job, self.store, self.tree, self.transport, self.state_dir,
                        self.now, dry_run=self.dry_run)  # fmt: skip

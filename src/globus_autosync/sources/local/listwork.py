@@ -32,9 +32,8 @@ import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from globus_autosync import codec
-from globus_autosync.plan import SKIPPED, DirPlan, Pending, plan_dir
-from globus_autosync.scan import (
+from globus_autosync.model.plan import SKIPPED, DirPlan, Pending, plan_dir
+from globus_autosync.sources.local.listing import (
     Excluder,
     Subdir,
     join,
@@ -43,6 +42,7 @@ from globus_autosync.scan import (
     list_runs,
     look_at,
 )
+from globus_autosync.store import codec
 
 QUICK_FROM = 10_000  # confirmed files from which a changed directory is listed in runs
 UNSURE_MAX = 250_000  # names of unsure runs held before the confirmed names are read whole
@@ -131,7 +131,7 @@ def _by_runs(setup: Setup, excluded: Excluder, task: Task) -> Result:
     """A large directory whose names changed: its regular files are cut into runs; only the
     names of runs the store holds no digest of are looked up, only new names and work in
     progress are looked at."""
-    from globus_autosync import runs
+    from globus_autosync.sources.local import chunks as runs
 
     stored = runs.unpack(task.chunks, setup.patterns)
     unsure = _Unsure(task.done, table=not stored)  # none stored: the names are all unsure

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from globus_autosync.config import Job
 from globus_autosync.errors import TransportError
-from globus_autosync.transports import filecopy
 from globus_autosync.transports.base import (
     DONE,
     FAIL,
@@ -39,7 +38,8 @@ from globus_autosync.transports.base import (
     Outcome,
     TaskReport,
 )
-from globus_autosync.transports.pipeline import Pipeline, Staged
+from globus_autosync.transports.local import filecopy
+from globus_autosync.transports.local.pipeline import Pipeline, Staged
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor

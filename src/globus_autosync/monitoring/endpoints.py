@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from globus_autosync import health
 from globus_autosync.config import Job
 from globus_autosync.errors import AutosyncError
+from globus_autosync.monitoring import health
 from globus_autosync.store import Store
 from globus_autosync.store import health as db
 from globus_autosync.transports import Transport

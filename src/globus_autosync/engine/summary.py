@@ -66,8 +66,14 @@ class Summary:
     def quiet(self) -> bool:
         """Nothing happened worth more than the summary."""
         return not (
-            self.changed or self.sent_files or self.confirmed or self.failed or self.skipped
-            or self.deleted or self.actions_started or self.actions_failed
+            self.changed
+            or self.sent_files
+            or self.confirmed
+            or self.failed
+            or self.skipped
+            or self.deleted
+            or self.actions_started
+            or self.actions_failed
         )
 
     def line(self) -> str:

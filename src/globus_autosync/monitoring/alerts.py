@@ -21,9 +21,9 @@ import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from globus_autosync import health
 from globus_autosync.config import AlertSettings, Config, Job
 from globus_autosync.errors import AutosyncError
+from globus_autosync.monitoring import health
 from globus_autosync.store import Store
 from globus_autosync.store import health as db
 

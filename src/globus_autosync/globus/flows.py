@@ -18,9 +18,9 @@ import globus_sdk
 from globus_sdk.scopes import FlowsScopes, Scope
 from globus_sdk.token_storage import TokenValidationError
 
-from globus_autosync import globus_auth
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import AuthError, TransportError
+from globus_autosync.globus import auth as globus_auth
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +121,7 @@ class FlowRunner:
                 if not required or not globus_auth.is_service_account():
                     raise
                 log.info("%s: asking for the scopes flow %s needs", self.job.name, self.flow)
-                self.app.add_scope_requirements(
-                    {self.flow: [Scope.parse(s) for s in required]}
-                )
+                self.app.add_scope_requirements({self.flow: [Scope.parse(s) for s in required]})
                 self.app.token_storage.remove_token_data(self.flow)
                 return fn()
 

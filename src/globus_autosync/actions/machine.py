@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from globus_autosync import commands
+from globus_autosync.actions import commands
 from globus_autosync.config import Config, Job
-from globus_autosync.crashpoint import crashpoint
 from globus_autosync.errors import AuthError, TransportError
-from globus_autosync.plan import backoff
-from globus_autosync.scan import join
+from globus_autosync.model.crashpoint import crashpoint
+from globus_autosync.model.plan import backoff
+from globus_autosync.sources.local.listing import join
 from globus_autosync.store import ActionRow, QueuedFile, Store
 from globus_autosync.store.actions import (
     ACTION_FAILED,
@@ -35,7 +35,7 @@ from globus_autosync.store.actions import (
 )
 
 if TYPE_CHECKING:
-    from globus_autosync.flows import FlowRunner
+    from globus_autosync.globus.flows import FlowRunner
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,9 @@ class Actions:
             if self.job.on_done == "batch":
                 self.store.record_batch_action(self.job_id, batch, files, now, self.legs)
             else:
-                self.store.record_dataset_files(self.job_id, files, now, self.job.dataset_marker,
-                                                self.rel)
+                self.store.record_dataset_files(
+                    self.job_id, files, now, self.job.dataset_marker, self.rel
+                )
 
         return record
 
@@ -178,13 +179,13 @@ class Actions:
     @property
     def runner(self) -> FlowRunner:
         if self._runner is None:
-            from globus_autosync.flows import FlowRunner
+            from globus_autosync.globus.flows import FlowRunner
 
             self._runner = FlowRunner(self.job, self.config, self.state_dir)
         return self._runner
 
     def _flow(self, row: ActionRow) -> ActionRow:
-        from globus_autosync import flows
+        from globus_autosync.globus import flows
 
         state = row.flow_state
         if state in (PENDING, STARTING) and row.next_try > time.time():
@@ -207,7 +208,7 @@ class Actions:
         return row
 
     def _start_flow(self, row: ActionRow) -> ActionRow:
-        from globus_autosync import flows
+        from globus_autosync.globus import flows
 
         files = self.store.action_files(row.id)
         body = self.flow_body(self.manifest(row, files))
@@ -230,7 +231,7 @@ class Actions:
         return self.store.update_leg(row.id, "flow", RUNNING, run_id=run_id, tries=0)
 
     def _poll_flow(self, row: ActionRow, run_id: str, url: str) -> ActionRow:
-        from globus_autosync import flows
+        from globus_autosync.globus import flows
 
         run = self.runner.get(run_id)
         status = run.get("status")

@@ -75,7 +75,7 @@ def start(top: Path, command: tuple[str, ...], timeout: float) -> int:
     tmp.write_text(json.dumps(spec), "utf-8")
     os.replace(tmp, top / "spec.json")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "globus_autosync.supervise", str(top)],
+        [sys.executable, "-m", "globus_autosync.actions.supervise", str(top)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True, cwd=str(top),
     )  # fmt: skip

@@ -28,8 +28,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from globus_autosync.errors import WorkerError
-from globus_autosync.listwork import Inline, Result, Setup, Task, work
-from globus_autosync.scan import Excluder
+from globus_autosync.sources.local.listing import Excluder
+from globus_autosync.sources.local.listwork import Inline, Result, Setup, Task, work
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The supervisor of one local command (``python -m globus_autosync.supervise DIR``).
+"""The supervisor of one local command (``python -m globus_autosync.actions.supervise DIR``).
 
 Started detached by ``commands.start``, it outlives the cycle (and the ``run``) that started it:
 it runs the command described by ``DIR/spec.json`` in a clean environment, keeps the first

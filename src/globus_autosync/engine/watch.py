@@ -23,12 +23,12 @@ from types import FrameType
 
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
-from globus_autosync.cycle import Cycle
+from globus_autosync.engine.cycle import Cycle
+from globus_autosync.engine.lock import JobLock
+from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import AuthError, AutosyncError, LockHeld, os_error
-from globus_autosync.lock import JobLock
-from globus_autosync.notify import DirWatch
+from globus_autosync.sources.local.inotify import DirWatch
 from globus_autosync.store import Store
-from globus_autosync.summary import Summary
 from globus_autosync.transports import Transport, make_transport
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class Watcher:
             return
         finally:
             if self.config.alerts.enabled:
-                from globus_autosync import alerts
+                from globus_autosync.monitoring import alerts
 
                 alerts.after_cycles(self.config, self.store, [job])
         state.failures = 0

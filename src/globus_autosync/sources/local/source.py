@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from globus_autosync.config import Job
 from globus_autosync.errors import JobError
-from globus_autosync.scan import Excluder, Listing, list_dir
 from globus_autosync.sources import Walked
-from globus_autosync.walk import Apply, DirTree, Notices, Walker, WalkStats
+from globus_autosync.sources.local.listing import Excluder, Listing, list_dir
+from globus_autosync.sources.local.walk import Apply, DirTree, Notices, Walker, WalkStats
 
 
 class LocalSource:
