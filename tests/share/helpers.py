@@ -18,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,6 +31,8 @@ NOBODY = 65534
 MNT_DETACH = 2
 MOUNT_TIMEOUT = 10.0  # for the server to mount
 EXIT_TIMEOUT = 5.0  # for the server to end once told to
+STOP_AT_MOST = 120.0  # a stopped server is continued after this long, whatever the test does
+PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
@@ -69,6 +72,13 @@ def _state(pid: int) -> str:
     except OSError:
         return ""
     return stat.rsplit(")", 1)[1].split()[0]
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it runs: killed if the tests' process dies (killed by a
+    timeout, say) before it ends the server, so that no hung mount outlives the tests (one whose
+    server is dead answers ENOTCONN at once)."""
+    _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def fuse_missing() -> str | None:
@@ -115,9 +125,11 @@ class Share:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
         self.pid = self.server.pid
         self.children: list[subprocess.Popen[bytes]] = []
+        self._wake: threading.Timer | None = None
         try:
             self._wait_mounted()
         except BaseException:
@@ -151,16 +163,31 @@ class Share:
             return ""
 
     # -- the share's troubles -------------------------------------------------------------------
-    def stop(self) -> None:
-        """SIGSTOP the server: every call on the mount that needs it hangs (a stale NFS server)."""
+    def stop(self, at_most: float | None = STOP_AT_MOST) -> None:
+        """SIGSTOP the server: every call on the mount that needs it hangs (a stale NFS server).
+
+        It is continued by itself after ``at_most`` seconds (None: never), so that a test that
+        hangs in its own process on the mount is freed and reaches its end."""
+        self._cancel_wake()
         os.kill(self.pid, signal.SIGSTOP)
+        if at_most is not None:
+            self._wake = threading.Timer(at_most, self.cont)
+            self._wake.daemon = True
+            self._wake.start()
         deadline = time.monotonic() + EXIT_TIMEOUT
         while _state(self.pid) not in ("T", "t", "", "Z") and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def cont(self) -> None:
         """SIGCONT the server: the calls that hung are answered."""
-        os.kill(self.pid, signal.SIGCONT)
+        self._cancel_wake()
+        if self.server.poll() is None:
+            os.kill(self.pid, signal.SIGCONT)
+
+    def _cancel_wake(self) -> None:
+        if self._wake is not None and self._wake is not threading.current_thread():
+            self._wake.cancel()
+        self._wake = None
 
     def mounted(self) -> bool:
         return _mounted_at(self.mountpoint)
@@ -210,8 +237,7 @@ class Share:
         """The mount removed and the server ended, whatever state they are in: SIGCONT the server,
         unmount lazily, then end the server (SIGTERM, then SIGKILL) and the children left."""
         errors: list[BaseException] = []
-        if self.server.poll() is None:
-            os.kill(self.pid, signal.SIGCONT)
+        self.cont()
         try:
             self.unmount()
         except (OSError, subprocess.SubprocessError) as err:

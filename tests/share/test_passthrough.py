@@ -3,16 +3,26 @@ how it goes away."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .helpers import FUSE_SUPER_MAGIC, Inotify, Nobody, Share, need_fuse, statfs_type
+from .helpers import FUSE_SUPER_MAGIC, ROOT, Inotify, Nobody, Share, need_fuse, statfs_type
 
 STAT = "import os, sys; os.stat(sys.argv[1]); print('answered')"
+START = """import sys, time
+from pathlib import Path
+from tests.share.helpers import Share
+share = Share(Path(sys.argv[1]), Path(sys.argv[2]))
+print(share.pid, flush=True)
+time.sleep(60)
+"""
 
 
 def wait_for(check: object, timeout: float) -> float:
@@ -113,6 +123,26 @@ def test_a_stopped_server_hangs_calls_until_continued(share: Share) -> None:
     assert (hung.returncode, out) == (0, b"answered\n")
 
 
+def test_a_stopped_server_is_continued_by_itself_after_at_most(share: Share) -> None:
+    (share.backing / "late.dat").write_bytes(b"x")
+    share.stop(at_most=1.0)
+    hung = share.child(STAT, str(share.mountpoint / "late.dat"))
+    out, _err = hung.communicate(timeout=10)
+    assert (hung.returncode, out) == (0, b"answered\n")
+
+
+def test_unmounted_while_stopped_the_calls_hung_end_when_continued(share: Share) -> None:
+    (share.backing / "late.dat").write_bytes(b"x")
+    share.stop()
+    hung = share.child(STAT, str(share.mountpoint / "late.dat"))
+    time.sleep(0.5)
+    share.unmount()
+    assert not share.mounted() and os.listdir(share.mountpoint) == []
+    assert hung.poll() is None
+    share.cont()
+    assert hung.wait(timeout=10) == 0
+
+
 def test_unmounted_leaves_an_empty_mount_point_on_the_parents_device(share: Share) -> None:
     (share.backing / "kept.dat").write_bytes(b"x")
     share.unmount()
@@ -170,3 +200,28 @@ def test_as_nobody_is_bound_by_permissions_on_the_share_too(as_nobody: Nobody) -
         assert os.stat(mounted.backing / "mine").st_uid == as_nobody.uid  # owned by its maker
     finally:
         mounted.close()
+
+
+def test_the_server_dies_with_the_tests_process(tmp_path: Path) -> None:
+    need_fuse()
+    starter = subprocess.Popen(
+        [sys.executable, "-c", START, str(tmp_path / "b"), str(tmp_path / "m")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    assert starter.stdout is not None
+    server = int(starter.stdout.readline())
+    try:
+        starter.kill()  # no teardown: only the server's own end can help
+        starter.wait(timeout=5)
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{server}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{server}").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server, signal.SIGKILL)
+        subprocess.run(
+            ["fusermount3", "-u", "-z", str(tmp_path / "m")], check=False, capture_output=True
+        )
+        starter.stdout.close()
