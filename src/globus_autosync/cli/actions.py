@@ -29,8 +29,10 @@ def action_lines(a: dict[str, Any]) -> None:
     for w in a["waiting_for_you"]:
         click.echo(f"  waiting: action {w['action']}: {w['reason']}")
     for f in a["failed_actions"]:
-        click.echo(f"  failed: action {f['action']}: {f['reason']}; start it again with: "
-                   f"{APP} retry-action {f['action']}")  # fmt: skip
+        click.echo(
+            f"  failed: action {f['action']}: {f['reason']}; start it again with: "
+            f"{APP} retry-action {f['action']}"
+        )
 
 
 def actions_text(acts: list[dict[str, Any]]) -> None:
@@ -44,8 +46,9 @@ def actions_text(acts: list[dict[str, Any]]) -> None:
             line += f", flow run {a['run_id'] or '-'} {a['flow_state']}"
         if a["command_state"] is not None:
             code = a["exit_code"]
-            line += f", command {a['command_state']}" + (f" (exit code {code})"
-                                                         if code is not None else "")  # fmt: skip
+            line += f", command {a['command_state']}" + (
+                f" (exit code {code})" if code is not None else ""
+            )
         if a["attempt"] > 1:
             line += f", attempt {a['attempt']}"
         if a["reason"]:
@@ -67,8 +70,9 @@ def retry_action(obj: Context, action_id: int) -> None:
     try:
         with store.guard():
             row = store.get_action(action_id)
-            job = next((j for j in cfg.jobs if store.find_job(j.name) == (row.job if row else -1)),
-                       None)  # fmt: skip
+            job = next(
+                (j for j in cfg.jobs if store.find_job(j.name) == (row.job if row else -1)), None
+            )
             if row is None or job is None:
                 raise UsageError(f"no action {action_id}; 'globus-autosync tasks' lists them")
             if row.state != "failed":
@@ -97,10 +101,14 @@ def command_check(job: Job) -> tuple[bool, str]:
     found = shutil.which(program, path=CLEAN_PATH) if "/" not in program else program
     if found is None or not os.access(found, os.X_OK) or os.path.isdir(found):
         where = "" if "/" in program else f" on the commands' PATH ({CLEAN_PATH})"
-        return False, (f"{job.name}: command: {program!r} is not an executable program{where}; "
-                       "give its full path in 'command'")  # fmt: skip
-    return True, (f"{job.name}: command: {found} runs for each {job.on_done}, killed after "
-                  f"{job.command_timeout:g} s")  # fmt: skip
+        return False, (
+            f"{job.name}: command: {program!r} is not an executable program{where}; "
+            "give its full path in 'command'"
+        )
+    return True, (
+        f"{job.name}: command: {found} runs for each {job.on_done}, killed after "
+        f"{job.command_timeout:g} s"
+    )
 
 
 COMMANDS = [retry_action]  # what cli.app registers

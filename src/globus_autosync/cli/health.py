@@ -55,8 +55,9 @@ def collection_lines(state_dir: Path, job: Job) -> list[tuple[bool, str]]:
         rows = [c for c in db.collections(store, job.name) if c.problem and not c.doc_problem]
     finally:
         store.close()
-    return [(False, f"{job.name}: {c.label} {c.problem}; {health.collection_action(c)}")
-            for c in rows]  # fmt: skip
+    return [
+        (False, f"{job.name}: {c.label} {c.problem}; {health.collection_action(c)}") for c in rows
+    ]
 
 
 def status_check(rows: list[dict[str, Any]]) -> None:

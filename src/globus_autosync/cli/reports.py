@@ -24,9 +24,10 @@ log = logging.getLogger("globus_autosync")
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
-    "--check", is_flag=True, help="One health line per job; exit 0 ok, 1 lagging or waiting, "
-    "2 failing or stopped."
-)  # fmt: skip
+    "--check",
+    is_flag=True,
+    help="One health line per job; exit 0 ok, 1 lagging or waiting, 2 failing or stopped.",
+)
 @pass_ctx
 def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> None:
     """Show per job its health, and what is done, waiting, queued, in flight, failed, skipped."""
@@ -47,8 +48,10 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
         return
     for r in rows:
         h = r["health"]
-        click.echo(f"{r['job']}: {h['state']}" + (f": {h['reason']}; {h['action']}"
-                                                   if h["state"] != "ok" else ""))  # fmt: skip
+        click.echo(
+            f"{r['job']}: {h['state']}"
+            + (f": {h['reason']}; {h['action']}" if h["state"] != "ok" else "")
+        )
         click.echo(
             f"{r['job']}: done {r['done']} ({human_bytes(r['bytes_done'])}), "
             f"waiting to settle {r['waiting']}, queued {r['queued']}, in flight {r['in_flight']}, "
@@ -76,24 +79,52 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
     from globus_autosync.cli.display import table
     from globus_autosync.monitoring import status as report
 
-    table("health", ["job", "health", "why", "what to do"],
-          [[r["job"], r["health"]["state"], r["health"]["reason"], r["health"]["action"]]
-           for r in rows])  # fmt: skip
-    cols = ["job", "done", "bytes done", "waiting", "queued", "in flight", "failed", "skipped",
-            "lag", "last run"]  # fmt: skip
+    table(
+        "health",
+        ["job", "health", "why", "what to do"],
+        [
+            [r["job"], r["health"]["state"], r["health"]["reason"], r["health"]["action"]]
+            for r in rows
+        ],
+    )
+    cols = [
+        "job",
+        "done",
+        "bytes done",
+        "waiting",
+        "queued",
+        "in flight",
+        "failed",
+        "skipped",
+        "lag",
+        "last run",
+    ]
     table(
         "globus-autosync status",
         cols,
         [
-            [r["job"], str(r["done"]), human_bytes(r["bytes_done"]), str(r["waiting"]),
-             str(r["queued"]), str(r["in_flight"]), str(r["failed"]), str(r["skipped"]),
-             age(r["lag_seconds"]), f"{r['last_run'] or 'never'} {r['last_result'] or ''}"]
+            [
+                r["job"],
+                str(r["done"]),
+                human_bytes(r["bytes_done"]),
+                str(r["waiting"]),
+                str(r["queued"]),
+                str(r["in_flight"]),
+                str(r["failed"]),
+                str(r["skipped"]),
+                age(r["lag_seconds"]),
+                f"{r['last_run'] or 'never'} {r['last_result'] or ''}",
+            ]
             for r in rows
         ],
-    )  # fmt: skip
+    )
     waiting = [[r["job"], str(t["batch"]), t["reason"]] for r in rows for t in r["tasks_waiting"]]
-    waiting += [[r["job"], c["role"], f"{c['name'] or c['collection']} {c['problem']}"]
-                for r in rows for c in r["collections"] if c["problem"]]  # fmt: skip
+    waiting += [
+        [r["job"], c["role"], f"{c['name'] or c['collection']} {c['problem']}"]
+        for r in rows
+        for c in r["collections"]
+        if c["problem"]
+    ]
     if waiting:
         table("tasks waiting for you", ["job", "batch", "why"], waiting)
     cleanups = [[r["job"], report.cleanup_line(r["cleanup"])] for r in rows if r["cleanup"]]
@@ -103,12 +134,16 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
     if acts:
         table("actions", ["job", "actions"], acts)
     for r in rows:
-        if r["actions"] and (r["actions"]["datasets_waiting"] or r["actions"]["failed_actions"]
-                             or r["actions"]["waiting_for_you"]):  # fmt: skip
+        if r["actions"] and (
+            r["actions"]["datasets_waiting"]
+            or r["actions"]["failed_actions"]
+            or r["actions"]["waiting_for_you"]
+        ):
             click.echo(r["job"])
             cli_actions.action_lines(r["actions"])
-    problems = [[r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows
-                for p in r["problems"]]  # fmt: skip
+    problems = [
+        [r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows for p in r["problems"]
+    ]
     if problems:
         table("failed and skipped files (newest first)", ["job", "state", "path", "why"], problems)
 
@@ -145,18 +180,25 @@ def _tasks_text(rows: list[dict[str, Any]]) -> None:
     if rows and sys.stdout.isatty():
         from globus_autosync.cli.display import table
 
-        cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished",
-                "why"]  # fmt: skip
+        cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished", "why"]
         table(
             "recent batches",
             cols,
             [
-                [t["job"], str(t["batch"]), t["state"], str(t["files"]), human_bytes(t["bytes"]),
-                 (t["url"] or t["task_id"] or "-"), t["submitted"] or "-", t["finished"] or "-",
-                 t["reason"] or ""]
+                [
+                    t["job"],
+                    str(t["batch"]),
+                    t["state"],
+                    str(t["files"]),
+                    human_bytes(t["bytes"]),
+                    (t["url"] or t["task_id"] or "-"),
+                    t["submitted"] or "-",
+                    t["finished"] or "-",
+                    t["reason"] or "",
+                ]
                 for t in rows
             ],
-        )  # fmt: skip
+        )
         return
     if not rows:
         click.echo("no batches yet")

@@ -108,8 +108,9 @@ def _email(settings: AlertSettings, subject: str, text: str) -> None:
 
     password = os.environ.get(PASSWORD_ENV)
     if settings.smtp_user and not password:
-        raise AutosyncError(f"smtp_user is set but {PASSWORD_ENV} is not; set it in the service's "
-                            "environment")  # fmt: skip
+        raise AutosyncError(
+            f"smtp_user is set but {PASSWORD_ENV} is not; set it in the service's environment"
+        )
     host = settings.smtp_host or "localhost"
     msg = EmailMessage()
     msg["Subject"] = subject
@@ -220,9 +221,14 @@ def _one(settings: AlertSettings, store: Store, job: Job, now: float) -> None:
             log.info("%s: alert sent by %s to %s: %s", job.name, channel, d.target, owed["subject"])
         else:
             failed.append(channel)
-            log.warning("%s: alert not delivered by %s to %s: %s; tried again in %s",
-                        job.name, channel, d.target, d.detail,
-                        health.age(row.next_try - now))  # fmt: skip
+            log.warning(
+                "%s: alert not delivered by %s to %s: %s; tried again in %s",
+                job.name,
+                channel,
+                d.target,
+                d.detail,
+                health.age(row.next_try - now),
+            )
     with store.tx():
         current = db.alert_row(store, job.name)
         if current is None or current.pending is None or current.pending["text"] != owed["text"]:

@@ -108,8 +108,12 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
         return Health(STOPPED, reason, _RUN_IT, "stopped:cycles")
     down = [c for c in db.collections(store, job.name) if c.problem]
     if down:
-        return Health(WAITING, f"{down[0].label} {down[0].problem}", collection_action(down[0]),
-                      f"waiting:collection:{down[0].role}")  # fmt: skip
+        return Health(
+            WAITING,
+            f"{down[0].label} {down[0].problem}",
+            collection_action(down[0]),
+            f"waiting:collection:{down[0].role}",
+        )
     stuck = [b for b in store.open_batches(job_id) if b.reason]
     if stuck:
         return Health(

@@ -35,19 +35,35 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
     job_id = store.find_job(job.name) if store else None
     if store is None or job_id is None:
         return {
-            "job": job.name, "done": 0, "waiting": 0, "queued": 0, "in_flight": 0, "failed": 0,
-            "skipped": 0, "bytes_done": 0, "last_run": None, "last_result": None,
-            "last_summary": None, "lag_seconds": 0.0, "problems": [], "tasks_waiting": [],
-            "cleanup": _cleanup(None, None, job), "actions": job_actions_status(None, job),
-        }  # fmt: skip
+            "job": job.name,
+            "done": 0,
+            "waiting": 0,
+            "queued": 0,
+            "in_flight": 0,
+            "failed": 0,
+            "skipped": 0,
+            "bytes_done": 0,
+            "last_run": None,
+            "last_result": None,
+            "last_summary": None,
+            "lag_seconds": 0.0,
+            "problems": [],
+            "tasks_waiting": [],
+            "cleanup": _cleanup(None, None, job),
+            "actions": job_actions_status(None, job),
+        }
     c = store.counts(job_id)
     lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
     rel = _relpaths(store, job_id)
     problems = [
-        {"path": join(rel.get(d, "?"), p.name), "state": p.state, "reason": p.reason,
-         "attempts": p.attempts}
+        {
+            "path": join(rel.get(d, "?"), p.name),
+            "state": p.state,
+            "reason": p.reason,
+            "attempts": p.attempts,
+        }
         for d, p in store.failures(job_id)
-    ]  # fmt: skip
+    ]
     # tasks in flight that wait for someone (an INACTIVE task: expired credentials)
     waiting = [
         {"batch": b.id, "task_id": b.task_id, "reason": b.reason, "url": task_url(job, b.task_id)}
@@ -180,10 +196,15 @@ def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
     for row in store.collecting(job_id):
         blockers = store.dataset_blockers(row.dir) if row.dir is not None else []
         if blockers:
-            out["datasets_waiting"].append({
-                "action": row.id, "dataset": row.dataset,
-                "files": [{"path": join(row.dataset or "", n), "state": s} for n, s in blockers],
-            })  # fmt: skip
+            out["datasets_waiting"].append(
+                {
+                    "action": row.id,
+                    "dataset": row.dataset,
+                    "files": [
+                        {"path": join(row.dataset or "", n), "state": s} for n, s in blockers
+                    ],
+                }
+            )
     for row in store.recent_actions(job_id, 1000):
         if row.state == "failed" and len(out["failed_actions"]) < 20:
             out["failed_actions"].append({"action": row.id, "reason": row.reason})
