@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from globus_autosync.actions.commands import CLEAN_PATH
+from globus_autosync.cli.context import APP
+from globus_autosync.engine.lock import JobLock
 from globus_autosync.errors import UsageError
 from globus_autosync.store import Store
 
@@ -15,14 +20,22 @@ if TYPE_CHECKING:
     from globus_autosync.cli.context import Context
     from globus_autosync.config import Job
 
-APP = "globus-autosync"
 log = logging.getLogger("globus_autosync")
 
 
-def action_lines(a: dict[str, Any]) -> None:
-    from globus_autosync.monitoring import status as report
+def actions_line(a: dict[str, Any]) -> str:
+    """One line of ``status`` for a job's actions: how many in each state."""
+    text = (
+        f"{a['pending']} pending, {a['running']} running, {a['succeeded']} succeeded, "
+        f"{a['failed']} failed"
+    )
+    if a["collecting"]:
+        text += f", {a['collecting']} datasets collecting"
+    return text
 
-    click.echo(f"  actions: {report.actions_line(a)}")
+
+def action_lines(a: dict[str, Any]) -> None:
+    click.echo(f"  actions: {actions_line(a)}")
     for d in a["datasets_waiting"]:
         names = ", ".join(f"{f['path']} ({f['state']})" for f in d["files"])
         click.echo(f"  dataset {d['dataset'] or '.'} (action {d['action']}) waits for: {names}")
@@ -63,8 +76,6 @@ def actions_text(acts: list[dict[str, Any]]) -> None:
 @click.pass_obj
 def retry_action(obj: Context, action_id: int) -> None:
     """Start a failed action (flow run or command) again at the next cycle of its job."""
-    from globus_autosync.engine.lock import JobLock
-
     cfg = obj.load()
     store = Store.open(obj.state_dir)
     try:
@@ -92,11 +103,6 @@ def retry_action(obj: Context, action_id: int) -> None:
 
 def command_check(job: Job) -> tuple[bool, str]:
     """The `check` line of a job's command: is its program there, and may it be run?"""
-    import os
-    import shutil
-
-    from globus_autosync.actions.commands import CLEAN_PATH
-
     program = job.command[0]
     found = shutil.which(program, path=CLEAN_PATH) if "/" not in program else program
     if found is None or not os.access(found, os.X_OK) or os.path.isdir(found):

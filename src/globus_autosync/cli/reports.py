@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
-
-from globus_autosync.engine.summary import human_bytes
-
-if TYPE_CHECKING:
-    pass
 
 from globus_autosync.cli import actions as cli_actions
 from globus_autosync.cli import health as cli_health
 from globus_autosync.cli.context import Context, age, pass_ctx, readonly_store
+from globus_autosync.engine.summary import human_bytes
+from globus_autosync.monitoring import status as report
 
 log = logging.getLogger("globus_autosync")
 
@@ -31,10 +29,6 @@ log = logging.getLogger("globus_autosync")
 @pass_ctx
 def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> None:
     """Show per job its health, and what is done, waiting, queued, in flight, failed, skipped."""
-    import json
-
-    from globus_autosync.monitoring import status as report
-
     cfg = obj.load()
     with readonly_store(obj) as store:
         rows = [report.job_status(store, job) for job in cfg.select(job_name)]
@@ -62,7 +56,7 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
         else:
             click.echo("  never run")
         if r["cleanup"] is not None:
-            click.echo(f"  cleanup: {report.cleanup_line(r['cleanup'])}")
+            click.echo(f"  cleanup: {cleanup_line(r['cleanup'])}")
         if r["actions"] is not None:
             cli_actions.action_lines(r["actions"])
         for t in r["tasks_waiting"]:
@@ -75,9 +69,27 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
             click.echo(f"  {p['state']}: {p['path']}: {p['reason']}")
 
 
+def cleanup_line(c: dict[str, Any]) -> str:
+    """One line of ``status`` for a job's cleanup."""
+    text = (
+        f"deleted {c['deleted_files']} files ({human_bytes(c['deleted_bytes'])}), last "
+        f"{c['last_deleted'] or 'never'}; {c['waiting']} confirmed files wait for cleanup"
+    )
+    if c["source_free_bytes"] is not None:
+        text += f"; source {human_bytes(c['source_free_bytes'])} free"
+        if c["keep_free_bytes"] is not None:
+            text += f" (keeps {human_bytes(c['keep_free_bytes'])} free)"
+    if c["failing"]:
+        text += f"; {len(c['failing'])} deletions failing, e.g. {c['failing'][0]['path']}: "
+        text += c["failing"][0]["reason"]
+    if not c["on"]:
+        text += " (cleanup is off now)"
+    return text
+
+
 def _status_table(rows: list[dict[str, Any]]) -> None:
+    # here: rich (cli.display) costs 71 ms to import; only a terminal gets tables
     from globus_autosync.cli.display import table
-    from globus_autosync.monitoring import status as report
 
     table(
         "health",
@@ -127,10 +139,10 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
     ]
     if waiting:
         table("tasks waiting for you", ["job", "batch", "why"], waiting)
-    cleanups = [[r["job"], report.cleanup_line(r["cleanup"])] for r in rows if r["cleanup"]]
+    cleanups = [[r["job"], cleanup_line(r["cleanup"])] for r in rows if r["cleanup"]]
     if cleanups:
         table("source cleanup", ["job", "cleanup"], cleanups)
-    acts = [[r["job"], report.actions_line(r["actions"])] for r in rows if r["actions"]]
+    acts = [[r["job"], cli_actions.actions_line(r["actions"])] for r in rows if r["actions"]]
     if acts:
         table("actions", ["job", "actions"], acts)
     for r in rows:
@@ -161,10 +173,6 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
 @pass_ctx
 def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None:
     """Show recent batches: id, task id, state, files, bytes, submitted and finished times."""
-    import json
-
-    from globus_autosync.monitoring import status as report
-
     cfg = obj.load()
     with readonly_store(obj) as store:
         rows = [t for job in cfg.select(job_name) for t in report.job_tasks(store, job, limit)]
@@ -178,6 +186,7 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
 
 def _tasks_text(rows: list[dict[str, Any]]) -> None:
     if rows and sys.stdout.isatty():
+        # here: rich (cli.display) costs 71 ms to import; only a terminal gets tables
         from globus_autosync.cli.display import table
 
         cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished", "why"]

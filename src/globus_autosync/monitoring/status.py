@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from globus_autosync.cleanup.cleaner import free_space
 from globus_autosync.config import Job
+from globus_autosync.monitoring import health
 from globus_autosync.sources.local.listing import join
 from globus_autosync.store import Store
+from globus_autosync.store import health as db
 
 
 def _iso(ts: float | None) -> str | None:
@@ -19,9 +22,6 @@ def _iso(ts: float | None) -> str | None:
 def job_status(store: Store | None, job: Job) -> dict[str, Any]:
     """One job's health, counts, bytes, last run and lag (age of the oldest settled file not
     done)."""
-    from globus_autosync.monitoring import health
-    from globus_autosync.store import health as db
-
     row = _counts(store, job)
     row["health"] = health.assess(store, job).as_dict()
     row["collections"] = [
@@ -95,8 +95,6 @@ def _cleanup(
 ) -> dict[str, Any] | None:
     """Source cleanup of a job: what it deleted, what waits, the source's free space; None for
     a job without cleanup that never deleted anything."""
-    from globus_autosync.cleanup.cleaner import free_space
-
     totals = store.cleanup_totals(job_id) if store is not None and job_id is not None else None
     if not job.cleanup and (totals is None or not totals.files):
         return None
@@ -121,26 +119,6 @@ def _cleanup(
         "source_total_bytes": total,
         "keep_free_bytes": job.keep_free.bytes_of(total) if job.keep_free and total else None,
     }
-
-
-def cleanup_line(c: dict[str, Any]) -> str:
-    """One line of ``status`` for a job's cleanup."""
-    from globus_autosync.engine.summary import human_bytes
-
-    text = (
-        f"deleted {c['deleted_files']} files ({human_bytes(c['deleted_bytes'])}), last "
-        f"{c['last_deleted'] or 'never'}; {c['waiting']} confirmed files wait for cleanup"
-    )
-    if c["source_free_bytes"] is not None:
-        text += f"; source {human_bytes(c['source_free_bytes'])} free"
-        if c["keep_free_bytes"] is not None:
-            text += f" (keeps {human_bytes(c['keep_free_bytes'])} free)"
-    if c["failing"]:
-        text += f"; {len(c['failing'])} deletions failing, e.g. {c['failing'][0]['path']}: "
-        text += c["failing"][0]["reason"]
-    if not c["on"]:
-        text += " (cleanup is off now)"
-    return text
 
 
 def _relpaths(store: Store, job_id: int) -> dict[int, str]:
@@ -211,16 +189,6 @@ def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
         elif row.state in ("pending", "running") and row.reason:
             out["waiting_for_you"].append({"action": row.id, "reason": row.reason})
     return out
-
-
-def actions_line(a: dict[str, Any]) -> str:
-    text = (
-        f"{a['pending']} pending, {a['running']} running, {a['succeeded']} succeeded, "
-        f"{a['failed']} failed"
-    )
-    if a["collecting"]:
-        text += f", {a['collecting']} datasets collecting"
-    return text
 
 
 def job_actions(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]:
