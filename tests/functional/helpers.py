@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 SCRIPT = Path(sys.executable).parent / "globus-autosync"
 LONG_AGO = 1_500_000_000  # 2017-07-14: an mtime far older than any settle time
 WAIT = 30.0  # generous: the waits below wait for an event, they do not time anything
@@ -250,8 +252,6 @@ def part_files(top: Path) -> list[str]:
 def mounted_tmpfs(where: Path, size: str) -> Iterator[Path]:
     """A real small file system of ``size`` (``"1m"``) mounted at ``where`` for the test's
     time (needs root and permission to mount; the test is skipped otherwise)."""
-    import pytest
-
     where.mkdir()
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
