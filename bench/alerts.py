@@ -74,14 +74,18 @@ def main() -> None:
         cmd = [*exe, "-c", str(alerted), "--state-dir", str(state), "--quiet", "run"]
         imports = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False).stderr
         base = statistics.median(times["without [alerts]"])
-        print(f"quiet run of {args.dirs * args.files} files in {args.dirs} directories, "
-              f"median of {args.repeat}:")  # fmt: skip
+        print(
+            f"quiet run of {args.dirs * args.files} files in {args.dirs} directories, "
+            f"median of {args.repeat}:"
+        )
         for name, values in times.items():
             med = statistics.median(values)
             print(f"  {name:18} {med * 1000:7.1f} ms  {med / base:5.2f}x")
         for module in ("smtplib", "urllib.request", "email.message"):
-            imported = any(line.rstrip().endswith(f"| {module}") or line.rstrip().endswith(
-                f" {module}") for line in imports.splitlines())  # fmt: skip
+            imported = any(
+                line.rstrip().endswith(f"| {module}") or line.rstrip().endswith(f" {module}")
+                for line in imports.splitlines()
+            )
             print(f"  {module} imported by a quiet run with alerts: {'yes' if imported else 'no'}")
     finally:
         shutil.rmtree(root, ignore_errors=True)

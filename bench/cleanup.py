@@ -71,19 +71,33 @@ def quiet_cycle(work: Path, files: int, repeat: int) -> None:
     tree = work / "tree"
     if not (tree / str(make_tree.YEAR)).exists():
         print(f"making a tree of {files} files in {tree} ...", flush=True)
-        subprocess.run([sys.executable, str(Path(__file__).parent / "make_tree.py"), str(tree),
-                        "--files", str(files)], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).parent / "make_tree.py"),
+                str(tree),
+                "--files",
+                str(files),
+            ],
+            check=True,
+        )
     run_dir = work / "quiet"
     shutil.rmtree(run_dir, ignore_errors=True)
     (run_dir / "dst").mkdir(parents=True)
     config, state = run_dir / "config.toml", run_dir / "state"
-    common = {"source": str(tree), "destination": str(run_dir / "dst"), "settle": "0s",
-              "full_scan_every": "3650d"}  # fmt: skip
-    write_config(config, [{"name": "off", **common},
-                          {"name": "on", **common, "delete_after": "3650d"}])  # fmt: skip
+    common = {
+        "source": str(tree),
+        "destination": str(run_dir / "dst"),
+        "settle": "0s",
+        "full_scan_every": "3650d",
+    }
+    write_config(
+        config, [{"name": "off", **common}, {"name": "on", **common, "delete_after": "3650d"}]
+    )
     for job in ("off", "on"):
-        subprocess.run(cli(config, state, "baseline", "--job", job), check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            cli(config, state, "baseline", "--job", job), check=True, capture_output=True
+        )
     enrol = measure(cli(config, state, "--quiet", "run", "--job", "on"))
     off: list[Sample] = []
     on: list[Sample] = []
@@ -103,10 +117,14 @@ def quiet_cycle(work: Path, files: int, repeat: int) -> None:
     print(f"\n(a) quiet cycle on a tree of {files} files (medians of {repeat}, alternating)")
     print(f"  run, cleanup off                  {median(off):8.3f} s   engine {e_off:.4f} s")
     print(f"  run, cleanup on, nothing due      {median(on):8.3f} s   engine {e_on:.4f} s")
-    print(f"  cleanup on / off: {ratio:5.2f}x wall (start-up included), "
-          f"{e_on / e_off:5.2f}x the cycle itself (target 1.10x)")  # fmt: skip
-    print(f"  first run with cleanup on (enrols {files} files, once) {enrol.seconds:8.3f} s, "
-          f"peak RSS {enrol.maxrss_kb / 1024:.0f} MB")  # fmt: skip
+    print(
+        f"  cleanup on / off: {ratio:5.2f}x wall (start-up included), "
+        f"{e_on / e_off:5.2f}x the cycle itself (target 1.10x)"
+    )
+    print(
+        f"  first run with cleanup on (enrols {files} files, once) {enrol.seconds:8.3f} s, "
+        f"peak RSS {enrol.maxrss_kb / 1024:.0f} MB"
+    )
 
 
 def make_flat_tree(root: Path, count: int, mtime_ns: int) -> None:
@@ -136,9 +154,19 @@ def deletion(work: Path, count: int, repeat: int) -> None:
         # the destination already holds the copies (as a finished transfer left them)
         subprocess.run(["cp", "-a", f"{base / 'src'}/.", str(base / "dst")], check=True)
         config, state = base / "config.toml", base / "state"
-        write_config(config, [{"name": "clean", "source": str(base / "src"),
-                               "destination": str(base / "dst"), "settle": "0s",
-                               "delete_after": "0s", "max_deletes": count}])  # fmt: skip
+        write_config(
+            config,
+            [
+                {
+                    "name": "clean",
+                    "source": str(base / "src"),
+                    "destination": str(base / "dst"),
+                    "settle": "0s",
+                    "delete_after": "0s",
+                    "max_deletes": count,
+                }
+            ],
+        )
         subprocess.run(cli(config, state, "baseline"), check=True, capture_output=True)
         subprocess.run(cli(config, state, "--quiet", "run"), check=True)  # enrols them
         subprocess.run(["sync"], check=True)
@@ -158,8 +186,10 @@ def deletion(work: Path, count: int, repeat: int) -> None:
     rss = max(s.maxrss_kb for s in tool) / 1024
     print(f"\n(b) deleting {count} confirmed files (medians of {repeat}, side by side)")
     print(f"  find DIR -type f -delete          {find_s:8.3f} s")
-    print(f"  run (verify, journal, delete, audit) {median(tool):8.3f} s   {ratio:5.2f}x find "
-          "(target 3x)")  # fmt: skip
+    print(
+        f"  run (verify, journal, delete, audit) {median(tool):8.3f} s   {ratio:5.2f}x find "
+        "(target 3x)"
+    )
     print(f"  peak RSS of the run               {rss:8.0f} MB (bound 80 MB)")
 
 

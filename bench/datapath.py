@@ -163,8 +163,11 @@ def bench_shape(shape: str, tools: list[Tool], work: Path, repeat: int, files: i
     make_data(src, files, size, dirs)
     total = files * size
     made = time.perf_counter() - t
-    print(f"\n{shape}: {files} files of {size >> 10} KiB in {dirs} directories "
-          f"({total / (1 << 30):.2f} GiB), made in {made:.1f} s", flush=True)  # fmt: skip
+    print(
+        f"\n{shape}: {files} files of {size >> 10} KiB in {dirs} directories "
+        f"({total / (1 << 30):.2f} GiB), made in {made:.1f} s",
+        flush=True,
+    )
     rng = random.Random(13)
     for tool in tools:
         tool.seconds.clear()
@@ -193,16 +196,22 @@ def bench_shape(shape: str, tools: list[Tool], work: Path, repeat: int, files: i
     for tool in tools:
         med = statistics.median(tool.seconds)
         rss = f"{max(tool.rss_kb) / 1024:.0f} MB" if tool.rss_kb else ""
-        print(f"  {tool.label:{width}} {med:7.2f}s {med / cp:5.2f}x {med / rsync:7.2f}x "
-              f"{total / med / 1e6:6.0f} {rss:>9}")  # fmt: skip
+        print(
+            f"  {tool.label:{width}} {med:7.2f}s {med / cp:5.2f}x {med / rsync:7.2f}x "
+            f"{total / med / 1e6:6.0f} {rss:>9}"
+        )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--shape", choices=["big", "small", "both"], default="both")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--transfers", action="append", default=None,
-                    help="'default' (no key) or a number; repeatable (default: both)")  # fmt: skip
+    ap.add_argument(
+        "--transfers",
+        action="append",
+        default=None,
+        help="'default' (no key) or a number; repeatable (default: both)",
+    )
     ap.add_argument("--before", type=Path, help="a src directory of other code to measure too")
     ap.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()))
     ap.add_argument("--big-files", type=int, default=SHAPES["big"][0])
@@ -220,8 +229,11 @@ def main() -> int:
         code = args.before.resolve()
         where = subprocess.run(
             [sys.executable, "-c", "import globus_autosync; print(globus_autosync.__file__)"],
-            env=autosync_env(code), capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            env=autosync_env(code),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         if not where.startswith(str(code)):
             print(f"--before {code}: Python imports globus_autosync from {where}", file=sys.stderr)
             return 2

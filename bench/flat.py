@@ -183,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             make_flat(flat.day, args.files)
         if not flat.state.exists():
             base = measure(flat.cli("baseline"))
-            log(f"baseline: {base.stdout.strip()} in {base.seconds:.1f} s, "
-                f"{base.maxrss_kb / 1024:.0f} MB (once; not a target)")  # fmt: skip
+            log(
+                f"baseline: {base.stdout.strip()} in {base.seconds:.1f} s, "
+                f"{base.maxrss_kb / 1024:.0f} MB (once; not a target)"
+            )
             measure(flat.cli("run"))
         keys = ("ls", "dry", "run", "racy", "quiet", "burst", "nodigest")
         rows: dict[str, list[Sample]] = {k: [] for k in keys}
@@ -234,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = wall / ls
             verdict = "" if target is None else ("ok" if ratio <= target else "MISS")
             shown = f"<={target:g}x" if target else ""
-            print(f"{title:<50} {wall:>8.3f} {ratio:>6.2f}x {shown:>7} {verdict:>4} "
-                  f"{rss:>6.1f} MB")  # fmt: skip
+            print(f"{title:<50} {wall:>8.3f} {ratio:>6.2f}x {shown:>7} {verdict:>4} {rss:>6.1f} MB")
         bound = SETTLE + WINDOW + 1.0
         if latencies:
             worst = max(latencies)

@@ -114,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             latency = (at - stopped) if at is not None else float("nan")
             rows.append(latency)
             verdict = "ok" if latency <= bound else "OVER"
-            print(f"round {n}: {args.files} files, in a submitted batch {latency:6.2f} s after "
-                  f"the last write (bound {bound:.0f} s) {verdict}")  # fmt: skip
+            print(
+                f"round {n}: {args.files} files, in a submitted batch {latency:6.2f} s after "
+                f"the last write (bound {bound:.0f} s) {verdict}"
+            )
         worst = max(rows)
         print(
             f"\nsettle {args.settle}, batch_window {args.batch_window}, interval {args.interval}: "

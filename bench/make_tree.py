@@ -190,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         f"directories ({sizes[0]:,} to {sizes[-1]:,} files each) under {args.root}/{YEAR} "
         f"in {seconds:.1f} s ({total / seconds:,.0f} files/s)"
     )
-    print(f"example: {os.path.join(args.root, leaves[len(leaves) // 2].rel)}/"
-          f"{leaves[len(leaves) // 2].sample}_00001.tif")  # fmt: skip
+    print(
+        f"example: {os.path.join(args.root, leaves[len(leaves) // 2].rel)}/"
+        f"{leaves[len(leaves) // 2].sample}_00001.tif"
+    )
     return 0
 
 

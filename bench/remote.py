@@ -67,11 +67,16 @@ def environ(emu: TransferEmulator, work: Path) -> dict[str, str]:
 
 def write_config(work: Path, rate: float) -> None:
     job = {
-        "name": "remote", "scan": "globus", "transport": "globus",
-        "source_collection": SRC_COLLECTION, "source": "/src",
-        "destination_collection": DST_COLLECTION, "destination": "/dst", "settle": "0s",
+        "name": "remote",
+        "scan": "globus",
+        "transport": "globus",
+        "source_collection": SRC_COLLECTION,
+        "source": "/src",
+        "destination_collection": DST_COLLECTION,
+        "destination": "/dst",
+        "settle": "0s",
         "requests_per_second": rate,
-    }  # fmt: skip
+    }
     lines = ["[[job]]"] + [f"{k} = {json.dumps(v)}" for k, v in job.items()]
     (work / "config.toml").write_text("\n".join(lines) + "\n")
 
@@ -91,8 +96,12 @@ def bare_listing(emu: TransferEmulator, dirs: int) -> float:
 
     os.environ.update(emu.env())  # the SDK reads its service URLs from the environment
     memory = globus_sdk.GlobusAppConfig(token_storage="memory")
-    app = globus_sdk.ClientApp("bench", client_id=emu.DEFAULT_CLIENT_ID,
-                               client_secret=emu.DEFAULT_CLIENT_SECRET, config=memory)  # fmt: skip
+    app = globus_sdk.ClientApp(
+        "bench",
+        client_id=emu.DEFAULT_CLIENT_ID,
+        client_secret=emu.DEFAULT_CLIENT_SECRET,
+        config=memory,
+    )
     tc = globus_sdk.TransferClient(app=app)
     try:
         tc.operation_ls(SRC_COLLECTION, path="/src", limit=1)  # log in first
@@ -128,8 +137,10 @@ def main() -> None:
         seconds, line = timed([*cli_command(), "baseline"], env)
         print(f"baseline: {seconds:.1f} s: {line}")
         bare = [bare_listing(emu, args.dirs) for _ in range(args.repeat)]
-        print(f"\n{'pace (req/s)':>12} {'requests':>9} {'wall (s)':>9} {'bound (s)':>10} "
-              f"{'wall/bound':>10} {'max RSS':>9}")  # fmt: skip
+        print(
+            f"\n{'pace (req/s)':>12} {'requests':>9} {'wall (s)':>9} {'bound (s)':>10} "
+            f"{'wall/bound':>10} {'max RSS':>9}"
+        )
         for rate in rates:
             write_config(work, rate)
             walls, counts = [], []
@@ -142,8 +153,10 @@ def main() -> None:
             bound = (requests - 1) / rate
             wall = statistics.median(walls)
             rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            print(f"{rate:>12g} {requests:>9} {wall:>9.2f} {bound:>10.2f} {wall / bound:>10.2f} "
-                  f"{rss:>7.0f}MB")  # fmt: skip
+            print(
+                f"{rate:>12g} {requests:>9} {wall:>9.2f} {bound:>10.2f} {wall / bound:>10.2f} "
+                f"{rss:>7.0f}MB"
+            )
         print(
             f"\nthe same {args.dirs + 1} listings back to back, unpaced, bare SDK client: "
             f"{statistics.median(bare):.2f} s"

@@ -166,8 +166,14 @@ class Bench:
         return [*cli_command(), "-c", str(self.config), "--state-dir", str(self.state), *args]
 
     def in_process(self, full: bool) -> list[str]:
-        return [sys.executable, "-c", IN_PROCESS, str(self.config), str(self.state),
-                "full" if full else "incremental"]  # fmt: skip
+        return [
+            sys.executable,
+            "-c",
+            IN_PROCESS,
+            str(self.config),
+            str(self.state),
+            "full" if full else "incremental",
+        ]
 
     def find(self) -> list[str]:
         return ["sh", "-c", f"find '{self.root}' -newer '{self.stamp}' | wc -l"]
@@ -298,8 +304,10 @@ def report(steps: list[Step], store: tuple[int, int, int], files: int) -> None:
     print("  the run_job row, which compares the cycle's own time; 'engine s' is the cycle's own")
     print("  time (run_job, or the summary line's 2 decimals). Medians of the repeats.")
     if files != make_tree.REFERENCE_FILES:
-        print(f"  The targets are for the reference tree ({make_tree.REFERENCE_FILES:,} files); "
-              f"this one has {files:,}, and fixed costs (start-up) weigh differently.")  # fmt: skip
+        print(
+            f"  The targets are for the reference tree ({make_tree.REFERENCE_FILES:,} files); "
+            f"this one has {files:,}, and fixed costs (start-up) weigh differently."
+        )
     for step in steps:
         if step.note:
             print(f"  {step.title.strip()}: {step.note}")
@@ -308,8 +316,16 @@ def report(steps: list[Step], store: tuple[int, int, int], files: int) -> None:
 def profile_full(bench: Bench, out: Path) -> None:
     """cProfile of a no-change ``run --full`` (in its own process), top functions by own time."""
     prof = out.with_suffix(".prof")
-    cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "globus_autosync",
-           *bench.cli("run", "--full")[len(cli_command()):]]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cProfile",
+        "-o",
+        str(prof),
+        "-m",
+        "globus_autosync",
+        *bench.cli("run", "--full")[len(cli_command()) :],
+    ]
     subprocess.run(cmd, check=True, capture_output=True, env=ENV)
     import pstats
 
@@ -338,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="where the temporary state goes [a new temp dir beside ROOT]",
     )
-    args = parser.parse_args(argv)  # fmt: skip
+    args = parser.parse_args(argv)
     root: Path = args.root.absolute()
     if not (root / str(make_tree.YEAR)).is_dir():
         files = args.files or make_tree.REFERENCE_FILES
@@ -366,8 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         bl.note = "measured once: it records the whole tree, so it cannot be repeated as is"
         m = re.search(r"recorded (\d+) files", base.stdout)
         files = int(m.group(1)) if m else -1
-        log(f"  {base.stdout.strip()} in {base.seconds:.1f} s, peak RSS "
-            f"{base.maxrss_kb / 1024:.1f} MB")  # fmt: skip
+        log(
+            f"  {base.stdout.strip()} in {base.seconds:.1f} s, peak RSS "
+            f"{base.maxrss_kb / 1024:.1f} MB"
+        )
         if args.files is not None and files != args.files:
             print(f"warning: the tree holds {files:,} files, not --files {args.files:,}")
         first = measure(bench.cli("run"))  # full: the first run after baseline
@@ -408,8 +426,10 @@ def main(argv: list[str] | None = None) -> int:
                 step.samples.append(measure(cmd()))
                 s = step.samples[-1]
                 last = s.stdout.strip().splitlines()[-1]
-                log(f"{step.title.strip()} #{rep + 1}: {s.seconds:.3f} s, "
-                    f"{s.maxrss_kb / 1024:.1f} MB; {last}")  # fmt: skip
+                log(
+                    f"{step.title.strip()} #{rep + 1}: {s.seconds:.3f} s, "
+                    f"{s.maxrss_kb / 1024:.1f} MB; {last}"
+                )
 
         n = args.files_new
         dd = Step("dd", f"(d) {n:,} new files: run --dry-run", 0.2)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .helpers import CliEnv
-from .test_globus import gx  # noqa: F401  (the emulated Globus fixture, for every module here)
+from tests.emulator import TransferEmulator
+from tests.emulator.fixtures import DST_COLLECTION, SRC_COLLECTION
+
+from .globus_helpers import Globus
+from .helpers import CliEnv, wait_for
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -40,3 +44,41 @@ def clean_logging() -> Iterator[None]:
         if handler not in root.handlers:
             root.addHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture
+def gx(tmp_path: Path) -> Iterator[Globus]:
+    """A job shipping through a started emulator (see globus_helpers); the emulator must end
+    without an internal error."""
+    instrument = tmp_path / "instrument"
+    instrument.mkdir()
+    env = CliEnv(instrument)
+    cluster = tmp_path / "cluster"
+    (cluster / "clusterfs" / "xmas" / "xmas-storage").mkdir(parents=True)
+    emu = TransferEmulator({SRC_COLLECTION: instrument, DST_COLLECTION: cluster}, max_active=10)
+    emu.start()
+    g = Globus(env, emu, cluster)
+    g.configure()
+    try:
+        yield g
+    finally:
+        emu.stop()
+    assert not emu.server_errors, "emulator internal errors:\n" + "\n".join(emu.server_errors)
+
+
+@pytest.fixture
+def watcher(env: CliEnv) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start `watch` with the given arguments (waiting until it has started); killed at the end."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        proc = env.popen("watch", *args)
+        procs.append(proc)
+        wait_for("watch to start", lambda: any("watch: started" in x for x in env.log_lines()))
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()

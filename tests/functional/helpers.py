@@ -6,17 +6,21 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 SCRIPT = Path(sys.executable).parent / "globus-autosync"
 LONG_AGO = 1_500_000_000  # 2017-07-14: an mtime far older than any settle time
+WAIT = 30.0  # generous: the waits below wait for an event, they do not time anything
 
 # Root ignores file permissions; a child without these capabilities does not.
 _DROP_DAC = ["--bounding-set", "-dac_override,-dac_read_search"]
@@ -217,6 +221,24 @@ def assert_mirrored(src: Path, dst: Path, relpaths: Sequence[str] | None = None)
         assert d.stat().st_mtime_ns == s.stat().st_mtime_ns, f"{rel}: mtime differs"
 
 
+def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def part_files(top: Path) -> list[str]:
     return sorted(
         str(Path(dirpath, n).relative_to(top))
@@ -230,13 +252,12 @@ def part_files(top: Path) -> list[str]:
 def mounted_tmpfs(where: Path, size: str) -> Iterator[Path]:
     """A real small file system of ``size`` (``"1m"``) mounted at ``where`` for the test's
     time (needs root and permission to mount; the test is skipped otherwise)."""
-    import pytest
-
     where.mkdir()
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:

@@ -17,19 +17,9 @@ from typing import Any
 
 import pytest
 
-from .helpers import LONG_AGO, CliEnv, job_toml
-from .test_watch import wait_for, watcher
-
-__all__ = ["watcher"]  # the fixture
+from .helpers import LONG_AGO, CliEnv, free_port, job_toml, wait_for
 
 PASSWORD = "pw-Zq8v1-never-in-a-file"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

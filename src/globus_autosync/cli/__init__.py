@@ -1,8 +1,6 @@
-"""The command line: one module per group of commands (``sync``: init, check, baseline, run,
-watch; ``reports``: status, tasks; ``service``; ``globus``: login, logout, whoami; ``health``:
-alert-test; ``actions``: retry-action), the shared ``context``, and ``app``: the group and
-``main``, where every error becomes one line and an exit code. Thin: parse, call the engine,
-render."""
+"""The command line: one module per group of commands, the shared ``context``, and ``app`` (the
+group and ``main``, where every error becomes one line and an exit code). Thin: parse, call the
+engine, render. May import every folder; nothing imports it but ``__main__``."""
 
 from __future__ import annotations
 

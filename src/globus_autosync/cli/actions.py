@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from globus_autosync.actions.commands import CLEAN_PATH
+from globus_autosync.cli.context import APP
+from globus_autosync.engine.lock import JobLock
 from globus_autosync.errors import UsageError
 from globus_autosync.store import Store
 
@@ -15,22 +20,32 @@ if TYPE_CHECKING:
     from globus_autosync.cli.context import Context
     from globus_autosync.config import Job
 
-APP = "globus-autosync"
 log = logging.getLogger("globus_autosync")
 
 
-def action_lines(a: dict[str, Any]) -> None:
-    from globus_autosync.monitoring import status as report
+def actions_line(a: dict[str, Any]) -> str:
+    """One line of ``status`` for a job's actions: how many in each state."""
+    text = (
+        f"{a['pending']} pending, {a['running']} running, {a['succeeded']} succeeded, "
+        f"{a['failed']} failed"
+    )
+    if a["collecting"]:
+        text += f", {a['collecting']} datasets collecting"
+    return text
 
-    click.echo(f"  actions: {report.actions_line(a)}")
+
+def action_lines(a: dict[str, Any]) -> None:
+    click.echo(f"  actions: {actions_line(a)}")
     for d in a["datasets_waiting"]:
         names = ", ".join(f"{f['path']} ({f['state']})" for f in d["files"])
         click.echo(f"  dataset {d['dataset'] or '.'} (action {d['action']}) waits for: {names}")
     for w in a["waiting_for_you"]:
         click.echo(f"  waiting: action {w['action']}: {w['reason']}")
     for f in a["failed_actions"]:
-        click.echo(f"  failed: action {f['action']}: {f['reason']}; start it again with: "
-                   f"{APP} retry-action {f['action']}")  # fmt: skip
+        click.echo(
+            f"  failed: action {f['action']}: {f['reason']}; start it again with: "
+            f"{APP} retry-action {f['action']}"
+        )
 
 
 def actions_text(acts: list[dict[str, Any]]) -> None:
@@ -44,8 +59,9 @@ def actions_text(acts: list[dict[str, Any]]) -> None:
             line += f", flow run {a['run_id'] or '-'} {a['flow_state']}"
         if a["command_state"] is not None:
             code = a["exit_code"]
-            line += f", command {a['command_state']}" + (f" (exit code {code})"
-                                                         if code is not None else "")  # fmt: skip
+            line += f", command {a['command_state']}" + (
+                f" (exit code {code})" if code is not None else ""
+            )
         if a["attempt"] > 1:
             line += f", attempt {a['attempt']}"
         if a["reason"]:
@@ -60,15 +76,14 @@ def actions_text(acts: list[dict[str, Any]]) -> None:
 @click.pass_obj
 def retry_action(obj: Context, action_id: int) -> None:
     """Start a failed action (flow run or command) again at the next cycle of its job."""
-    from globus_autosync.engine.lock import JobLock
-
     cfg = obj.load()
     store = Store.open(obj.state_dir)
     try:
         with store.guard():
             row = store.get_action(action_id)
-            job = next((j for j in cfg.jobs if store.find_job(j.name) == (row.job if row else -1)),
-                       None)  # fmt: skip
+            job = next(
+                (j for j in cfg.jobs if store.find_job(j.name) == (row.job if row else -1)), None
+            )
             if row is None or job is None:
                 raise UsageError(f"no action {action_id}; 'globus-autosync tasks' lists them")
             if row.state != "failed":
@@ -88,19 +103,18 @@ def retry_action(obj: Context, action_id: int) -> None:
 
 def command_check(job: Job) -> tuple[bool, str]:
     """The `check` line of a job's command: is its program there, and may it be run?"""
-    import os
-    import shutil
-
-    from globus_autosync.actions.commands import CLEAN_PATH
-
     program = job.command[0]
     found = shutil.which(program, path=CLEAN_PATH) if "/" not in program else program
     if found is None or not os.access(found, os.X_OK) or os.path.isdir(found):
         where = "" if "/" in program else f" on the commands' PATH ({CLEAN_PATH})"
-        return False, (f"{job.name}: command: {program!r} is not an executable program{where}; "
-                       "give its full path in 'command'")  # fmt: skip
-    return True, (f"{job.name}: command: {found} runs for each {job.on_done}, killed after "
-                  f"{job.command_timeout:g} s")  # fmt: skip
+        return False, (
+            f"{job.name}: command: {program!r} is not an executable program{where}; "
+            "give its full path in 'command'"
+        )
+    return True, (
+        f"{job.name}: command: {found} runs for each {job.on_done}, killed after "
+        f"{job.command_timeout:g} s"
+    )
 
 
 COMMANDS = [retry_action]  # what cli.app registers

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -122,8 +123,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(err.exit_code)
     except Exception as e:
         if debug:  # the traceback, and still the exit code of a bug (a bare raise would be 1)
-            import traceback
-
             traceback.print_exc()
         click.echo(
             f"{APP}: internal error: {type(e).__name__}: {e}; "

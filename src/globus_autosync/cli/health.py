@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from globus_autosync.errors import EXIT_JOB, EXIT_OK, AutosyncError, UsageError
+from globus_autosync.monitoring import alerts, health
+from globus_autosync.store import Store
+from globus_autosync.store import health as db
 
 if TYPE_CHECKING:
     from globus_autosync.cli.context import Context
@@ -41,10 +44,6 @@ def collection_lines(state_dir: Path, job: Job) -> list[tuple[bool, str]]:
     cycle left it in the store (what its document says, `check` has just read afresh)."""
     if job.transport != "globus":
         return []
-    from globus_autosync.monitoring import health
-    from globus_autosync.store import Store
-    from globus_autosync.store import health as db
-
     try:
         store = Store.open_readonly(state_dir)
     except AutosyncError:
@@ -55,15 +54,14 @@ def collection_lines(state_dir: Path, job: Job) -> list[tuple[bool, str]]:
         rows = [c for c in db.collections(store, job.name) if c.problem and not c.doc_problem]
     finally:
         store.close()
-    return [(False, f"{job.name}: {c.label} {c.problem}; {health.collection_action(c)}")
-            for c in rows]  # fmt: skip
+    return [
+        (False, f"{job.name}: {c.label} {c.problem}; {health.collection_action(c)}") for c in rows
+    ]
 
 
 def status_check(rows: list[dict[str, Any]]) -> None:
     """One line per job, then exit 0 (all ok), 1 (any lagging or waiting) or 2 (any failing
     or stopped)."""
-    from globus_autosync.monitoring import health
-
     for r in rows:
         h = r["health"]
         line = f"{r['job']}: {h['state'].upper()}"
@@ -77,8 +75,6 @@ def status_check(rows: list[dict[str, Any]]) -> None:
 @click.pass_obj
 def alert_test(obj: Context) -> None:
     """Send a test message through every channel of [alerts] and say what happened."""
-    from globus_autosync.monitoring import alerts
-
     cfg = obj.load()
     names = alerts.channels(cfg.alerts)
     if not names:

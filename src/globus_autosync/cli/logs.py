@@ -49,6 +49,7 @@ def setup(
         path.parent.mkdir(parents=True, exist_ok=True)
         handler: logging.FileHandler
         if resident:
+            # here: logging.handlers costs 16 ms to import; only watch rotates its log
             from logging.handlers import RotatingFileHandler
 
             class _RotatingLog(_SaysOnce, RotatingFileHandler):

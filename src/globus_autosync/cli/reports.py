@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
-
-from globus_autosync.engine.summary import human_bytes
-
-if TYPE_CHECKING:
-    pass
 
 from globus_autosync.cli import actions as cli_actions
 from globus_autosync.cli import health as cli_health
 from globus_autosync.cli.context import Context, age, pass_ctx, readonly_store
+from globus_autosync.engine.summary import human_bytes
+from globus_autosync.monitoring import status as report
 
 log = logging.getLogger("globus_autosync")
 
@@ -24,16 +22,13 @@ log = logging.getLogger("globus_autosync")
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
-    "--check", is_flag=True, help="One health line per job; exit 0 ok, 1 lagging or waiting, "
-    "2 failing or stopped."
-)  # fmt: skip
+    "--check",
+    is_flag=True,
+    help="One health line per job; exit 0 ok, 1 lagging or waiting, 2 failing or stopped.",
+)
 @pass_ctx
 def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> None:
     """Show per job its health, and what is done, waiting, queued, in flight, failed, skipped."""
-    import json
-
-    from globus_autosync.monitoring import status as report
-
     cfg = obj.load()
     with readonly_store(obj) as store:
         rows = [report.job_status(store, job) for job in cfg.select(job_name)]
@@ -47,8 +42,10 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
         return
     for r in rows:
         h = r["health"]
-        click.echo(f"{r['job']}: {h['state']}" + (f": {h['reason']}; {h['action']}"
-                                                   if h["state"] != "ok" else ""))  # fmt: skip
+        click.echo(
+            f"{r['job']}: {h['state']}"
+            + (f": {h['reason']}; {h['action']}" if h["state"] != "ok" else "")
+        )
         click.echo(
             f"{r['job']}: done {r['done']} ({human_bytes(r['bytes_done'])}), "
             f"waiting to settle {r['waiting']}, queued {r['queued']}, in flight {r['in_flight']}, "
@@ -59,7 +56,7 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
         else:
             click.echo("  never run")
         if r["cleanup"] is not None:
-            click.echo(f"  cleanup: {report.cleanup_line(r['cleanup'])}")
+            click.echo(f"  cleanup: {cleanup_line(r['cleanup'])}")
         if r["actions"] is not None:
             cli_actions.action_lines(r["actions"])
         for t in r["tasks_waiting"]:
@@ -72,43 +69,93 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
             click.echo(f"  {p['state']}: {p['path']}: {p['reason']}")
 
 
-def _status_table(rows: list[dict[str, Any]]) -> None:
-    from globus_autosync.cli.display import table
-    from globus_autosync.monitoring import status as report
+def cleanup_line(c: dict[str, Any]) -> str:
+    """One line of ``status`` for a job's cleanup."""
+    text = (
+        f"deleted {c['deleted_files']} files ({human_bytes(c['deleted_bytes'])}), last "
+        f"{c['last_deleted'] or 'never'}; {c['waiting']} confirmed files wait for cleanup"
+    )
+    if c["source_free_bytes"] is not None:
+        text += f"; source {human_bytes(c['source_free_bytes'])} free"
+        if c["keep_free_bytes"] is not None:
+            text += f" (keeps {human_bytes(c['keep_free_bytes'])} free)"
+    if c["failing"]:
+        text += f"; {len(c['failing'])} deletions failing, e.g. {c['failing'][0]['path']}: "
+        text += c["failing"][0]["reason"]
+    if not c["on"]:
+        text += " (cleanup is off now)"
+    return text
 
-    table("health", ["job", "health", "why", "what to do"],
-          [[r["job"], r["health"]["state"], r["health"]["reason"], r["health"]["action"]]
-           for r in rows])  # fmt: skip
-    cols = ["job", "done", "bytes done", "waiting", "queued", "in flight", "failed", "skipped",
-            "lag", "last run"]  # fmt: skip
+
+def _status_table(rows: list[dict[str, Any]]) -> None:
+    # here: rich (cli.display) costs 71 ms to import; only a terminal gets tables
+    from globus_autosync.cli.display import table
+
+    table(
+        "health",
+        ["job", "health", "why", "what to do"],
+        [
+            [r["job"], r["health"]["state"], r["health"]["reason"], r["health"]["action"]]
+            for r in rows
+        ],
+    )
+    cols = [
+        "job",
+        "done",
+        "bytes done",
+        "waiting",
+        "queued",
+        "in flight",
+        "failed",
+        "skipped",
+        "lag",
+        "last run",
+    ]
     table(
         "globus-autosync status",
         cols,
         [
-            [r["job"], str(r["done"]), human_bytes(r["bytes_done"]), str(r["waiting"]),
-             str(r["queued"]), str(r["in_flight"]), str(r["failed"]), str(r["skipped"]),
-             age(r["lag_seconds"]), f"{r['last_run'] or 'never'} {r['last_result'] or ''}"]
+            [
+                r["job"],
+                str(r["done"]),
+                human_bytes(r["bytes_done"]),
+                str(r["waiting"]),
+                str(r["queued"]),
+                str(r["in_flight"]),
+                str(r["failed"]),
+                str(r["skipped"]),
+                age(r["lag_seconds"]),
+                f"{r['last_run'] or 'never'} {r['last_result'] or ''}",
+            ]
             for r in rows
         ],
-    )  # fmt: skip
+    )
     waiting = [[r["job"], str(t["batch"]), t["reason"]] for r in rows for t in r["tasks_waiting"]]
-    waiting += [[r["job"], c["role"], f"{c['name'] or c['collection']} {c['problem']}"]
-                for r in rows for c in r["collections"] if c["problem"]]  # fmt: skip
+    waiting += [
+        [r["job"], c["role"], f"{c['name'] or c['collection']} {c['problem']}"]
+        for r in rows
+        for c in r["collections"]
+        if c["problem"]
+    ]
     if waiting:
         table("tasks waiting for you", ["job", "batch", "why"], waiting)
-    cleanups = [[r["job"], report.cleanup_line(r["cleanup"])] for r in rows if r["cleanup"]]
+    cleanups = [[r["job"], cleanup_line(r["cleanup"])] for r in rows if r["cleanup"]]
     if cleanups:
         table("source cleanup", ["job", "cleanup"], cleanups)
-    acts = [[r["job"], report.actions_line(r["actions"])] for r in rows if r["actions"]]
+    acts = [[r["job"], cli_actions.actions_line(r["actions"])] for r in rows if r["actions"]]
     if acts:
         table("actions", ["job", "actions"], acts)
     for r in rows:
-        if r["actions"] and (r["actions"]["datasets_waiting"] or r["actions"]["failed_actions"]
-                             or r["actions"]["waiting_for_you"]):  # fmt: skip
+        if r["actions"] and (
+            r["actions"]["datasets_waiting"]
+            or r["actions"]["failed_actions"]
+            or r["actions"]["waiting_for_you"]
+        ):
             click.echo(r["job"])
             cli_actions.action_lines(r["actions"])
-    problems = [[r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows
-                for p in r["problems"]]  # fmt: skip
+    problems = [
+        [r["job"], p["state"], p["path"], p["reason"] or ""] for r in rows for p in r["problems"]
+    ]
     if problems:
         table("failed and skipped files (newest first)", ["job", "state", "path", "why"], problems)
 
@@ -126,10 +173,6 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
 @pass_ctx
 def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None:
     """Show recent batches: id, task id, state, files, bytes, submitted and finished times."""
-    import json
-
-    from globus_autosync.monitoring import status as report
-
     cfg = obj.load()
     with readonly_store(obj) as store:
         rows = [t for job in cfg.select(job_name) for t in report.job_tasks(store, job, limit)]
@@ -143,20 +186,28 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
 
 def _tasks_text(rows: list[dict[str, Any]]) -> None:
     if rows and sys.stdout.isatty():
+        # here: rich (cli.display) costs 71 ms to import; only a terminal gets tables
         from globus_autosync.cli.display import table
 
-        cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished",
-                "why"]  # fmt: skip
+        cols = ["job", "batch", "state", "files", "bytes", "task", "submitted", "finished", "why"]
         table(
             "recent batches",
             cols,
             [
-                [t["job"], str(t["batch"]), t["state"], str(t["files"]), human_bytes(t["bytes"]),
-                 (t["url"] or t["task_id"] or "-"), t["submitted"] or "-", t["finished"] or "-",
-                 t["reason"] or ""]
+                [
+                    t["job"],
+                    str(t["batch"]),
+                    t["state"],
+                    str(t["files"]),
+                    human_bytes(t["bytes"]),
+                    (t["url"] or t["task_id"] or "-"),
+                    t["submitted"] or "-",
+                    t["finished"] or "-",
+                    t["reason"] or "",
+                ]
                 for t in rows
             ],
-        )  # fmt: skip
+        )
         return
     if not rows:
         click.echo("no batches yet")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
+import shlex
+import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
-
-if TYPE_CHECKING:
-    pass
 
 from globus_autosync.cli.context import APP, Context, pass_ctx
 
@@ -19,9 +17,6 @@ log = logging.getLogger("globus_autosync")
 
 def _self_command(obj: Context) -> str:
     """How this install is started, with the config and state dir spelled out."""
-    import shlex
-    import shutil
-
     argv0 = Path(sys.argv[0])
     exe = str(argv0.absolute()) if argv0.name == APP and argv0.exists() else shutil.which(APP)
     base = shlex.quote(exe) if exe else f"{shlex.quote(sys.executable)} -m globus_autosync"

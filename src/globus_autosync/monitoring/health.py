@@ -1,17 +1,5 @@
 """A job's health, computed from the store: ``ok``, ``lagging``, ``waiting``, ``failing`` or
-``stopped``, with the one reason that matters most and what to do about it.
-
-- ``failing``: the last ``alert_after`` cycles could not run (or could not reach the transport),
-  or files have failed ``alert_after`` times and keep failing;
-- ``stopped``: no cycle ran to its end for ``alert_lag`` (counted from the job's first cycle
-  when none ever did), or the job never ran: nothing runs it;
-- ``waiting``: someone must act: a login or consent (the last cycle said so), a task INACTIVE,
-  a collection not connected (Globus Connect Personal not running, or paused);
-- ``lagging``: the oldest file that settled has waited more than ``alert_lag``.
-
-When several hold, the first of that list wins, except that a cycle which stopped on a login or a
-consent is ``waiting`` however long ago the last good cycle was (the reason then says what to do).
-"""
+``stopped``, with the one reason that matters most and what to do about it."""
 
 from __future__ import annotations
 
@@ -67,7 +55,20 @@ def _when(ts: float) -> str:
 
 
 def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
-    """The health of one job, from what the store holds (None: no database yet)."""
+    """The health of one job, from what the store holds (None: no database yet).
+
+    - ``failing``: the last ``alert_after`` cycles could not run (or could not reach the
+      transport), or files have failed ``alert_after`` times and keep failing;
+    - ``stopped``: no cycle ran to its end for ``alert_lag`` (counted from the job's first
+      cycle when none ever did), or the job never ran: nothing runs it;
+    - ``waiting``: someone must act: a login or consent (the last cycle said so), a task
+      INACTIVE, a collection not connected (Globus Connect Personal not running, or paused);
+    - ``lagging``: the oldest file that settled has waited more than ``alert_lag``.
+
+    When several hold, the first of that list wins, except that a cycle which stopped on a
+    login or a consent is ``waiting`` however long ago the last good cycle was (the reason then
+    says what to do).
+    """
     now = time.time() if now is None else now
     job_id = store.find_job(job.name) if store is not None else None
     if store is None or job_id is None:
@@ -108,8 +109,12 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
         return Health(STOPPED, reason, _RUN_IT, "stopped:cycles")
     down = [c for c in db.collections(store, job.name) if c.problem]
     if down:
-        return Health(WAITING, f"{down[0].label} {down[0].problem}", collection_action(down[0]),
-                      f"waiting:collection:{down[0].role}")  # fmt: skip
+        return Health(
+            WAITING,
+            f"{down[0].label} {down[0].problem}",
+            collection_action(down[0]),
+            f"waiting:collection:{down[0].role}",
+        )
     stuck = [b for b in store.open_batches(job_id) if b.reason]
     if stuck:
         return Health(

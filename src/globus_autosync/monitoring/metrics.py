@@ -19,7 +19,9 @@ from prometheus_client.registry import Collector
 
 from globus_autosync.cleanup.cleaner import free_space
 from globus_autosync.config import Config
+from globus_autosync.monitoring import health
 from globus_autosync.store import Store
+from globus_autosync.store import health as db
 
 PREFIX = "globus_autosync"
 ACTION_STATES = ("pending", "running", "succeeded", "failed")
@@ -63,9 +65,6 @@ class StoreCollector(Collector):
             "Free bytes on the source's file system (jobs with cleanup)",
             labels=["job"],
         )
-        from globus_autosync.monitoring import health
-        from globus_autosync.store import health as db
-
         healths = GaugeMetricFamily(
             f"{PREFIX}_health",
             "The job's health: 1 for its current state (ok, lagging, waiting, failing, stopped)",

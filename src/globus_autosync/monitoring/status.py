@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from globus_autosync.cleanup.cleaner import free_space
 from globus_autosync.config import Job
+from globus_autosync.monitoring import health
 from globus_autosync.sources.local.listing import join
 from globus_autosync.store import Store
+from globus_autosync.store import health as db
 
 
 def _iso(ts: float | None) -> str | None:
@@ -19,9 +22,6 @@ def _iso(ts: float | None) -> str | None:
 def job_status(store: Store | None, job: Job) -> dict[str, Any]:
     """One job's health, counts, bytes, last run and lag (age of the oldest settled file not
     done)."""
-    from globus_autosync.monitoring import health
-    from globus_autosync.store import health as db
-
     row = _counts(store, job)
     row["health"] = health.assess(store, job).as_dict()
     row["collections"] = [
@@ -35,19 +35,35 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
     job_id = store.find_job(job.name) if store else None
     if store is None or job_id is None:
         return {
-            "job": job.name, "done": 0, "waiting": 0, "queued": 0, "in_flight": 0, "failed": 0,
-            "skipped": 0, "bytes_done": 0, "last_run": None, "last_result": None,
-            "last_summary": None, "lag_seconds": 0.0, "problems": [], "tasks_waiting": [],
-            "cleanup": _cleanup(None, None, job), "actions": job_actions_status(None, job),
-        }  # fmt: skip
+            "job": job.name,
+            "done": 0,
+            "waiting": 0,
+            "queued": 0,
+            "in_flight": 0,
+            "failed": 0,
+            "skipped": 0,
+            "bytes_done": 0,
+            "last_run": None,
+            "last_result": None,
+            "last_summary": None,
+            "lag_seconds": 0.0,
+            "problems": [],
+            "tasks_waiting": [],
+            "cleanup": _cleanup(None, None, job),
+            "actions": job_actions_status(None, job),
+        }
     c = store.counts(job_id)
     lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
     rel = _relpaths(store, job_id)
     problems = [
-        {"path": join(rel.get(d, "?"), p.name), "state": p.state, "reason": p.reason,
-         "attempts": p.attempts}
+        {
+            "path": join(rel.get(d, "?"), p.name),
+            "state": p.state,
+            "reason": p.reason,
+            "attempts": p.attempts,
+        }
         for d, p in store.failures(job_id)
-    ]  # fmt: skip
+    ]
     # tasks in flight that wait for someone (an INACTIVE task: expired credentials)
     waiting = [
         {"batch": b.id, "task_id": b.task_id, "reason": b.reason, "url": task_url(job, b.task_id)}
@@ -79,8 +95,6 @@ def _cleanup(
 ) -> dict[str, Any] | None:
     """Source cleanup of a job: what it deleted, what waits, the source's free space; None for
     a job without cleanup that never deleted anything."""
-    from globus_autosync.cleanup.cleaner import free_space
-
     totals = store.cleanup_totals(job_id) if store is not None and job_id is not None else None
     if not job.cleanup and (totals is None or not totals.files):
         return None
@@ -105,26 +119,6 @@ def _cleanup(
         "source_total_bytes": total,
         "keep_free_bytes": job.keep_free.bytes_of(total) if job.keep_free and total else None,
     }
-
-
-def cleanup_line(c: dict[str, Any]) -> str:
-    """One line of ``status`` for a job's cleanup."""
-    from globus_autosync.engine.summary import human_bytes
-
-    text = (
-        f"deleted {c['deleted_files']} files ({human_bytes(c['deleted_bytes'])}), last "
-        f"{c['last_deleted'] or 'never'}; {c['waiting']} confirmed files wait for cleanup"
-    )
-    if c["source_free_bytes"] is not None:
-        text += f"; source {human_bytes(c['source_free_bytes'])} free"
-        if c["keep_free_bytes"] is not None:
-            text += f" (keeps {human_bytes(c['keep_free_bytes'])} free)"
-    if c["failing"]:
-        text += f"; {len(c['failing'])} deletions failing, e.g. {c['failing'][0]['path']}: "
-        text += c["failing"][0]["reason"]
-    if not c["on"]:
-        text += " (cleanup is off now)"
-    return text
 
 
 def _relpaths(store: Store, job_id: int) -> dict[int, str]:
@@ -180,26 +174,21 @@ def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
     for row in store.collecting(job_id):
         blockers = store.dataset_blockers(row.dir) if row.dir is not None else []
         if blockers:
-            out["datasets_waiting"].append({
-                "action": row.id, "dataset": row.dataset,
-                "files": [{"path": join(row.dataset or "", n), "state": s} for n, s in blockers],
-            })  # fmt: skip
+            out["datasets_waiting"].append(
+                {
+                    "action": row.id,
+                    "dataset": row.dataset,
+                    "files": [
+                        {"path": join(row.dataset or "", n), "state": s} for n, s in blockers
+                    ],
+                }
+            )
     for row in store.recent_actions(job_id, 1000):
         if row.state == "failed" and len(out["failed_actions"]) < 20:
             out["failed_actions"].append({"action": row.id, "reason": row.reason})
         elif row.state in ("pending", "running") and row.reason:
             out["waiting_for_you"].append({"action": row.id, "reason": row.reason})
     return out
-
-
-def actions_line(a: dict[str, Any]) -> str:
-    text = (
-        f"{a['pending']} pending, {a['running']} running, {a['succeeded']} succeeded, "
-        f"{a['failed']} failed"
-    )
-    if a["collecting"]:
-        text += f", {a['collecting']} datasets collecting"
-    return text
 
 
 def job_actions(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]:
