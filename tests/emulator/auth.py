@@ -606,6 +606,7 @@ class AuthService:
                         "identity_provider": self._identity_doc(ident)["identity_provider"],
                         "identity_provider_display_name": "Emulated IdP",
                         "organization": "Emulated University",
+                        "status": "used",
                         "last_authentication": int(record.issued_at),
                     }
                 ],

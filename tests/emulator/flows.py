@@ -59,11 +59,25 @@ class EmulatedRun:
     completed: float | None = None
     details: JSONDict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # as the SDK's recorded run_flow answer (globus_sdk.testing flows/_common.py)
+        self.details = {
+            "code": "FlowStarting",
+            "description": "The Flow is starting execution",
+            "details": {"input": self.body},
+        }
+
     def advance(self, now: float) -> None:
         if self.status != "ACTIVE" or now < self.started + self.delay:
             return
         self.status = self.outcome
-        if self.outcome == "FAILED":
+        if self.outcome == "SUCCEEDED":  # as the SDK's recorded get_run (RUN_DETAILS)
+            self.details = {
+                "code": "FlowSucceeded",
+                "description": "The Flow run reached a successful completion state",
+                "output": {},
+            }
+        elif self.outcome == "FAILED":
             self.details = {"code": "ActionFailedException",
                             "description": "the analysis step failed: exit status 1"}  # fmt: skip
         elif self.outcome == "INACTIVE":
@@ -83,7 +97,9 @@ class EmulatedRun:
             "start_time": iso_time(self.started),
             "completion_time": iso_time(self.completed) if self.completed else None,
             "run_owner": f"urn:globus:auth:identity:{self.owner}", "user_role": "run_owner",
-            "details": dict(self.details),
+            "created_by": f"urn:globus:auth:identity:{self.owner}", "details": dict(self.details),
+            "flow_last_updated": iso_time(self.started), "run_managers": [], "run_monitors": [],
+            "manage_by": [], "monitor_by": [],
         }  # fmt: skip
 
 

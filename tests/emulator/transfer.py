@@ -855,7 +855,8 @@ class TransferService:
             ) from err
         size = max(1, self.marker_page_size)
         page = entries[start : start + size]
-        next_marker = str(start + size) if start + size < len(entries) else None
+        # an int, as recorded (globus_sdk.testing: endpoint_manager_task_successful_transfers)
+        next_marker = start + size if start + size < len(entries) else None
         return Reply(
             200,
             {
