@@ -435,3 +435,45 @@ def test_the_contract_fails_on_an_emulator_that_drifts(globus_emulator: Emulator
         assert_contract({"value": "x"}, {"value": "y"}, {"value: gone": "a stale reason"})
     with pytest.raises(AssertionError, match="next_marker: str here, int recorded"):
         assert_contract({"next_marker": "1"}, {"next_marker": 1})
+
+
+def test_native_app_code_exchange_refresh_and_a_used_code(
+    globus_emulator: EmulatorHarness,
+) -> None:
+    h = globus_emulator
+    login = globus_sdk.NativeAppAuthClient(h.emulator.DEFAULT_CLIENT_ID)
+    login.oauth2_start_flow(requested_scopes=h.emulator.TRANSFER_SCOPE, refresh_tokens=True)
+    code = h.emulator.authorize(login.oauth2_get_authorize_url())
+    tokens = login.oauth2_exchange_code_for_tokens(code)
+    recorded = from_sdk(globus_sdk.NativeAppAuthClient.oauth2_exchange_code_for_tokens)
+    assert_contract(tokens.data, recorded, CODE_TOKEN_KEEPS)
+    refresh_token = tokens.by_resource_server["transfer.api.globus.org"]["refresh_token"]
+    refreshed = login.oauth2_refresh_token(refresh_token)
+    # the SDK records no refresh answer: it is the same token response document
+    assert_contract(refreshed.data, recorded, REFRESH_TOKEN_KEEPS)
+    err = api_error(lambda: login.oauth2_exchange_code_for_tokens(code))  # a code is good once
+    invalid = from_sdk(
+        globus_sdk.NativeAppAuthClient.oauth2_exchange_code_for_tokens, "invalid_grant"
+    )
+    assert err.raw_json is not None and err.raw_json["error"] == invalid["error"]
+    assert_contract(err.raw_json, invalid, AUTH_ERROR_KEEPS)
+    login.close()
+
+
+CODE_TOKEN_KEEPS: dict[str, str] = {
+    "refresh_token: only in the emulator": "asked for here (refresh_tokens=True, access_type="
+    "offline); the recorded exchange did not ask",
+}
+REFRESH_TOKEN_KEEPS: dict[str, str] = {
+    "refresh_token: only in the emulator": "a refresh answer names the refresh token (the SDK's "
+    "RefreshTokenAuthorizer reads it back when present)",
+    "state: only in the recording": "state echoes an authorize request; a refresh has none",
+}
+_AUTH_ERR = "Globus Auth's other recorded errors (userinfo's 401 in globus_sdk.testing) carry "
+_AUTH_ERR += "error_description and errors; this recording is the bare OAuth form: which one the "
+_AUTH_ERR += "token endpoint sends is not established (nor its status: 401 recorded, 400 here as "
+_AUTH_ERR += "RFC 6749 section 5.2 says)"
+AUTH_ERROR_KEEPS: dict[str, str] = {
+    "error_description: only in the emulator": _AUTH_ERR,
+    "errors: only in the emulator": _AUTH_ERR,
+}
