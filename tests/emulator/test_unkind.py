@@ -10,6 +10,7 @@ from collections.abc import Callable
 import globus_sdk
 import pytest
 from globus_sdk.scopes import FlowsScopes
+from globus_sdk.transport import RequestsTransport
 
 from tests.emulator._common import iso_time
 from tests.emulator.fixtures import EmulatorHarness, fast_retry_config
@@ -53,6 +54,24 @@ def test_a_run_started_then_its_answer_lost_is_started_again_by_the_sdk_retry(
         assert h.emulator.dropped == [("POST", f"/flows-api/flows/{FLOW}/run")]
     else:
         assert (("POST", f"/flows-api/flows/{FLOW}/run", status)) in h.emulator.requests
+
+
+def test_a_run_answered_past_the_client_timeout_is_started_again(
+    globus_emulator: EmulatorHarness,
+) -> None:
+    h = globus_emulator
+    specific = globus_sdk.SpecificFlowClient(
+        FLOW,
+        app=h.client_app(),
+        transport=RequestsTransport(http_timeout=0.5),
+        retry_config=fast_retry_config(),
+    )
+    specific.run_flow({"warm": "up"})
+    h.emulator.delay_replies(1, 5, "/flows-api/flows/", "POST")  # acts, answers after 5 s
+    specific.run_flow({"x": 1}, label="late")
+    h.emulator.release_replies()
+    assert [r.label for r in h.emulator.flow_runs.values()].count("late") == 2
+    specific.close()
 
 
 def test_a_submission_whose_answer_is_lost_is_made_once(globus_emulator: EmulatorHarness) -> None:
