@@ -297,13 +297,11 @@ class TransferService:
             task.has_slot = False
         if self.extend_deadlines and task.type == "TRANSFER" and not task.user_deadline:
             task.deadline = now + PAUSED_DEADLINE
-        task.add_event("PAUSED", "paused", message or "Paused by an administrator", error=False)
 
     def unpause(self, task: EmulatedTask, now: float) -> None:
         task.paused, task.pause_message = False, None
         if self.extend_deadlines and task.type == "TRANSFER" and not task.user_deadline:
             task.deadline = now + QUEUED_EXTENSION
-        task.add_event("UNPAUSED", "unpaused", "", error=False)
 
     def gcp_down(self, collection_id: str) -> str | None:
         """GC_NOT_CONNECTED or GC_PAUSED when this is a Globus Connect Personal collection
