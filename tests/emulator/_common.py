@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import secrets
 import string
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +16,51 @@ from typing import Any
 JSONDict = dict[str, Any]
 
 _REQUEST_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+class Clock:
+    """Model time of one emulator: the wall clock plus an offset tests move forward, so that
+    hours of task life (deadlines, purges) pass in an instant."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
+class Fault:
+    """A request fault waiting for the requests it matches."""
+
+    remaining: int
+    path_prefix: str
+    status: int | None  # None: drop the connection (unless ``delay`` is set)
+    retry_after: int | None = None
+    code: str | None = None
+    delay: float = 0.0  # > 0: answer normally, but only after this many seconds
+    method: str | None = None  # only requests with this method (any when None)
+    skip: int = 0  # matching requests let through before the fault begins
+    after: bool = False  # the request is carried out first, then its answer is lost
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            self.remaining > 0
+            and path.startswith(self.path_prefix)
+            and (self.method is None or self.method == method.upper())
+        )
+
+
+LIST_ORDERS = ("newest", "oldest", "shuffled")
+
+
+def list_order_key(order: str, ident: str, started: float) -> tuple[float, str]:
+    """Sort key of one listed item for an order the service does not promise: ``oldest`` or
+    ``newest`` first by start time, or ``shuffled`` (a fixed pseudo-random order, the same on
+    every page so that paging stays whole)."""
+    if order == "shuffled":
+        return (0.0, hashlib.sha256(ident.encode()).hexdigest())
+    return (started if order == "oldest" else -started, ident)
 
 
 def new_request_id() -> str:

@@ -172,6 +172,7 @@ class CodeGrant:
     scope: str
     code_challenge: str
     identity_id: str
+    state: str | None = None  # echoed in the token response, as recorded by the SDK
 
 
 def _auth_error(status: int, error: str, description: str = "") -> HTTPError:
@@ -356,7 +357,7 @@ class AuthService:
         code = "emu-code-" + secrets.token_urlsafe(16)
         self.codes[code] = CodeGrant(
             query["client_id"], query["redirect_uri"], query["scope"], query["code_challenge"],
-            identity_id,
+            identity_id, query.get("state"),
         )  # fmt: skip
         return code
 
@@ -373,6 +374,10 @@ class AuthService:
             raise _auth_error(400, "invalid_grant", "code_verifier does not match")
         response = self.issue_user_tokens(grant.scope, grant.identity_id, client_id=grant.client_id)
         identity_id = response.pop("identity_id")
+        for entry in [response, *response["other_tokens"]]:
+            del entry["expires_at_seconds"]  # the SDK computes it; the service does not send it
+        if grant.state is not None:
+            response["state"] = grant.state
         if "openid" in grant.scope.split():
             ident = self.identity(identity_id)
             now = int(time.time())
@@ -606,6 +611,7 @@ class AuthService:
                         "identity_provider": self._identity_doc(ident)["identity_provider"],
                         "identity_provider_display_name": "Emulated IdP",
                         "organization": "Emulated University",
+                        "status": "used",
                         "last_authentication": int(record.issued_at),
                     }
                 ],

@@ -10,13 +10,21 @@ its own: the emulator holds its lock around every call.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._common import HTTPError, JSONDict, Reply, Request, iso_time, new_request_id
+from ._common import (
+    Clock,
+    HTTPError,
+    JSONDict,
+    Reply,
+    Request,
+    iso_time,
+    list_order_key,
+    new_request_id,
+)
 from .auth import DATA_ACCESS_SCOPE, FLOWS_RS, TRANSFER_SCOPE, TokenRecord
 
 FLOW_SCOPE = "https://auth.globus.org/scopes/{0}/flow_{1}_user"
@@ -27,11 +35,12 @@ def flow_scope(flow_id: str) -> str:
 
 
 def flows_error(status: int, code: str, detail: str, **extra: Any) -> HTTPError:
-    """An error shaped like the Flows API's: ``{"error": {"code", "detail"}, "debug_id"}``."""
-    body: JSONDict = {
-        "code": code, "error": {"code": code, "detail": detail}, "debug_id": new_request_id(),
-    }  # fmt: skip
-    body.update(extra)
+    """An error shaped like the Flows API's: ``{"error": {"code", "detail"}, "debug_id"}`` (as
+    recorded in globus_sdk.testing's flows/delete_run.py "conflict"); with ``extra`` (a
+    ConsentRequired), the code is repeated at the top level beside the extra keys."""
+    body: JSONDict = {"error": {"code": code, "detail": detail}, "debug_id": new_request_id()}
+    if extra:
+        body.update(code=code, **extra)
     return HTTPError(status, body)
 
 
@@ -50,11 +59,25 @@ class EmulatedRun:
     completed: float | None = None
     details: JSONDict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # as the SDK's recorded run_flow answer (globus_sdk.testing flows/_common.py)
+        self.details = {
+            "code": "FlowStarting",
+            "description": "The Flow is starting execution",
+            "details": {"input": self.body},
+        }
+
     def advance(self, now: float) -> None:
         if self.status != "ACTIVE" or now < self.started + self.delay:
             return
         self.status = self.outcome
-        if self.outcome == "FAILED":
+        if self.outcome == "SUCCEEDED":  # as the SDK's recorded get_run (RUN_DETAILS)
+            self.details = {
+                "code": "FlowSucceeded",
+                "description": "The Flow run reached a successful completion state",
+                "output": {},
+            }
+        elif self.outcome == "FAILED":
             self.details = {"code": "ActionFailedException",
                             "description": "the analysis step failed: exit status 1"}  # fmt: skip
         elif self.outcome == "INACTIVE":
@@ -74,14 +97,18 @@ class EmulatedRun:
             "start_time": iso_time(self.started),
             "completion_time": iso_time(self.completed) if self.completed else None,
             "run_owner": f"urn:globus:auth:identity:{self.owner}", "user_role": "run_owner",
-            "details": dict(self.details),
+            "created_by": f"urn:globus:auth:identity:{self.owner}", "details": dict(self.details),
+            "flow_last_updated": iso_time(self.started), "run_managers": [], "run_monitors": [],
+            "manage_by": [], "monitor_by": [],
         }  # fmt: skip
 
 
 class FlowsService:
     """State and HTTP handlers of the emulated Flows service."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock if clock is not None else Clock()
+        self.list_order: str | None = None  # None: newest first, as always here
         self.runs: dict[str, EmulatedRun] = {}
         self.outcomes: deque[str] = deque()  # of the next runs (default: SUCCEEDED)
         self.run_delay = 0.0  # seconds a run stays ACTIVE before its outcome
@@ -90,7 +117,7 @@ class FlowsService:
 
     def handle(self, req: Request, path: str, token: TokenRecord | None) -> Reply:
         parts = path.strip("/").split("/")
-        now = time.time()
+        now = self.clock()
         if req.method == "POST" and len(parts) == 3 and parts[0] == "flows" and parts[2] == "run":
             return self._run(req, parts[1], token, now)
         if parts[0] == "runs":
@@ -152,13 +179,17 @@ class FlowsService:
             if (not wanted or r.flow_id in wanted)
             and (token is None or r.owner == token.identity_id)
         ]  # fmt: skip
+        if self.list_order is not None:
+            order = self.list_order
+            mine.sort(key=lambda r: list_order_key(order, r.run_id, r.started))
         start = int(req.arg("marker") or 0)
         page = mine[start : start + self.page_size]
         for run in page:
             run.advance(now)
         more = start + self.page_size < len(mine)
         return Reply(200, {
-            "runs": [r.document() for r in page], "has_next_page": more,
+            "runs": [r.document() for r in page], "limit": self.page_size,
+            "has_next_page": more,
             "marker": str(start + self.page_size) if more else None,
         })  # fmt: skip
 

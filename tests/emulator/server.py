@@ -13,7 +13,6 @@ local directories that stand for collections. Point the SDK at it with :meth:`en
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import socket
 import threading
 import time
@@ -25,7 +24,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self, cast
 
-from ._common import HTTPError, JSONDict, Reply, Request, new_request_id, transfer_error
+from ._common import (
+    Clock,
+    Fault,
+    HTTPError,
+    JSONDict,
+    Reply,
+    Request,
+    new_request_id,
+    transfer_error,
+)
 from .auth import (
     DEFAULT_TOKEN_LIFETIME,
     DEFAULT_USER_ID,
@@ -36,6 +44,7 @@ from .auth import (
 from .flows import EmulatedRun, FlowsService
 from .tasks import EmulatedTask, execute
 from .transfer import TransferService
+from .unkind import UnkindSwitches
 
 ERROR_CODES = {
     400: "ClientError.BadRequest",
@@ -49,25 +58,6 @@ ERROR_CODES = {
     503: "ServiceUnavailable",
     504: "GatewayTimeout",
 }
-
-
-@dataclasses.dataclass
-class _Fault:
-    remaining: int
-    path_prefix: str
-    status: int | None  # None: drop the connection (unless ``delay`` is set)
-    retry_after: int | None = None
-    code: str | None = None
-    delay: float = 0.0  # > 0: answer normally, but only after this many seconds
-    method: str | None = None  # only requests with this method (any when None)
-    skip: int = 0  # matching requests let through before the fault begins
-
-    def matches(self, method: str, path: str) -> bool:
-        return (
-            self.remaining > 0
-            and path.startswith(self.path_prefix)
-            and (self.method is None or self.method == method.upper())
-        )
 
 
 class _Server(ThreadingHTTPServer):
@@ -148,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = _dispatch
 
 
-class TransferEmulator:
+class TransferEmulator(UnkindSwitches):
     """Globus Transfer v0.10 + Globus Auth, emulated over local directories.
 
     :param collections: collection id -> local directory that is the collection's "/".
@@ -178,9 +168,13 @@ class TransferEmulator:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._auth = AuthService(clients, token_lifetime=token_lifetime)
-        self._transfer = TransferService(collections, max_active=max_active, task_delay=task_delay)
-        self._flows = FlowsService()
-        self._faults: deque[_Fault] = deque()
+        #: model time of the Transfer and Flows services (see :meth:`advance_clock`)
+        self.clock = Clock()
+        self._transfer = TransferService(
+            collections, max_active=max_active, task_delay=task_delay, clock=self.clock
+        )
+        self._flows = FlowsService(self.clock)
+        self._faults: deque[Fault] = deque()
         self._release_generation = 0
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
@@ -193,6 +187,8 @@ class TransferEmulator:
         self.dropped: list[tuple[str, str]] = []
         #: (method, path, status) of every request whose answer was held back on purpose
         self.delayed: list[tuple[str, str, int]] = []
+        #: (method, path, status) of every request carried out whose answer was then lost
+        self.lost: list[tuple[str, str, int]] = []
         #: tracebacks of unexpected exceptions in handlers or in the worker (should be empty)
         self.server_errors: list[str] = []
 
@@ -396,12 +392,12 @@ class TransferEmulator:
         with a Globus error body (and ``Retry-After`` when ``retry_after`` is given); with
         ``skip``, only after that many matching requests were answered normally."""
         with self._lock:
-            self._faults.append(_Fault(n, path_prefix, status, retry_after, code, skip=skip))
+            self._faults.append(Fault(n, path_prefix, status, retry_after, code, skip=skip))
 
     def drop_connections(self, n: int, path_prefix: str = "/v0.10/") -> None:
         """The next ``n`` matching requests get their connection closed, unanswered."""
         with self._lock:
-            self._faults.append(_Fault(n, path_prefix, None))
+            self._faults.append(Fault(n, path_prefix, None))
 
     def delay_replies(
         self,
@@ -418,7 +414,7 @@ class TransferEmulator:
             raise ValueError("seconds must be positive")
         wanted = method.upper() if method else None
         with self._lock:
-            self._faults.append(_Fault(n, path_prefix, None, delay=seconds, method=wanted))
+            self._faults.append(Fault(n, path_prefix, None, delay=seconds, method=wanted))
 
     def release_replies(self) -> None:
         """Send every answer held back by :meth:`delay_replies` now."""
@@ -556,7 +552,7 @@ class TransferEmulator:
 
     # ----------------------------------------------------------------- internals
 
-    def _take_fault(self, path: str, method: str = "GET") -> _Fault | None:
+    def _take_fault(self, path: str, method: str = "GET") -> Fault | None:
         for fault in self._faults:
             if fault.matches(method, path):
                 if fault.skip > 0:
@@ -576,21 +572,15 @@ class TransferEmulator:
             delay = fault.delay if fault is not None else 0.0
             if delay > 0:
                 fault = None  # carried out normally, answered late
+            if fault is not None and fault.after:
+                return self._act_then_lose(req, fault), False
             if fault is not None and fault.status is None:
                 self.dropped.append((req.method, req.path))
                 return None, False
-            try:
-                if fault is not None and fault.status is not None:
-                    reply = self._fault_reply(req, fault, fault.status)
-                else:
-                    reply = self._route(req)
-            except HTTPError as err:
-                reply = err.reply
-            except Exception:
-                self.server_errors.append(traceback.format_exc())
-                reply = transfer_error(
-                    500, "InternalError", "Emulator error (see server_errors)", req.path
-                ).reply
+            if fault is not None and fault.status is not None:
+                reply = self._fault_reply(req, fault, fault.status)
+            else:
+                reply = self._carry_out(req)
             self.requests.append((req.method, req.path, reply.status))
             self._cond.notify_all()
             if delay <= 0:
@@ -602,8 +592,31 @@ class TransferEmulator:
             )
             return reply, True
 
+    def _carry_out(self, req: Request) -> Reply:
+        try:
+            return self._route(req)
+        except HTTPError as err:
+            return err.reply
+        except Exception:
+            self.server_errors.append(traceback.format_exc())
+            return transfer_error(
+                500, "InternalError", "Emulator error (see server_errors)", req.path
+            ).reply
+
+    def _act_then_lose(self, req: Request, fault: Fault) -> Reply | None:
+        """The service acts on the request, then its answer is lost on the way back."""
+        acted = self._carry_out(req)
+        self.lost.append((req.method, req.path, acted.status))
+        self._cond.notify_all()
+        if fault.status is None:
+            self.dropped.append((req.method, req.path))
+            return None
+        reply = self._fault_reply(req, fault, fault.status)
+        self.requests.append((req.method, req.path, reply.status))
+        return reply
+
     @staticmethod
-    def _fault_reply(req: Request, fault: _Fault, status: int) -> Reply:
+    def _fault_reply(req: Request, fault: Fault, status: int) -> Reply:
         code = fault.code or ERROR_CODES.get(status, f"HTTPError{status}")
         reply = transfer_error(
             status, code, f"Injected failure: HTTP {status}", req.path.removeprefix("/v0.10")
@@ -656,7 +669,7 @@ class TransferEmulator:
                 if self._stopping:
                     return
                 try:
-                    task = self._transfer.schedule(time.time())
+                    task = self._transfer.schedule(self.clock())
                 except Exception:
                     self.server_errors.append(traceback.format_exc())
                     task = None
@@ -670,9 +683,9 @@ class TransferEmulator:
                 self.server_errors.append(traceback.format_exc())
                 with self._cond:
                     task.executing = False
-                    self._transfer.fail(task, "UNKNOWN", "emulator error", now=time.time())
+                    self._transfer.fail(task, "UNKNOWN", "emulator error", now=self.clock())
                     self._cond.notify_all()
                 continue
             with self._cond:
-                self._transfer.apply(task, outcome, time.time())
+                self._transfer.apply(task, outcome, self.clock())
                 self._cond.notify_all()

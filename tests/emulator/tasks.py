@@ -15,6 +15,7 @@ import shutil
 import stat
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ NICE_DESCRIPTIONS = {
     "IS_A_DIRECTORY": "Is a directory",
     "NOT_A_DIRECTORY": "Not a directory",
     "NO_SPACE_LEFT": "No space left on device",
+    "INVALID_PATH_NAME": "Invalid path name",
     "QUOTA_EXCEEDED": "Quota exceeded",
     "ENDPOINT_ERROR": "Endpoint error",
     "CONNECT_FAILED": "Could not connect to server",
@@ -120,6 +122,15 @@ class EmulatedTask:
     retry_at: float = 0.0
     last_error: str | None = None
     ran_once: bool = False
+    # deadlines, recent errors and pauses (see unkind.py)
+    user_deadline: bool = False  # submitted with a ``deadline``: never extended
+    last_progress: float | None = None  # model time of its last completed batch of work
+    last_error_time: float | None = None
+    transient: tuple[str, float] | None = None  # (code, seconds it shows) before its first run
+    paused: bool = False  # by an administrator's pause rule
+    pause_message: str | None = None
+    paused_at: float | None = None
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     @property
     def stuck(self) -> bool:
@@ -127,6 +138,7 @@ class EmulatedTask:
         return self.status == "ACTIVE" and (
             self.stuck_status is not None
             or self.gcp_blocked
+            or self.paused
             or (self.last_error is not None and not self.has_slot)
         )
 
@@ -138,7 +150,7 @@ class EmulatedTask:
                 "description": description,
                 "details": details,
                 "is_error": error,
-                "time": space_time(time.time()),
+                "time": space_time(self.clock()),
             }
         )
 
@@ -146,7 +158,7 @@ class EmulatedTask:
         active = self.status == "ACTIVE"
         src = collections.get(self.source_endpoint_id, {})
         dst = collections.get(self.destination_endpoint_id or "", {})
-        elapsed = max((self.completion_time or time.time()) - self.request_time, 1.0)
+        elapsed = max((self.completion_time or self.clock()) - self.request_time, 1.0)
         return {
             "DATA_TYPE": "task",
             "task_id": self.task_id,
@@ -184,7 +196,7 @@ class EmulatedTask:
                 if active
                 else None
             ),
-            "is_paused": False,
+            "is_paused": self.paused if active else False,
             "fatal_error": self.fatal_error,
             "canceled_by_admin": None,
             "canceled_by_admin_message": None,
@@ -388,7 +400,7 @@ def _source_error(
                 "destination_path": destination_path,
                 "error_code": code,
                 "error_details": details,
-                "error_time": iso_time(time.time()),
+                "error_time": iso_time(task.clock()),
                 "is_directory": is_directory,
                 "is_symlink": False,
                 "is_delete_destination_extra": False,

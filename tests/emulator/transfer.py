@@ -7,17 +7,19 @@ holds its lock around every call.
 from __future__ import annotations
 
 import posixpath
-import time
 import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from ._common import (
+    Clock,
     HTTPError,
     JSONDict,
     Reply,
     Request,
+    iso_time,
+    list_order_key,
     new_request_id,
     parse_time,
     transfer_error,
@@ -36,6 +38,43 @@ from .tasks import (
     file_document,
     globus_to_local,
 )
+
+# Deadlines, from https://docs.globus.org/api/transfer/task_behavior/#deadlines: "Transfer tasks
+# submitted without a user-specified deadline will have their deadlines automatically extended if
+# they are making progress. Delete tasks default to 24 hours and do not have their deadlines
+# automatically extended. [...] The deadline starts at 24 hours after submission. If the transfer
+# is making progress, it will regularly have its deadline pushed to 72 hours after its most recent
+# successfully completed batch of work. If the transfer is queued and hasn't hit any errors in the
+# past 24 hours, its deadline will regularly be pushed to 24 hours away. Paused transfers will not
+# have their deadlines automatically extended, but a paused task will have its deadline set to 90
+# days after the pause time. When a task is unpaused its deadline is set to 24 hours after the
+# unpause time."
+PROGRESS_EXTENSION = 72 * 3600.0
+QUEUED_EXTENSION = 24 * 3600.0
+PAUSED_DEADLINE = 90 * 86400.0
+
+
+def pause_rule(collection_id: str, message: str | None, since: float) -> JSONDict:
+    """A pause rule as ``task_pause_info`` lists it. The field names follow the Transfer docs'
+    "Limited pause rule document" heading (task#limited_pause_rule_document) as far as this
+    emulator knows them; no recorded answer was found to check them against."""
+    return {
+        "DATA_TYPE": "pause_rule_limited",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"pause:{collection_id}")),
+        "message": message,
+        "start_time": iso_time(since),
+        "endpoint_id": collection_id,
+        "identity_id": None,
+        "modify": True,
+        "read": True,
+        "delete": True,
+        "rename": True,
+        "mkdir": True,
+        "ls": True,
+        "created_by_host_manager": False,
+        "editable": False,
+    }
+
 
 # --------------------------------------------------------------------------- the service
 
@@ -63,7 +102,15 @@ def _paging_number(req: Request, name: str, default: int, cap: int | None = None
 class TransferService:
     """State and HTTP handlers of the emulated Transfer service."""
 
-    def __init__(self, collections: dict[str, Path], *, max_active: int, task_delay: float):
+    def __init__(
+        self,
+        collections: dict[str, Path],
+        *,
+        max_active: int,
+        task_delay: float,
+        clock: Clock | None = None,
+    ):
+        self.clock = clock if clock is not None else Clock()
         self.roots: dict[str, Path] = {}
         self.collection_docs: dict[str, JSONDict] = {}
         for index, (collection_id, directory) in enumerate(collections.items(), start=1):
@@ -88,6 +135,13 @@ class TransferService:
         self.tasks_held = False
         self.drives: dict[str, DriveState] = {}  # Google-Drive-like collections (listing.py)
         self.denied: set[tuple[str, Path]] = set()  # (collection, directory) ls refuses: 403
+        # switches of unkind.py, all off by default
+        self.extend_deadlines = False
+        self.label_limit: int | None = None
+        self.list_order: str | None = None  # None: task_list newest first, as always here
+        self.ls_limit_key = False  # True: ls answers carry "limit" and "offset" (not real)
+        self.refused_paths: dict[tuple[str, Path], tuple[int, str]] = {}  # ls: (status, code)
+        self.pending_transients: deque[tuple[str, float]] = deque()
 
     @staticmethod
     def _collection_doc(collection_id: str, index: int) -> JSONDict:
@@ -154,15 +208,15 @@ class TransferService:
 
     def schedule(self, now: float) -> EmulatedTask | None:
         """Expire, assign slots, and pick the next task whose turn to run has come."""
-        for task in self.tasks.values():
-            if task.status == "ACTIVE" and not task.executing and now >= task.deadline:
-                self._expire(task, now)
+        self.tick(now)
         for task in self.tasks.values():
             if task.status == "ACTIVE" and not task.executing:
                 self.gcp_gate(task)
         counts = self.running_counts()
         for task in self.tasks.values():
             if task.status != "ACTIVE" or task.has_slot or task.stuck_status is not None:
+                continue
+            if task.paused:
                 continue
             if task.gcp_blocked:
                 continue
@@ -192,9 +246,62 @@ class TransferService:
                 if task.forced_failure is not None:
                     self.fail(task, *task.forced_failure, now=now)
                     continue
+                if task.transient is not None:
+                    self._show_transient(task, now)
+                    continue
                 task.executing = True
                 return task
         return None
+
+    def tick(self, now: float) -> None:
+        """Deadlines at model time ``now``: extend those the service extends (when
+        ``extend_deadlines`` is on), expire those past theirs."""
+        for task in self.tasks.values():
+            if task.status != "ACTIVE" or task.executing:
+                continue
+            if self.extend_deadlines:
+                self._extend(task, now)
+            if now >= task.deadline:
+                self._expire(task, now)
+
+    @staticmethod
+    def _extend(task: EmulatedTask, now: float) -> None:
+        if task.type != "TRANSFER" or task.user_deadline or task.paused:
+            return
+        if task.last_progress is not None:
+            task.deadline = max(task.deadline, task.last_progress + PROGRESS_EXTENSION)
+        recent_error = (
+            task.last_error_time is not None and now - task.last_error_time < QUEUED_EXTENSION
+        )
+        queued = not task.has_slot and task.stuck_status is None and not recent_error
+        if queued and now < task.deadline:  # a jump of the clock past it expires it
+            task.deadline = max(task.deadline, now + QUEUED_EXTENSION)
+
+    def _show_transient(self, task: EmulatedTask, now: float) -> None:
+        """The task hits an error the service retries: it shows it in nice_status (an error
+        "within the past 15 minutes", task_behavior#queuing), backs off, then goes on."""
+        code, seconds = task.transient or ("UNKNOWN", 0.0)
+        task.transient = None
+        task.has_slot = False
+        task.last_error, task.last_error_time = code, now
+        task.nice_status = code
+        task.nice_status_details = f"Injected by the emulator: {describe(code)}"
+        task.faults += 1
+        task.retry_at = now + seconds
+        task.subtasks_retrying = 1
+        task.add_event(code, describe(code).lower(), task.nice_status_details, error=True)
+
+    def pause(self, task: EmulatedTask, message: str | None, now: float) -> None:
+        task.paused, task.pause_message, task.paused_at = True, message, now
+        if not task.executing:
+            task.has_slot = False
+        if self.extend_deadlines and task.type == "TRANSFER" and not task.user_deadline:
+            task.deadline = now + PAUSED_DEADLINE
+
+    def unpause(self, task: EmulatedTask, now: float) -> None:
+        task.paused, task.pause_message = False, None
+        if self.extend_deadlines and task.type == "TRANSFER" and not task.user_deadline:
+            task.deadline = now + QUEUED_EXTENSION
 
     def gcp_down(self, collection_id: str) -> str | None:
         """GC_NOT_CONNECTED or GC_PAUSED when this is a Globus Connect Personal collection
@@ -241,9 +348,12 @@ class TransferService:
         task.files_transferred = len(task.successful_transfers)
         task.bytes_transferred += outcome.bytes_transferred
         task.bytes_checksummed += outcome.bytes_checksummed
+        if outcome.successful or outcome.bytes_transferred or outcome.files_skipped:
+            task.last_progress = now
         work = len(task.items) + outcome.files + outcome.directories
         if outcome.errors:
             code, details = outcome.errors[0]
+            task.last_error_time = now
             task.faults += len(outcome.errors)
             task.last_error = code
             task.nice_status = code
@@ -487,7 +597,9 @@ class TransferService:
                 ),
             )
         sync_level = self._parse_sync_level(doc.get("sync_level"), resource)
-        now = time.time()
+        label = doc.get("label") if isinstance(doc.get("label"), str) else None
+        self._check_label(label, resource)
+        now = self.clock()
         deadline_raw = doc.get("deadline")
         try:
             deadline = parse_time(deadline_raw) if deadline_raw else now + DEFAULT_DEADLINE
@@ -502,12 +614,14 @@ class TransferService:
             owner=token.identity_id,
             username=token.username,
             submission_id=submission_id,
-            label=doc.get("label") if isinstance(doc.get("label"), str) else None,
+            label=label,
             source_endpoint_id=source,
             destination_endpoint_id=destination,
             items=items,
             request_time=now,
             deadline=deadline,
+            user_deadline=bool(deadline_raw),
+            clock=self.clock,
             sync_level=sync_level,
             verify_checksum=_bool(doc.get("verify_checksum")),
             preserve_timestamp=_bool(doc.get("preserve_timestamp")),
@@ -525,6 +639,8 @@ class TransferService:
         )
         if self.pending_failures:
             task.forced_failure = self.pending_failures.popleft()
+        if self.pending_transients:
+            task.transient = self.pending_transients.popleft()
         if self.pending_sticks:
             task.stuck_status = self.pending_sticks.popleft()
             task.nice_status = task.stuck_status
@@ -546,6 +662,19 @@ class TransferService:
             202,
             self._submit_result(kind, "Accepted", message, task.task_id, submission_id, resource),
         )
+
+    def _check_label(self, label: str | None, resource: str) -> None:
+        """With ``label_limit`` set: a longer label is refused. The limit is documented
+        (https://docs.globus.org/cli/reference/labels/: "The maximum label length is 128
+        characters"); the error code the service answers with is not: ClientError.BadRequest
+        is this emulator's assumption."""
+        if self.label_limit is not None and label is not None and len(label) > self.label_limit:
+            raise transfer_error(
+                400,
+                "ClientError.BadRequest",
+                f"Invalid label: longer than {self.label_limit} characters",
+                resource,
+            )
 
     @staticmethod
     def _submit_result(
@@ -575,10 +704,13 @@ class TransferService:
         if req.method == "PUT":
             doc = req.json()
             if "label" in doc:
-                task.label = doc["label"] if isinstance(doc["label"], str) else None
+                label = doc["label"] if isinstance(doc["label"], str) else None
+                self._check_label(label, f"/task/{task_id}")
+                task.label = label
             if doc.get("deadline"):
                 try:
                     task.deadline = parse_time(str(doc["deadline"]))
+                    task.user_deadline = True
                 except ValueError as err:
                     raise transfer_error(
                         400, "ClientError.BadRequest", "Invalid deadline", req.path
@@ -609,7 +741,7 @@ class TransferService:
                     "resource": resource,
                 },
             )
-        self.cancel(task, time.time())
+        self.cancel(task, self.clock())
         return Reply(
             200,
             {
@@ -670,6 +802,10 @@ class TransferService:
                     raise transfer_error(
                         400, "ClientError.BadRequest", f"Invalid filter {clause!r}", req.path
                     ) from err
+        if self.list_order is not None and not req.arg("orderby"):
+            order = self.list_order
+            tasks.sort(key=lambda t: list_order_key(order, t.task_id, t.request_time))
+            return self._task_page(tasks, limit, offset)
         orderby = (req.arg("orderby") or "request_time DESC").split(",")[0].split()
         field_name = orderby[0] if orderby else "request_time"
         descending = len(orderby) > 1 and orderby[1].upper() == "DESC"
@@ -683,6 +819,9 @@ class TransferService:
             return (value is None, value if value is not None else 0, sequence[task.task_id])
 
         tasks = sorted(tasks, key=sort_key, reverse=descending)
+        return self._task_page(tasks, limit, offset)
+
+    def _task_page(self, tasks: list[EmulatedTask], limit: int, offset: int) -> Reply:
         page = tasks[offset : offset + limit]
         return Reply(
             200,
@@ -714,7 +853,8 @@ class TransferService:
             ) from err
         size = max(1, self.marker_page_size)
         page = entries[start : start + size]
-        next_marker = str(start + size) if start + size < len(entries) else None
+        # an int, as recorded (globus_sdk.testing: endpoint_manager_task_successful_transfers)
+        next_marker = start + size if start + size < len(entries) else None
         return Reply(
             200,
             {
@@ -748,13 +888,15 @@ class TransferService:
         )
 
     def _pause_info(self, req: Request, token: TokenRecord, task_id: str) -> Reply:
-        self._owned_task(req, token, task_id)
+        task = self._owned_task(req, token, task_id)
+        paused = task.paused and task.paused_at is not None
+        rules = [pause_rule(task.source_endpoint_id, task.pause_message, task.paused_at or 0.0)]
         return Reply(
             200,
             {
                 "DATA_TYPE": "pause_info_limited",
-                "pause_rules": [],
-                "source_pause_message": None,
+                "pause_rules": rules if paused else [],
+                "source_pause_message": task.pause_message if paused else None,
                 "destination_pause_message": None,
             },
         )
@@ -788,6 +930,10 @@ class TransferService:
                 "is not currently connected",
                 resource,
             )
+        refused = self.refused_paths.get((collection_id, local))
+        if refused is not None:
+            status, code = refused
+            raise transfer_error(status, code, f"Invalid path '{shown}'", resource)
         if (collection_id, local) in self.denied:
             raise transfer_error(
                 403,
@@ -817,22 +963,22 @@ class TransferService:
         offset = _paging_number(req, "offset", 0)
         limit = _paging_number(req, "limit", 100000, self.ls_limit_cap)
         page = entries[offset : offset + limit]
-        return Reply(
-            200,
-            {
-                "DATA_TYPE": "file_list",
-                "DATA": page,
-                "path": shown,
-                "absolute_path": shown,
-                "endpoint": collection_id,
-                "length": len(page),
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-                "rename_supported": True,
-                "symlink_supported": False,
-            },
-        )
+        # the keys of the service's answer, as recorded verbatim in globus-cli's
+        # tests/files/api_fixtures/ls_results.yaml: no "limit", no "offset"
+        doc: JSONDict = {
+            "DATA_TYPE": "file_list",
+            "DATA": page,
+            "path": shown,
+            "absolute_path": shown,
+            "endpoint": collection_id,
+            "length": len(page),
+            "total": total,
+            "rename_supported": True,
+            "symlink_supported": False,
+        }
+        if self.ls_limit_key:
+            doc.update(limit=limit, offset=offset)
+        return Reply(200, doc)
 
     def _stat(self, req: Request, token: TokenRecord, collection_id: str) -> Reply:
         resource = f"/operation/endpoint/{collection_id}/stat"
