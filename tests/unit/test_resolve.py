@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from globus_autosync.engine.resolve import BATCH_FAILED, SUCCEEDED, Undelivered, resolve
+from globus_autosync.engine.resolve import BATCH_FAILED, BATCH_SUCCEEDED, Undelivered, resolve
 from globus_autosync.model.plan import FAILED, SEEN, SKIPPED, SUBMITTED, Pending
 from globus_autosync.store import QueuedFile
 from globus_autosync.transports.base import Outcome, TaskReport
@@ -90,10 +90,10 @@ class BatchCase:
 
 
 BATCH_CASES = [
-    BatchCase(("done", "done"), None, SUCCEEDED, 0, 0, 2),
-    BatchCase((), None, SUCCEEDED, 0, 0, 0),
+    BatchCase(("done", "done"), None, BATCH_SUCCEEDED, 0, 0, 2),
+    BatchCase((), None, BATCH_SUCCEEDED, 0, 0, 0),
     # a skipped or retried file does not fail the batch
-    BatchCase(("done", "skipped", "retry"), None, SUCCEEDED, 0, 1, 1),
+    BatchCase(("done", "skipped", "retry"), None, BATCH_SUCCEEDED, 0, 1, 1),
     BatchCase(("done", "failed"), None, BATCH_FAILED, 1, 0, 1),
     BatchCase(("done", None), None, BATCH_FAILED, 1, 0, 1),
     BatchCase((None, None, "skipped"), None, BATCH_FAILED, 2, 1, 0),

