@@ -42,7 +42,7 @@ IN_JOB = """
 import sys, time
 from pathlib import Path
 from globus_autosync import config
-from globus_autosync.engine.cycle import run_job
+from globus_autosync.engine.step import run_job
 cfg = config.load(Path(sys.argv[1]))
 (job,) = cfg.select(sys.argv[3])
 t = time.perf_counter()

@@ -59,7 +59,7 @@ IN_PROCESS = """
 import sys, time
 from pathlib import Path
 from globus_autosync import config
-from globus_autosync.engine.cycle import run_job
+from globus_autosync.engine.step import run_job
 cfg = config.load(Path(sys.argv[1]))
 t = time.perf_counter()
 summary = run_job(cfg.jobs[0], cfg, Path(sys.argv[2]), full=sys.argv[3] == "full")

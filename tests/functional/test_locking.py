@@ -5,9 +5,10 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import subprocess
 import time
 
-from .helpers import CliEnv, assert_mirrored, job_toml, tree
+from .helpers import CliEnv, assert_mirrored, console_script, job_toml, tree
 
 
 def test_a_second_run_of_a_locked_job_exits_75_and_does_nothing(env: CliEnv) -> None:
@@ -63,15 +64,26 @@ def test_a_run_blocked_by_a_running_run_of_the_same_job(env: CliEnv) -> None:
 
 
 def test_the_lock_of_a_killed_run_is_released(env: CliEnv) -> None:
+    """Killed inside its lock (a batch journaled, not yet submitted): the next run is not
+    locked out, and repairs what the killed one left."""
     for i in range(20):
         env.write(f"{i:03}.dat", os.urandom(1 << 20))
-    proc = env.popen("run")
-    deadline = time.monotonic() + 30
-    while not any(env.dst.iterdir()) and proc.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    crash = env.environ() | {"GLOBUS_AUTOSYNC_CRASH_AT": "batch-journaled"}
+    killed = subprocess.Popen(
+        [*console_script(), "run"], env=crash, cwd=env.root, stdout=subprocess.PIPE, text=True
+    )
+    out, _ = killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL  # killed, not finished by itself
+    assert "sent" not in out
+    lock = env.state / "locks" / "detector.lock"
+    assert lock.read_text() == str(killed.pid)  # it held the lock when it was killed
+    with env.db() as db:
+        assert db.execute("SELECT count(*) FROM batches WHERE task_id IS NULL").fetchone() == (1,)
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the OS released it: no wait, no error
+    finally:
+        os.close(fd)
     env.run()
     assert_mirrored(env.src, env.dst)
 

@@ -53,8 +53,10 @@ def test_unchanged_files_are_never_rewritten(env: CliEnv) -> None:
     for path, st in before.items():
         now = (env.dst / path).stat()
         assert (now.st_ino, now.st_mtime_ns, now.st_ctime_ns) == (
-            st.st_ino, st.st_mtime_ns, st.st_ctime_ns,
-        ), path  # fmt: skip
+            st.st_ino,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        ), path
 
 
 def test_new_file_with_an_old_mtime_is_sent(env: CliEnv) -> None:
@@ -221,15 +223,28 @@ def test_status_and_tasks(env: CliEnv) -> None:
     env.run()
     st = env.status()
     assert {k: st[k] for k in ("done", "waiting", "queued", "in_flight", "failed", "skipped")} == {
-        "done": 2, "waiting": 0, "queued": 0, "in_flight": 0, "failed": 0, "skipped": 0,
-    }  # fmt: skip
+        "done": 2,
+        "waiting": 0,
+        "queued": 0,
+        "in_flight": 0,
+        "failed": 0,
+        "skipped": 0,
+    }
     assert st["bytes_done"] == 1500
     assert st["last_result"] == "ok"
     assert st["last_run"] is not None
     assert st["lag_seconds"] == 0
     human = env.cli("status").stdout
-    for word in ("done 2", "waiting to settle 0", "queued 0", "in flight 0", "failed 0",
-                 "skipped 0", "lag", "last run"):  # fmt: skip
+    for word in (
+        "done 2",
+        "waiting to settle 0",
+        "queued 0",
+        "in flight 0",
+        "failed 0",
+        "skipped 0",
+        "lag",
+        "last run",
+    ):
         assert word in human, human
     env.write("c.dat", "z")
     env.run()

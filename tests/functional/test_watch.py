@@ -236,15 +236,26 @@ def test_a_change_notice_wakes_watch_long_before_its_interval(
     (env.src / "day").rename(env.src / "day.old")
     env.write("day/a.tif", "second a, in a new day")
     env.write("day/c.tif", "c")
-    wait_for("the new day's files", lambda: len(list((env.dst / "day").iterdir())) == 3
-             and (env.dst / "day" / "a.tif").read_text() == "second a, in a new day")  # fmt: skip
-    wait_for("the old day, under its new name",
-             lambda: sorted(p.name for p in (env.dst / "day.old").glob("*")) == ["a.tif", "b.tif"]
-             if (env.dst / "day.old").is_dir() else False)  # fmt: skip
+    wait_for(
+        "the new day's files",
+        lambda: (
+            len(list((env.dst / "day").iterdir())) == 3
+            and (env.dst / "day" / "a.tif").read_text() == "second a, in a new day"
+        ),
+    )
+    wait_for(
+        "the old day, under its new name",
+        lambda: (
+            sorted(p.name for p in (env.dst / "day.old").glob("*")) == ["a.tif", "b.tif"]
+            if (env.dst / "day.old").is_dir()
+            else False
+        ),
+    )
     env.write("day/d.tif", "d")
     wait_for("a file in the new day", lambda: (env.dst / "day" / "d.tif").exists())
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=WAIT)
     assert proc.returncode == 0
-    assert_mirrored(env.src, env.dst, ["day/a.tif", "day/c.tif", "day/d.tif", "day.old/a.tif",
-                                       "day.old/b.tif"])  # fmt: skip
+    assert_mirrored(
+        env.src, env.dst, ["day/a.tif", "day/c.tif", "day/d.tif", "day.old/a.tif", "day.old/b.tif"]
+    )

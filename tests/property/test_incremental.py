@@ -17,7 +17,7 @@ directory (a few thousand files recorded by ``baseline``) that operations keep a
 deleting from and renaming in.
 
 After each step, ``run`` (incremental) works in one state directory and ``run --full`` in another,
-each with a destination of its own; the engine is called in-process (``cycle.run_job``).
+each with a destination of its own; the engine is called in-process (``step.run_job``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from hypothesis import strategies as st
 
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
-from globus_autosync.engine.cycle import baseline_job, run_job
+from globus_autosync.engine.baseline import baseline_job
+from globus_autosync.engine.step import run_job
 from globus_autosync.engine.summary import Summary
 from globus_autosync.monitoring.status import job_status
 from globus_autosync.sources.local import chunks as runs

@@ -23,6 +23,7 @@ from globus_autosync import config as config_mod
 from globus_autosync.config import Job
 from globus_autosync.engine.cycle import Cycle
 from globus_autosync.engine.summary import Summary
+from globus_autosync.sources.context import CycleContext
 from globus_autosync.sources.local import inotify as notify
 from globus_autosync.sources.local import listwork
 from globus_autosync.sources.local.inotify import DirWatch
@@ -45,14 +46,15 @@ class World:
             {"job": [{"name": "job", "source": str(self.src), "destination": str(self.dst),
                       "settle": "0s", "full_scan_every": "3650d"}]},
         )  # fmt: skip
+        self.cfg = cfg
         self.job: Job = cfg.jobs[0]
         self.store = Store.open(tmp / "state")
         self.notices = DirWatch("job")
         self.tick = PAST
 
     def cycle(self, notices: bool = True) -> Summary:
-        cycle = Cycle(self.job, self.store, LocalTransport(self.job),
-                      notices=self.notices if notices else None)  # fmt: skip
+        ctx = CycleContext.start(self.job, self.cfg, self.store, LocalTransport(self.job))
+        cycle = Cycle(ctx, notices=self.notices if notices else None)
         summary = cycle.run(full=False)
         assert summary.exit_code == 0, summary.line()
         return summary

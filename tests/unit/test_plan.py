@@ -151,14 +151,16 @@ def _inputs(c: Case) -> tuple[Stats, dict[str, str], Stats, dict[str, Pending]]:
         else:
             row_stats = c.stats if c.row_same else (c.stats[0] + 1, c.stats[1])
         pending[NAME] = Pending(
-            NAME, *row_stats, c.row_state,
+            NAME,
+            *row_stats,
+            c.row_state,
             since=NOW - 3600 if c.row_since_old else NOW - 1,
             queued_at=NOW - 50 if c.row_state != SEEN else None,
             attempts=3,
             next_try=NOW - 1 if c.retry_due else NOW + 100,
             batch=7 if c.row_state == SUBMITTED else None,
             reason=c.row_reason if c.row_state == SKIPPED else None,
-        )  # fmt: skip
+        )
     return files, skipped, done, pending
 
 
@@ -292,10 +294,12 @@ def test_a_remote_file_is_seen_first_then_queued_after_settle() -> None:
     first = plan_dir({"a.tif": OLD}, {}, {}, {}, NOW, SETTLE, False, trust_mtime=False)
     [row] = first.upserts
     assert row.state == SEEN and first.changed == 1
-    early = plan_dir({"a.tif": OLD}, {}, {}, {"a.tif": row}, NOW + SETTLE - 1, SETTLE, False,
-                     trust_mtime=False)  # fmt: skip
+    early = plan_dir(
+        {"a.tif": OLD}, {}, {}, {"a.tif": row}, NOW + SETTLE - 1, SETTLE, False, trust_mtime=False
+    )
     assert early.upserts == []
-    late = plan_dir({"a.tif": OLD}, {}, {}, {"a.tif": row}, NOW + SETTLE, SETTLE, False,
-                    trust_mtime=False)  # fmt: skip
+    late = plan_dir(
+        {"a.tif": OLD}, {}, {}, {"a.tif": row}, NOW + SETTLE, SETTLE, False, trust_mtime=False
+    )
     assert [r.state for r in late.upserts] == [QUEUED]
     assert plan_dir({"a.tif": OLD}, {}, {}, {}, NOW, SETTLE, False).upserts[0].state == QUEUED

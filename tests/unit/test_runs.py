@@ -21,7 +21,8 @@ import pytest
 
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
-from globus_autosync.engine.cycle import baseline_job, run_job
+from globus_autosync.engine.baseline import baseline_job
+from globus_autosync.engine.step import run_job
 from globus_autosync.engine.summary import Summary
 from globus_autosync.sources.local import chunks as runs
 from globus_autosync.sources.local import listwork

@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,8 +21,11 @@ import pytest
 
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
-from globus_autosync.engine.cycle import Cycle, baseline_job, run_job
+from globus_autosync.engine.baseline import baseline_job
+from globus_autosync.engine.cycle import Cycle
+from globus_autosync.engine.step import run_job
 from globus_autosync.errors import JobError, WorkerError
+from globus_autosync.sources.context import CycleContext, never
 from globus_autosync.sources.local import parwalk, walk
 from globus_autosync.sources.local.listing import join
 from globus_autosync.sources.local.listwork import Setup, Task
@@ -304,23 +307,23 @@ def test_tasks_too_large_for_a_pipe_go_to_an_idle_worker_or_stay_here(
     assert spy.made[0].sent > 0
 
 
-def _cycle(tmp_path: Path) -> Cycle:
+def _cycle(tmp_path: Path, should_stop: Callable[[], bool] = never) -> Cycle:
     make_tree(tmp_path / "source")
-    _, job = make_config(tmp_path, "x", "skip")
+    cfg, job = make_config(tmp_path, "x", "skip")
     store = Store.open(tmp_path / "state")
-    return Cycle(job, store, LocalTransport(job))
+    return Cycle(CycleContext.start(job, cfg, store, LocalTransport(job), should_stop=should_stop))
 
 
 def test_should_stop_ends_a_parallel_walk_between_directories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spy: type[Spy]
 ) -> None:
     parallel(monkeypatch, True)
-    cycle = _cycle(tmp_path)
     asked = iter(range(100))
-    cycle.should_stop = lambda: next(asked) >= 3
+    cycle = _cycle(tmp_path, lambda: next(asked) >= 3)
     summary = cycle.run(full=True)
     assert 0 < summary.dirs <= 3
-    assert cycle.store.last_full_scan(cycle.job_id) == 0  # a stopped walk is not a full scan
+    # a stopped walk is not a full scan
+    assert cycle.ctx.store.last_full_scan(cycle.ctx.job_id) == 0
     assert len(spy.made) == 1
 
 
@@ -451,9 +454,9 @@ def test_workers_ended_by_the_signal_that_stops_the_walk_are_a_stop_not_an_error
 ) -> None:
     """systemd stops ``watch`` with SIGTERM to every process of the service, workers included."""
     parallel(monkeypatch, True)
-    cycle = _cycle(tmp_path)
+    stop: list[bool] = []
+    cycle = _cycle(tmp_path, lambda: bool(stop))
     real = cycle._apply
-    stop = []
 
     def apply(*args: Any) -> None:
         for proc in spy.made[0].procs:
@@ -463,10 +466,9 @@ def test_workers_ended_by_the_signal_that_stops_the_walk_are_a_stop_not_an_error
         real(*args)
 
     monkeypatch.setattr(cycle, "_apply", apply)
-    cycle.should_stop = lambda: bool(stop)
     summary = cycle.run(full=True)
     assert summary.dirs >= 1
-    assert cycle.store.last_full_scan(cycle.job_id) == 0
+    assert cycle.ctx.store.last_full_scan(cycle.ctx.job_id) == 0
 
 
 def test_a_worker_killed_with_a_task_in_hand_names_the_directory(tmp_path: Path) -> None:

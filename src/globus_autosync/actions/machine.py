@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from globus_autosync.actions import commands
-from globus_autosync.config import Config, Job
+from globus_autosync.config import Job
 from globus_autosync.errors import AuthError, TransportError
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.model.plan import backoff
+from globus_autosync.sources.context import CycleContext
 from globus_autosync.sources.local.listing import join
-from globus_autosync.store import ActionRow, QueuedFile, Store
+from globus_autosync.store import ActionRow, QueuedFile
 from globus_autosync.store.actions import (
     ACTION_FAILED,
     PENDING,
@@ -57,10 +58,10 @@ def label(job: Job, row: ActionRow) -> str:
 class Actions:
     """The actions of one job in one cycle."""
 
-    def __init__(self, job: Job, config: Config, store: Store, job_id: int,
-                 rel: dict[int, str], state_dir: Path) -> None:  # fmt: skip
-        self.job, self.config, self.store, self.job_id = job, config, store, job_id
-        self.rel, self.state_dir = rel, state_dir
+    def __init__(self, ctx: CycleContext) -> None:
+        job = ctx.job
+        self.job, self.config, self.store, self.job_id = job, ctx.config, ctx.store, ctx.job_id
+        self.rel, self.state_dir = ctx.tree.rel, ctx.state_dir
         self.legs = (job.flow is not None, bool(job.command))
         self._runner: FlowRunner | None = None
         self.result = ActResult()

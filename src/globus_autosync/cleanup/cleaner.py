@@ -23,18 +23,15 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from globus_autosync.config import Job
 from globus_autosync.errors import JobError, TransportError
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.model.plan import QUEUED, SEEN, Pending, backoff
+from globus_autosync.sources.context import CycleContext
 from globus_autosync.sources.local.listing import Excluder, join
-from globus_autosync.sources.local.walk import DirTree
-from globus_autosync.store import Candidate, Enrolled, Store
-from globus_autosync.transports import Transport
+from globus_autosync.store import Candidate, Enrolled
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +77,12 @@ class _Group:
 class Cleaner:
     """Runs the cleanup step of one cycle of one job."""
 
-    def __init__(
-        self,
-        job: Job,
-        store: Store,
-        tree: DirTree,
-        transport: Transport,
-        state_dir: Path,
-        now: float,
-        *,
-        dry_run: bool = False,
-        unreadable: Iterable[int] = (),
-    ) -> None:
-        self.job, self.store, self.tree, self.transport = job, store, tree, transport
-        self.state_dir, self.now, self.dry_run = state_dir, now, dry_run
-        self.job_id = tree.job_id
-        self.unreadable = set(unreadable)  # directories this cycle could not list
+    def __init__(self, ctx: CycleContext) -> None:
+        job = ctx.job
+        self.job, self.store, self.tree, self.transport = job, ctx.store, ctx.tree, ctx.transport
+        self.state_dir, self.now, self.dry_run = ctx.state_dir, ctx.now, ctx.dry_run
+        self.job_id = ctx.job_id
+        self.unreadable: set[int] = set()  # directories this cycle could not list
         self.excluded = Excluder(job.exclude)
         self.root = Path(job.source)
         self.root_str = str(self.root).rstrip("/") or "/"

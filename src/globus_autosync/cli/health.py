@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,25 +17,9 @@ from globus_autosync.store import health as db
 
 if TYPE_CHECKING:
     from globus_autosync.cli.context import Context
-    from globus_autosync.config import Config, Job
+    from globus_autosync.config import Job
 
 log = logging.getLogger(__name__)
-
-
-def after_run(cfg: Config, state_dir: Path, jobs: Sequence[Job]) -> None:
-    """`run`: say what changed in the jobs' health (alerts.py); never changes the exit code."""
-    from globus_autosync.monitoring import alerts
-    from globus_autosync.store import Store
-
-    try:
-        store = Store.open(state_dir)
-    except AutosyncError as err:
-        log.warning("alerts not looked at: %s", err)
-        return
-    try:
-        alerts.after_cycles(cfg, store, jobs)
-    finally:
-        store.close()
 
 
 def collection_lines(state_dir: Path, job: Job) -> list[tuple[bool, str]]:

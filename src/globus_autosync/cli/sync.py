@@ -13,7 +13,8 @@ import click
 from globus_autosync import config
 from globus_autosync.cli.context import APP, Context, age, pass_ctx, progress_line, worst
 from globus_autosync.cli.logs import SUMMARY_LOGGER
-from globus_autosync.engine.cycle import baseline_job, run_job
+from globus_autosync.engine.baseline import baseline_job
+from globus_autosync.engine.step import run_job
 from globus_autosync.engine.summary import human_bytes
 from globus_autosync.errors import (
     EXIT_JOB,
@@ -211,10 +212,6 @@ def run(
             )
         if not obj.quiet or summary.exit_code != EXIT_OK:
             click.echo(summary.line())
-    if cfg.alerts.enabled and not dry_run:
-        from globus_autosync.cli.health import after_run
-
-        after_run(cfg, obj.state_dir, cfg.select(job_name))
     if metrics_file is not None and not dry_run:
         from globus_autosync.monitoring import metrics
 

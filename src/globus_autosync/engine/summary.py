@@ -44,8 +44,15 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        bad = (self.failed or self.skipped or self.waiting or self.problem
-               or self.collections_down or self.actions_failed or self.action_error)  # fmt: skip
+        bad = (
+            self.failed
+            or self.skipped
+            or self.waiting
+            or self.problem
+            or self.collections_down
+            or self.actions_failed
+            or self.action_error
+        )
         return EXIT_PARTIAL if bad else EXIT_OK
 
     @property

@@ -6,27 +6,24 @@ cycle then starts within a second, and looks only at the names noticed in the di
 notices vouch for. So a file that stops changing is in a submitted batch within about
 settle + batch_window + 1 s (settle + batch_window + interval without notices).
 SIGTERM/SIGINT finish the step in hand and exit 0; SIGHUP
-reloads the configuration (a bad one is logged and the old one kept). Each cycle takes the job's
-lock, exactly as ``run`` does.
+reloads the configuration (a bad one is logged and the old one kept). Each cycle is the same
+step as ``run``'s (step.py): the job's lock, the cycle, its record, health and alerts.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-import sqlite3
 import time
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
-from globus_autosync.engine.cycle import Cycle
-from globus_autosync.engine.lock import JobLock
+from globus_autosync.engine.step import StepOptions, step
 from globus_autosync.engine.summary import Summary
-from globus_autosync.errors import AuthError, AutosyncError, LockHeld, os_error
+from globus_autosync.errors import AutosyncError, LockHeld, os_error
 from globus_autosync.sources.local.inotify import DirWatch
 from globus_autosync.store import Store
 from globus_autosync.transports import Transport, make_transport
@@ -50,6 +47,12 @@ class JobState:
     failures: int = 0
     action_error: str | None = None  # the last missing-consent message of the job's actions
     totals: dict[str, int] = field(default_factory=lambda: {"confirmed": 0, "failed": 0})
+
+    def open_transport(self, config: Config, state_dir: Path) -> Transport:
+        """The job's transport, made at its first cycle and kept for the next ones."""
+        if self.transport is None:
+            self.transport = make_transport(self.job, config, state_dir)
+        return self.transport
 
 
 class Watcher:
@@ -128,28 +131,30 @@ class Watcher:
 
     def _cycle(self, state: JobState) -> None:
         job = state.job
-        started = state.started = time.time()
+        state.started = time.time()
         try:
-            if state.transport is None:
-                state.transport = make_transport(job, self.config, self.state_dir)
             if not state.tried_notices:
                 state.tried_notices = True
                 state.notices = DirWatch.open(job.name, job.symlinks == "follow")
-            with JobLock(self.state_dir, job.name), self.store.guard():
-                cycle = Cycle(job, self.store, state.transport, batch_window=job.batch_window,
-                              should_stop=lambda: self.stop, state_dir=self.state_dir,
-                              config=self.config, notices=state.notices)  # fmt: skip
-                summary = cycle.run(full=False)
-                self.store.record_run(cycle.job_id, started, time.time(), summary.full,
-                                      summary.result, summary.record)  # fmt: skip
-                due = self.store.next_due(cycle.job_id, job.settle, job.batch_window,
-                                          cycle.source.trust_mtime)  # fmt: skip
+            options = StepOptions(
+                batch_window=job.batch_window,
+                should_stop=lambda: self.stop,
+                notices=state.notices,
+                due=True,
+            )
+            stepped = step(
+                job,
+                self.config,
+                self.state_dir,
+                options,
+                store=self.store,
+                transport=lambda: state.open_transport(self.config, self.state_dir),
+            )
         except LockHeld as err:
             log.debug("%s", err)
             state.due = time.time() + job.interval
             return
         except AutosyncError as err:
-            self._record_failure(job, started, err)
             self._failed(state, str(err))
             return
         except OSError as err:  # a failing disk, not a bug: one line, no traceback
@@ -157,29 +162,15 @@ class Watcher:
             return
         except Exception as err:  # a bug must not take the service down; it is logged in full
             log.exception("%s: unexpected error: %s", job.name, err)
-            self._record_failure(job, started, err)
             self._failed(state, f"unexpected error: {err}")
             return
-        finally:
-            if self.config.alerts.enabled:
-                from globus_autosync.monitoring import alerts
-
-                alerts.after_cycles(self.config, self.store, [job])
         state.failures = 0
-        self._report(state, summary)
-        now = time.time()
-        state.due = now + job.interval
-        # what was due before the cycle began and still is waits on the transport; what fell
-        # due while it ran (a file that settled meanwhile) is for the next cycle, at once
-        if due is not None and due > cycle.now:
-            state.due = min(state.due, due + 0.05)
-
-    def _record_failure(self, job: Job, started: float, err: Exception) -> None:
-        """A cycle that could not run, for ``status`` and health (``run`` records it too)."""
-        result = "waiting" if isinstance(err, AuthError) else "error"
-        with suppress(AutosyncError, sqlite3.Error), self.store.guard():
-            job_id = self.store.job_id(job.name)
-            self.store.record_run(job_id, started, time.time(), False, result, str(err))
+        self._report(state, stepped.summary)
+        state.due = time.time() + job.interval
+        # what fell due while the cycle ran (a file that settled meanwhile) is for the next
+        # cycle, at once
+        if stepped.due is not None:
+            state.due = min(state.due, stepped.due + 0.05)
 
     def _failed(self, state: JobState, message: str) -> None:
         state.failures += 1

@@ -3,6 +3,7 @@ the state database to plan on, so that nothing is sent and the store is not touc
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -59,8 +60,7 @@ class DryTransport:
 def scratch_copy(state_dir: Path, stack: ExitStack) -> Store:
     """The state database copied to a scratch file outside the state dir (deleted when the
     stack closes): a dry run may plan freely and write nothing, and memory stays flat."""
-    import os
-    import tempfile
+    import tempfile  # here: tempfile costs a run that is not dry 3 ms
 
     try:
         scratch = Path(
