@@ -320,7 +320,7 @@ def test_should_stop_ends_a_parallel_walk_between_directories(
     cycle.should_stop = lambda: next(asked) >= 3
     summary = cycle.run(full=True)
     assert 0 < summary.dirs <= 3
-    assert cycle.store.last_full_scan(cycle.job_id) == 0  # a stopped walk is not a full scan
+    assert cycle.store.jobs.last_full_scan(cycle.job_id) == 0  # a stopped walk is not a full scan
     assert len(spy.made) == 1
 
 
@@ -466,7 +466,7 @@ def test_workers_ended_by_the_signal_that_stops_the_walk_are_a_stop_not_an_error
     cycle.should_stop = lambda: bool(stop)
     summary = cycle.run(full=True)
     assert summary.dirs >= 1
-    assert cycle.store.last_full_scan(cycle.job_id) == 0
+    assert cycle.store.jobs.last_full_scan(cycle.job_id) == 0
 
 
 def test_a_worker_killed_with_a_task_in_hand_names_the_directory(tmp_path: Path) -> None:

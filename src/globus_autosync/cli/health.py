@@ -43,7 +43,6 @@ def collection_lines(state_dir: Path, job: Job) -> list[tuple[bool, str]]:
         return []
     from globus_autosync.monitoring import health
     from globus_autosync.store import Store
-    from globus_autosync.store import health as db
 
     try:
         store = Store.open_readonly(state_dir)
@@ -52,7 +51,7 @@ def collection_lines(state_dir: Path, job: Job) -> list[tuple[bool, str]]:
     if store is None:
         return []
     try:
-        rows = [c for c in db.collections(store, job.name) if c.problem and not c.doc_problem]
+        rows = [c for c in store.health.collections(job.name) if c.problem and not c.doc_problem]
     finally:
         store.close()
     return [(False, f"{job.name}: {c.label} {c.problem}; {health.collection_action(c)}")

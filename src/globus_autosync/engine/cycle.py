@@ -79,7 +79,7 @@ class Cycle:
         self.should_stop = should_stop
         self.now = time.time()
         self.summary = Summary(job.name, dry_run=dry_run)
-        self.job_id = store.job_id(job.name)
+        self.job_id = store.jobs.ensure(job.name)
         self.tree = DirTree(store, self.job_id)
         self.reported: set[tuple[int, str]] = set()  # (dir, name) skipped by the transport
         self.actions: Actions | None = None
@@ -105,7 +105,10 @@ class Cycle:
                 self.summary.collections_down = endpoints.observe(
                     self.job, self.store, self.transport, self.now
                 )
-        full = full or self.now - self.store.last_full_scan(self.job_id) >= self.job.full_scan_every
+        full = (
+            full
+            or self.now - self.store.jobs.last_full_scan(self.job_id) >= self.job.full_scan_every
+        )
         self.summary.full = full
         walked = self.source.walk(
             self.tree, self._apply, full, self.now, self.should_stop, self.progress
@@ -114,7 +117,7 @@ class Cycle:
         if walked.problem is not None:  # the source's service: the rest waits for next cycle
             self._transport_problem(walked.problem)
         if full and not self.dry_run and not walked.stopped:
-            self.store.set_last_full_scan(self.job_id, self.now)
+            self.store.jobs.set_last_full_scan(self.job_id, self.now)
         self.summary.scanned, self.summary.dirs = stats.files, stats.dirs
         self.summary.changed = stats.changed
         self.summary.skipped += stats.skipped
@@ -127,7 +130,7 @@ class Cycle:
             cleaner.unreadable = stats.unreadable
             self._clean(cleaner)
         if not self.dry_run:  # a dry run's batches are never sent, so never in flight
-            self.summary.in_flight = self.store.counts(self.job_id).submitted
+            self.summary.in_flight = self.store.jobs.counts(self.job_id).submitted
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -151,8 +154,8 @@ class Cycle:
         imported only then: a cron run's start-up counts)."""
         if not (
             self.job.cleanup
-            or self.store.cleanup_enrolled(self.job_id) is not None
-            or self.store.cleanup_interrupted(self.job_id)
+            or self.store.cleanup.enrolled(self.job_id) is not None
+            or self.store.cleanup.interrupted(self.job_id)
         ):
             return None
         from globus_autosync.cleanup.cleaner import Cleaner
@@ -183,14 +186,14 @@ class Cycle:
             or plan.chunks
             or (row.mtime_ns, row.ino) != (mtime, ino)
         ):
-            self.store.apply_dir(self.job_id, dir_id, plan, mtime, ino, None)
+            self.store.dirs.apply(self.job_id, dir_id, plan, mtime, ino, None)
         # else: nothing to write; a no-change full walk makes no transaction per directory
 
     # -- reconcile ------------------------------------------------------------------------
     def reconcile(self) -> None:
         """Resolve the batches in flight: resubmit journaled ones, confirm finished ones."""
-        for batch in self.store.open_batches(self.job_id):
-            files = self.store.batch_files(batch.id)
+        for batch in self.store.batches.unresolved(self.job_id):
+            files = self.store.batches.files(batch.id)
             items = [self._item(f) for f in files]
             if batch.task_id is None:
                 task_id = self._submit(batch, items)
@@ -208,7 +211,7 @@ class Cycle:
         except TransportError as err:
             self._transport_problem(f"batch {batch.id} left for the next cycle: {err}")
             return None
-        self.store.batch_submitted(batch.id, task_id, time.time())
+        self.store.batches.submitted(batch.id, task_id, time.time())
         if self.dry_run:
             return task_id
         log.info("%s: batch %d submitted: %d files (%s), task %s", self.job.name, batch.id,
@@ -232,7 +235,7 @@ class Cycle:
                 else:
                     log.info("%s: batch %d: task %s is under way again", self.job.name,
                              batch.id, batch.task_id)  # fmt: skip
-                self.store.note_batch(batch.id, report.reason)
+                self.store.batches.note(batch.id, report.reason)
             return
         self.resolve(batch, files, items, report)
 
@@ -272,8 +275,8 @@ class Cycle:
         ok = not counts["failed"] and report.reason is None
         state = "succeeded" if ok else "failed"
         enroll = self._enroll(done) if self.job.cleanup else None
-        act = self.actions.on_resolved(batch.id, done, now) if self.actions else None
-        self.store.resolve_batch(self.job_id, batch.id, state, report.reason, done, others, now,
+        act = self.actions.action_record(done) if self.actions else None
+        self.store.batches.resolve(self.job_id, batch.id, state, report.reason, done, others, now,
                                  enroll, act)  # fmt: skip
         self.summary.confirmed += len(done)
         self.summary.failed += counts["failed"]
@@ -292,7 +295,9 @@ class Cycle:
                 f.row.size, f.row.mtime_ns,
             ):  # fmt: skip
                 out.append(
-                    (f.dir, f.row.name, f.row.size, f.row.mtime_ns, st.st_ino, st.st_ctime_ns)
+                    Enrolled(
+                        f.dir, f.row.name, f.row.size, f.row.mtime_ns, st.st_ino, st.st_ctime_ns
+                    )
                 )
         return out
 
@@ -310,14 +315,14 @@ class Cycle:
             log.warning("%s: cannot create directory %s: %s", self.job.name, rel or ".", message)
         self.summary.failed += len(errors)
         if not self.dry_run:
-            self.store.mark_made(d for rel, d in rels.items() if rel not in errors)
+            self.store.dirs.mark_made(d for rel, d in rels.items() if rel not in errors)
 
     def submit_all(self) -> None:
         """Batch the queued files while the transport takes more."""
-        while len(self.store.open_batches(self.job_id)) < self.transport.max_active:
+        while len(self.store.batches.unresolved(self.job_id)) < self.transport.max_active:
             if self.should_stop():
                 return
-            files = self.store.queued(self.job_id, self.job.max_files_per_task)
+            files = self.store.batches.queued(self.job_id, self.job.max_files_per_task)
             if not files:
                 return
             if self.batch_window is not None and len(files) < self.job.max_files_per_task:
@@ -330,7 +335,7 @@ class Cycle:
             except TransportError as err:
                 self._transport_problem(f"cannot start a batch now: {err}")
                 return
-            batch = self.store.create_batch(self.job_id, sub, label, files, time.time())
+            batch = self.store.batches.create(self.job_id, sub, label, files, time.time())
             items = [self._item(f) for f in files]
             self.summary.sent_files += len(items)
             self.summary.sent_bytes += batch.bytes
@@ -371,9 +376,9 @@ def run_job(
         except AutosyncError as err:
             if not dry_run:  # `status` shows why the last run did not happen, if it can
                 with suppress(AutosyncError, sqlite3.Error), store.guard():
-                    job_id = store.job_id(job.name)
+                    job_id = store.jobs.ensure(job.name)
                     result = "waiting" if isinstance(err, AuthError) else "error"
-                    store.record_run(job_id, started, time.time(), full, result, str(err))
+                    store.cycles.record(job_id, started, time.time(), full, result, str(err))
             raise
         if dry_run:
             assert isinstance(transport, DryTransport)
@@ -381,7 +386,7 @@ def run_job(
             summary.would_send += [f"{d}/" for d in transport.dirs]
         else:
             with store.guard():
-                store.record_run(
+                store.cycles.record(
                     cycle.job_id, started, time.time(), summary.full, summary.result, summary.record
                 )
     if summary.action_error is not None:  # the files were sent; a flow waits for a consent
@@ -442,7 +447,7 @@ def _baseline(
         store = Store.open(state_dir)
         try:
             with store.guard():
-                job_id = store.job_id(job.name)
+                job_id = store.jobs.ensure(job.name)
                 tree = DirTree(store, job_id)
 
                 def apply(
@@ -454,11 +459,11 @@ def _baseline(
                         if before_ns is None or stats[1] < before_ns
                     }
                     left = len(listing.files) - len(files)
-                    store.confirm_baseline(dir_id, files)
+                    store.dirs.confirm_baseline(dir_id, files)
                     # a directory with files left for later must be listed by the next run; one
                     # confirmed whole lists as confirmed: its digest spares the next full walk
                     noted = DirPlan() if left else DirPlan(digest=plan.digest)
-                    store.apply_dir(job_id, dir_id, noted, mtime if not left else -1, ino, True)
+                    store.dirs.apply(job_id, dir_id, noted, mtime if not left else -1, ino, True)
                     result.files += len(files)
                     result.bytes += sum(size for size, _ in files.values())
                     result.left += left
@@ -469,8 +474,8 @@ def _baseline(
                     raise TransportError(f"job {job.name!r}: {walked.problem}; what was listed "
                                          "is recorded: run baseline again")  # fmt: skip
                 if before_ns is None:  # everything is known now: the next run need not walk it all
-                    store.set_last_full_scan(job_id, started)
+                    store.jobs.set_last_full_scan(job_id, started)
                 if job.cleanup:  # what baseline recorded becomes a candidate for cleanup too
-                    store.set_cleanup_enrolled(job_id, None)
+                    store.cleanup.set_enrolled(job_id, None)
         finally:
             store.close()

@@ -140,9 +140,9 @@ class Watcher:
                               should_stop=lambda: self.stop, state_dir=self.state_dir,
                               config=self.config, notices=state.notices)  # fmt: skip
                 summary = cycle.run(full=False)
-                self.store.record_run(cycle.job_id, started, time.time(), summary.full,
+                self.store.cycles.record(cycle.job_id, started, time.time(), summary.full,
                                       summary.result, summary.record)  # fmt: skip
-                due = self.store.next_due(cycle.job_id, job.settle, job.batch_window,
+                due = self.store.files.next_due(cycle.job_id, job.settle, job.batch_window,
                                           cycle.source.trust_mtime)  # fmt: skip
         except LockHeld as err:
             log.debug("%s", err)
@@ -178,8 +178,8 @@ class Watcher:
         """A cycle that could not run, for ``status`` and health (``run`` records it too)."""
         result = "waiting" if isinstance(err, AuthError) else "error"
         with suppress(AutosyncError, sqlite3.Error), self.store.guard():
-            job_id = self.store.job_id(job.name)
-            self.store.record_run(job_id, started, time.time(), False, result, str(err))
+            job_id = self.store.jobs.ensure(job.name)
+            self.store.cycles.record(job_id, started, time.time(), False, result, str(err))
 
     def _failed(self, state: JobState, message: str) -> None:
         state.failures += 1

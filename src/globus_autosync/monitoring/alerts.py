@@ -192,10 +192,10 @@ def _quiet(
 
 def _one(settings: AlertSettings, store: Store, job: Job, now: float) -> None:
     h = health.assess(store, job, now)
-    if _quiet(settings, db.alert_brief(store, job.name), h, now):
+    if _quiet(settings, store.health.alert_brief(job.name), h, now):
         return
     with store.tx():  # claim the message, so that two processes do not both send it
-        row = db.alert_row(store, job.name)
+        row = store.health.alert_row(job.name)
         new = row is None
         row = row or db.AlertRow(job.name)
         reminder = _due(settings, row, h, now)
@@ -206,13 +206,13 @@ def _one(settings: AlertSettings, store: Store, job: Job, now: float) -> None:
             row.history[h.key] = now
         elif row.pending is None or now < row.next_try:
             if new:
-                db.save_alert_row(store, row)
+                store.health.save_alert_row(row)
             return
         assert row.pending is not None
         owed = row.pending
         row.next_try = now + min(RETRY_MAX, RETRY_FIRST * 2**row.attempts)
         row.attempts += 1
-        db.save_alert_row(store, row)
+        store.health.save_alert_row(row)
     failed = []
     for channel in owed["channels"]:
         d = send(settings, channel, owed["subject"], owed["text"])
@@ -224,13 +224,13 @@ def _one(settings: AlertSettings, store: Store, job: Job, now: float) -> None:
                         job.name, channel, d.target, d.detail,
                         health.age(row.next_try - now))  # fmt: skip
     with store.tx():
-        current = db.alert_row(store, job.name)
+        current = store.health.alert_row(job.name)
         if current is None or current.pending is None or current.pending["text"] != owed["text"]:
             return  # replaced meanwhile by a newer message
         current.pending = {**owed, "channels": failed} if failed else None
         if not failed:
             current.attempts = 0
-        db.save_alert_row(store, current)
+        store.health.save_alert_row(current)
 
 
 def sample_message() -> tuple[str, str]:

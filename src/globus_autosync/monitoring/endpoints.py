@@ -46,7 +46,7 @@ def observe(job: Job, store: Store, transport: Transport, now: float) -> int:
     Never raises for a collection that cannot be read: the cycle goes on."""
     if not isinstance(transport, WatchesCollections):
         return 0
-    known = {c.role: c for c in db.collections(store, job.name)}
+    known = {c.role: c for c in store.health.collections(job.name)}
     rows = {role: c.copy() for role, c in known.items()}
     if not known or any(now - c.checked >= CHECK_EVERY for c in known.values()):
         try:
@@ -76,5 +76,5 @@ def observe(job: Job, store: Store, transport: Transport, now: float) -> int:
             log.info("%s: %s is connected again", job.name, c.label)
     if changed or any(known.get(r) is None or known[r].checked != c.checked
                       for r, c in rows.items()):  # fmt: skip
-        db.save_collections(store, list(rows.values()))
+        store.health.save_collections(list(rows.values()))
     return sum(1 for c in rows.values() if c.problem)

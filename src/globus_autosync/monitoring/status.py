@@ -20,19 +20,18 @@ def job_status(store: Store | None, job: Job) -> dict[str, Any]:
     """One job's health, counts, bytes, last run and lag (age of the oldest settled file not
     done)."""
     from globus_autosync.monitoring import health
-    from globus_autosync.store import health as db
 
     row = _counts(store, job)
     row["health"] = health.assess(store, job).as_dict()
     row["collections"] = [
         {"role": c.role, "collection": c.collection, "name": c.name, "problem": c.problem}
-        for c in (db.collections(store, job.name) if store is not None else [])
+        for c in (store.health.collections(job.name) if store is not None else [])
     ]
     return row
 
 
 def _counts(store: Store | None, job: Job) -> dict[str, Any]:
-    job_id = store.find_job(job.name) if store else None
+    job_id = store.jobs.find(job.name) if store else None
     if store is None or job_id is None:
         return {
             "job": job.name, "done": 0, "waiting": 0, "queued": 0, "in_flight": 0, "failed": 0,
@@ -40,18 +39,18 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
             "last_summary": None, "lag_seconds": 0.0, "problems": [], "tasks_waiting": [],
             "cleanup": _cleanup(None, None, job), "actions": job_actions_status(None, job),
         }  # fmt: skip
-    c = store.counts(job_id)
+    c = store.jobs.counts(job_id)
     lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
     rel = _relpaths(store, job_id)
     problems = [
         {"path": join(rel.get(d, "?"), p.name), "state": p.state, "reason": p.reason,
          "attempts": p.attempts}
-        for d, p in store.failures(job_id)
+        for d, p in store.files.failures(job_id)
     ]  # fmt: skip
     # tasks in flight that wait for someone (an INACTIVE task: expired credentials)
     waiting = [
         {"batch": b.id, "task_id": b.task_id, "reason": b.reason, "url": task_url(job, b.task_id)}
-        for b in store.open_batches(job_id)
+        for b in store.batches.unresolved(job_id)
         if b.reason
     ]
     return {
@@ -81,7 +80,7 @@ def _cleanup(
     a job without cleanup that never deleted anything."""
     from globus_autosync.cleanup.cleaner import free_space
 
-    totals = store.cleanup_totals(job_id) if store is not None and job_id is not None else None
+    totals = store.cleanup.totals(job_id) if store is not None and job_id is not None else None
     if not job.cleanup and (totals is None or not totals.files):
         return None
     try:
@@ -92,7 +91,7 @@ def _cleanup(
     if store is not None and job_id is not None and totals is not None and totals.failing:
         failures = [
             {"path": join((rel or {}).get(d, "?"), name), "reason": reason}
-            for d, name, reason in store.cleanup_failures(job_id)
+            for d, name, reason in store.cleanup.failures(job_id)
         ]
     return {
         "on": job.cleanup,
@@ -129,13 +128,13 @@ def cleanup_line(c: dict[str, Any]) -> str:
 
 def _relpaths(store: Store, job_id: int) -> dict[int, str]:
     rel: dict[int, str] = {}
-    for row in store.dirs(job_id):
+    for row in store.dirs.rows(job_id):
         rel[row.id] = join(rel.get(row.parent, ""), row.name)
     return rel
 
 
 def job_tasks(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]:
-    job_id = store.find_job(job.name) if store else None
+    job_id = store.jobs.find(job.name) if store else None
     if store is None or job_id is None:
         return []
     return [
@@ -152,7 +151,7 @@ def job_tasks(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]
             "reason": b.reason,
             "url": task_url(job, b.task_id),
         }
-        for b in store.recent_batches(job_id, limit)
+        for b in store.batches.recent(job_id, limit)
     ]
 
 
@@ -166,8 +165,8 @@ def task_url(job: Job, task_id: str | None) -> str | None:
 def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
     """A job's actions for ``status``: counts by state, the datasets that wait for files, and
     the actions that failed or wait for someone; None for a job that never had any."""
-    job_id = store.find_job(job.name) if store else None
-    counts = store.action_counts(job_id) if store is not None and job_id is not None else {}
+    job_id = store.jobs.find(job.name) if store else None
+    counts = store.actions.counts(job_id) if store is not None and job_id is not None else {}
     if not job.on_done and not counts:
         return None
     out: dict[str, Any] = {
@@ -177,14 +176,14 @@ def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
     out.update(datasets_waiting=[], failed_actions=[], waiting_for_you=[])
     if store is None or job_id is None:
         return out
-    for row in store.collecting(job_id):
-        blockers = store.dataset_blockers(row.dir) if row.dir is not None else []
+    for row in store.actions.collecting(job_id):
+        blockers = store.actions.dataset_blockers(row.dir) if row.dir is not None else []
         if blockers:
             out["datasets_waiting"].append({
                 "action": row.id, "dataset": row.dataset,
                 "files": [{"path": join(row.dataset or "", n), "state": s} for n, s in blockers],
             })  # fmt: skip
-    for row in store.recent_actions(job_id, 1000):
+    for row in store.actions.recent(job_id, 1000):
         if row.state == "failed" and len(out["failed_actions"]) < 20:
             out["failed_actions"].append({"action": row.id, "reason": row.reason})
         elif row.state in ("pending", "running") and row.reason:
@@ -204,7 +203,7 @@ def actions_line(a: dict[str, Any]) -> str:
 
 def job_actions(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]:
     """Recent actions for ``tasks``: the flow run (and its web link) and the command's exit."""
-    job_id = store.find_job(job.name) if store else None
+    job_id = store.jobs.find(job.name) if store else None
     if store is None or job_id is None:
         return []
     return [
@@ -230,5 +229,5 @@ def job_actions(store: Store | None, job: Job, limit: int) -> list[dict[str, Any
             "finished": _iso(r.finished),
             "reason": r.reason,
         }
-        for r in store.recent_actions(job_id, limit)
+        for r in store.actions.recent(job_id, limit)
     ]

@@ -311,8 +311,10 @@ def find(
         return {}, names
     _, size_data, mtime_data, _ = _open(blob)
     sizes, mtimes = _Column(size_data, n), _Column(mtime_data, n)
-    values = {name.decode("utf-8", "surrogateescape"): (sizes.value(i), mtimes.value(i))
-              for i, name in found}  # fmt: skip
+    values = {
+        name.decode("utf-8", "surrogateescape"): (sizes.value(i), mtimes.value(i))
+        for i, name in found
+    }
     return values, names
 
 
