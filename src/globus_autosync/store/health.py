@@ -7,15 +7,15 @@ A database of schema version 2 (read by ``status`` without upgrading it) has no 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from globus_autosync.store.connection import Connection
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class CollectionRow:
-    """What was last seen of one of a job's collections (updated by each check)."""
+    """What was last seen of one of a job's collections."""
 
     job: str
     role: str  # source, destination
@@ -26,9 +26,6 @@ class CollectionRow:
     problem: str | None = None
     checked: float = 0.0
 
-    def copy(self) -> CollectionRow:
-        return replace(self)
-
     @property
     def label(self) -> str:
         return (
@@ -38,9 +35,9 @@ class CollectionRow:
         )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class AlertRow:
-    """What was last said about a job, and the message still owed (updated as it is sent)."""
+    """What was last said about a job, and the message still owed."""
 
     job: str
     announced: str = "ok"
