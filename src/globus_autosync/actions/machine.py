@@ -25,13 +25,13 @@ from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.model.plan import backoff
 from globus_autosync.sources.local.listing import join
 from globus_autosync.store import ActionRow, QueuedFile, Store
+from globus_autosync.store.action_record import ActionRecord
 from globus_autosync.store.actions import (
     ACTION_FAILED,
     PENDING,
     RUNNING,
     STARTING,
     SUCCEEDED,
-    ActionRecord,
     ConfirmedFile,
 )
 

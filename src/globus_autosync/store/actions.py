@@ -13,11 +13,13 @@ import fnmatch
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from globus_autosync.model.plan import FAILED, QUEUED, SEEN, SUBMITTED
 from globus_autosync.store.connection import Connection
+
+if TYPE_CHECKING:
+    from globus_autosync.store.action_record import ActionRecord
 
 PENDING, STARTING, RUNNING, SUCCEEDED = "pending", "starting", "running", "succeeded"
 ACTION_FAILED, COLLECTING = "failed", "collecting"
@@ -34,27 +36,6 @@ class ConfirmedFile(NamedTuple):
     size: int
     mtime_ns: int
     path: str  # relative to the source
-
-
-class Blocker(NamedTuple):
-    """A file that keeps a dataset from being finished, and its state."""
-
-    name: str
-    state: str
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRecord:
-    """What the actions of a batch's confirmed files record, in the transaction that confirms
-    them: one action for the batch (``per_batch``), else the files added to the datasets of
-    their directories (``dir_paths``: those directories' paths; ``marker``: the pattern of a
-    file that finishes a dataset)."""
-
-    files: Sequence[ConfirmedFile]
-    per_batch: bool
-    legs: tuple[bool, bool]  # a flow run, a command
-    marker: str | None
-    dir_paths: Mapping[int, str]
 
 
 _COLS = (
@@ -215,7 +196,7 @@ class ActionJournal:
             return []
         return self._actions("WHERE job=? AND state=? ORDER BY id", (job, COLLECTING))
 
-    def dataset_blockers(self, dir_id: int, limit: int = 20) -> list[Blocker]:
+    def dataset_blockers(self, dir_id: int, limit: int = 20) -> list[tuple[str, str]]:
         """(name, state) of files in a dataset's directory that keep it from being finished:
         settling, queued, in flight or failed."""
         marks = ",".join("?" * len(_BLOCKING))
@@ -224,7 +205,7 @@ class ActionJournal:
             "ORDER BY state, name LIMIT ?",
             (dir_id, *_BLOCKING, limit),
         )
-        return [Blocker(r[0], r[1]) for r in rows]
+        return [(r[0], r[1]) for r in rows]
 
     def finish_dataset(self, action: int, legs: tuple[bool, bool], now: float) -> None:
         flow, cmd = (PENDING if legs[0] else None), (PENDING if legs[1] else None)

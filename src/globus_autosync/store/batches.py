@@ -5,14 +5,17 @@ in one transaction."""
 from __future__ import annotations
 
 import uuid
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from globus_autosync.model.plan import QUEUED, SUBMITTED, Pending
-from globus_autosync.store.actions import ActionJournal, ActionRecord
+from globus_autosync.store.actions import ActionJournal
 from globus_autosync.store.cleanup import CleanupCandidates, Enrolled
 from globus_autosync.store.connection import Connection
 from globus_autosync.store.dirs import Directories
 from globus_autosync.store.files import FILE_COLS, QueuedFile, WorkFiles, pending
+
+if TYPE_CHECKING:
+    from globus_autosync.store.action_record import ActionRecord
 
 
 class BatchRow(NamedTuple):

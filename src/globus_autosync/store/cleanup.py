@@ -56,12 +56,6 @@ class Enrolled(NamedTuple):
     ctime_ns: int
 
 
-class CleanupFailure(NamedTuple):
-    dir: int
-    name: str
-    reason: str
-
-
 _COLS = (
     "c.dir, c.name, c.size, c.mtime_ns, c.ino, c.ctime_ns, c.confirmed, c.batch, c.deleting, "
     "c.attempts, b.task_id"
@@ -210,11 +204,11 @@ class CleanupCandidates:
         files, nbytes, last = row if row else (0, 0, None)
         return CleanupTotals(files, nbytes, last, waiting, failing)
 
-    def failures(self, job: int, limit: int = 20) -> list[CleanupFailure]:
+    def failures(self, job: int, limit: int = 20) -> list[tuple[int, str, str]]:
         """(dir, name, reason) of candidates whose deletion failed, newest first."""
         rows = self.conn.execute(
             "SELECT dir, name, reason FROM cleanup WHERE job=? AND attempts > 0 "
             "ORDER BY next_try DESC LIMIT ?",
             (job, limit),
         )
-        return [CleanupFailure(r[0], r[1], r[2] or "") for r in rows]
+        return [(r[0], r[1], r[2] or "") for r in rows]

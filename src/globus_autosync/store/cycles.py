@@ -16,11 +16,6 @@ class CycleRow(NamedTuple):
     summary: str
 
 
-class CycleTimes(NamedTuple):
-    last_ok: float | None  # when the last successful cycle ended
-    duration: float | None  # how long the last cycle took
-
-
 class CycleLog:
     """Every statement about the cycles a job ran."""
 
@@ -44,7 +39,7 @@ class CycleLog:
                 (job, job),
             )
 
-    def times(self, job: int) -> CycleTimes:
+    def times(self, job: int) -> tuple[float | None, float | None]:
         """When the last successful cycle ended, and how long the last cycle took."""
         ok = self.conn.execute(
             "SELECT MAX(finished) FROM runs WHERE job=? AND result='ok'", (job,)
@@ -52,7 +47,7 @@ class CycleLog:
         last = self.conn.execute(
             "SELECT finished - started FROM runs WHERE job=? ORDER BY id DESC LIMIT 1", (job,)
         ).fetchone()
-        return CycleTimes(ok, last[0] if last else None)
+        return ok, (last[0] if last else None)
 
     def recent(self, job: int, n: int) -> list[CycleRow]:
         rows = self.conn.execute(

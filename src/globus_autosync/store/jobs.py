@@ -7,12 +7,6 @@ from typing import NamedTuple
 from globus_autosync.store.connection import Connection
 
 
-class LastCycle(NamedTuple):
-    finished: float
-    result: str
-    summary: str
-
-
 class Counts(NamedTuple):
     done: int  # confirmed files
     done_bytes: int
@@ -22,7 +16,7 @@ class Counts(NamedTuple):
     failed: int
     skipped: int
     oldest_settled: float | None
-    last_run: LastCycle | None
+    last_run: tuple[float, str, str] | None  # finished, result, summary
 
 
 class Jobs:
@@ -81,5 +75,5 @@ class Jobs:
             failed=by_state.get("failed", 0),
             skipped=by_state.get("skipped", 0),
             oldest_settled=oldest,
-            last_run=LastCycle(*last) if last else None,
+            last_run=tuple(last) if last else None,
         )
