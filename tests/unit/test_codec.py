@@ -106,8 +106,10 @@ def test_names_of_a_long_listing_cross_chunks(monkeypatch: pytest.MonkeyPatch) -
     blob = codec.encode(listing)
     names = codec.name_set(blob)
     found = codec.lookup(blob, ["frame_0002999.tif", "frame_0000000.tif", "nope"])
-    assert found == {"frame_0002999.tif": (2999 % 7, 10**18 + 2999),
-                     "frame_0000000.tif": (0, 10**18)}  # fmt: skip
+    assert found == {
+        "frame_0002999.tif": (2999 % 7, 10**18 + 2999),
+        "frame_0000000.tif": (0, 10**18),
+    }
     assert all(f"frame_{i:07d}.tif" in names for i in range(3000))
     assert "frame_0003000.tif" not in names
     add = {"frame_0001500x.tif": (1, 2), "frame_0000001.tif": (5, 6), "zzz": (0, 0)}
@@ -198,9 +200,12 @@ def test_merge_with_names_dropped_gives_the_bytes_of_the_listing_left(
 @given(
     spans=st.lists(st.tuples(st.integers(0, 4999), st.integers(1, 400)), max_size=4),
     picks=st.lists(st.sampled_from(sorted(BIG)), max_size=30),
-    new=st.dictionaries(st.sampled_from([f"scan_{i:05d}_c.h5" for i in range(0, 5000, 37)]),
-                        st.tuples(st.integers(0, 99), st.integers(0, 2**61)), max_size=5),
-)  # fmt: skip
+    new=st.dictionaries(
+        st.sampled_from([f"scan_{i:05d}_c.h5" for i in range(0, 5000, 37)]),
+        st.tuples(st.integers(0, 99), st.integers(0, 2**61)),
+        max_size=5,
+    ),
+)
 def test_merge_drops_whole_blocks_of_a_long_listing(
     spans: list[tuple[int, int]], picks: list[str], new: dict[str, tuple[int, int]]
 ) -> None:

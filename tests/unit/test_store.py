@@ -183,9 +183,9 @@ def test_a_batch_from_journal_to_confirmation(store: Store) -> None:
     assert (open_batch.task_id, open_batch.state) == ("task-1", "submitted")
 
     done = [f for f in files if f.row.name != "b"]
-    failed = [(f.dir, Pending(f.row.name, f.row.size, f.row.mtime_ns, FAILED, f.row.since,
-                              attempts=1, next_try=NOW + 30, reason="disk full"))
-              for f in files if f.row.name == "b"]  # fmt: skip
+    (b,) = [f for f in files if f.row.name == "b"]
+    again = Pending("b", b.row.size, b.row.mtime_ns, FAILED, b.row.since)
+    failed = [(b.dir, again._replace(attempts=1, next_try=NOW + 30, reason="disk full"))]
     store.batches.resolve(job, batch.id, "failed", None, done, failed, NOW + 2)
     assert store.batches.unresolved(job) == []
     (recent,) = store.batches.recent(job, 5)
