@@ -29,7 +29,7 @@ def walk(source: Source, state: Path) -> tuple[Seen, set[str], set[str]]:
     files: Seen = {}
     skipped: set[str] = set()
     try:
-        tree = DirTree(store, store.job_id("conformance"))
+        tree = DirTree(store, store.jobs.ensure("conformance"))
 
         def apply(dir_id: int, plan: DirPlan, listing: Listing, mtime: int, ino: int) -> None:
             rel = tree.rel[dir_id]

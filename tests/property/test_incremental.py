@@ -326,14 +326,14 @@ def store_view(state_dir: Path, job: Job) -> StoreView:
     store = Store.open_readonly(state_dir)
     assert store is not None
     try:
-        job_id = store.find_job(job.name)
+        job_id = store.jobs.find(job.name)
         assert job_id is not None
         rel: dict[int, str] = {}
         confirmed: dict[str, tuple[int, int]] = {}
         pending: dict[str, str] = {}
-        for row in store.dirs(job_id):
+        for row in store.dirs.rows(job_id):
             rel[row.id] = join(rel[row.parent], row.name) if row.parent else ""
-            done, work = store.dir_state(row.id)
+            done, work = store.dirs.state(row.id)
             for name, stats in done.items():
                 confirmed[join(rel[row.id], name)] = stats
             for name, p in work.items():

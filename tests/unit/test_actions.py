@@ -11,7 +11,7 @@ import pytest
 from globus_autosync.actions.machine import split
 from globus_autosync.config import Job, load
 from globus_autosync.errors import ConfigError
-from globus_autosync.store import SCHEMA_VERSION, Store
+from globus_autosync.store import SCHEMA_VERSION, ConfirmedFile, Store
 from globus_autosync.store import schema as store_schema
 from globus_autosync.store.actions import overall
 
@@ -86,7 +86,7 @@ def test_an_action_is_pending_running_then_failed_or_succeeded() -> None:
 
 
 def test_a_large_manifest_is_split_into_groups_under_the_limit() -> None:
-    files = [(1, f"f{i}", 10, 0, f"d/f{i}") for i in range(1000)]
+    files = [ConfirmedFile(1, f"f{i}", 10, 0, f"d/f{i}") for i in range(1000)]
     groups = split(files, 250_000, 100_000)
     assert len(groups) >= 3
     assert [f for g in groups for f in g] == files  # each file once, in order
@@ -107,16 +107,18 @@ def test_a_database_before_actions_is_upgraded_and_read_before(tmp_path: Path) -
     conn.close()
     ro = Store.open_readonly(tmp_path / "state")
     assert ro is not None
-    assert ro.action_counts(1) == {} and ro.recent_actions(1, 5) == []
+    assert ro.actions.counts(1) == {} and ro.actions.recent(1, 5) == []
     ro.close()
     store = Store.open(tmp_path / "state")
     row = store.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     assert row == (str(SCHEMA_VERSION),)
     with store.tx():
-        store.record_batch_action(1, 7, [(1, "a.tif", 5, 9, "a.tif")], 100.0, (False, True))
-    [action] = store.open_actions(1)
+        store.actions.record_batch(
+            1, 7, [ConfirmedFile(1, "a.tif", 5, 9, "a.tif")], 100.0, (False, True)
+        )
+    [action] = store.actions.active(1)
     assert (action.kind, action.batch, action.state, action.cmd_state, action.flow_state) == (
         "batch", 7, "pending", "pending", None,
     )  # fmt: skip
-    assert store.action_files(action.id) == [(1, "a.tif", 5, 9, "a.tif")]
+    assert store.actions.files(action.id) == [ConfirmedFile(1, "a.tif", 5, 9, "a.tif")]
     store.close()

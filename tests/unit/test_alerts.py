@@ -4,6 +4,8 @@ repeat_every of its last announcement."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from globus_autosync.config import AlertSettings
 from globus_autosync.monitoring import alerts
 from globus_autosync.monitoring.health import FAILING, LAGGING, OK, Health
@@ -16,36 +18,35 @@ FAIL = Health(FAILING, "the last 3 cycles could not run", "fix it", "failing:cyc
 FINE = Health(OK, "", "", OK)
 
 
-def announce(row: AlertRow, h: Health, now: float) -> None:
+def announce(row: AlertRow, h: Health, now: float) -> AlertRow:
     """What _one records when it sends."""
-    row.announced, row.announced_at = h.key, now
-    row.history[h.key] = now
+    return replace(row, announced=h.key, announced_at=now, history={**row.history, h.key: now})
 
 
 def test_once_per_condition_and_once_on_recovery() -> None:
     row = AlertRow("det")
     assert alerts._due(SETTINGS, row, FINE, 0) is None  # ok from the start: nothing to say
     assert alerts._due(SETTINGS, row, LAG, 10) is False  # a new condition
-    announce(row, LAG, 10)
+    row = announce(row, LAG, 10)
     assert alerts._due(SETTINGS, row, LAG, 20) is None
     assert alerts._due(SETTINGS, row, FAIL, 30) is False  # another condition
-    announce(row, FAIL, 30)
+    row = announce(row, FAIL, 30)
     assert alerts._due(SETTINGS, row, FINE, 40) is False  # recovery
-    announce(row, FINE, 40)
+    row = announce(row, FINE, 40)
     assert alerts._due(SETTINGS, row, FINE, 50) is None
 
 
 def test_a_lasting_condition_is_repeated_every_repeat_every() -> None:
     row = AlertRow("det")
-    announce(row, LAG, 0)
+    row = announce(row, LAG, 0)
     assert alerts._due(SETTINGS, row, LAG, SIX_HOURS - 1) is None
     assert alerts._due(SETTINGS, row, LAG, SIX_HOURS) is True  # a reminder
 
 
 def test_a_flapping_condition_waits_for_repeat_every() -> None:
     row = AlertRow("det")
-    announce(row, LAG, 0)
-    announce(row, FINE, 60)  # recovered a minute later (the recovery was sent)
+    row = announce(row, LAG, 0)
+    row = announce(row, FINE, 60)  # recovered a minute later (the recovery was sent)
     assert alerts._due(SETTINGS, row, LAG, 120) is None  # back again: not announced again yet
     assert alerts._due(SETTINGS, row, LAG, SIX_HOURS + 1) is False  # now it is
 

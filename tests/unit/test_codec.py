@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from globus_autosync.store import codec
+from globus_autosync.store.codec import format as codec_format
+from globus_autosync.store.codec.format import open_parts, restarts
 
 NAMES = st.text(
     st.characters(exclude_categories=["Cs"], exclude_characters="\0/"), min_size=1, max_size=40
@@ -86,12 +88,12 @@ def test_merge_gives_the_bytes_of_the_merged_listing(
 
 @settings(max_examples=200, deadline=None)
 @given(listing=LISTINGS, others=st.lists(NAMES, max_size=10))
-def test_known_names_and_lookup_answer_as_the_decoded_listing(
+def test_the_name_set_and_lookup_answer_as_the_decoded_listing(
     listing: dict[str, tuple[int, int]], others: list[str]
 ) -> None:
     blob = codec.encode(listing)
     wanted = [*list(listing)[::3], *others]
-    names, found = codec.known(blob), codec.lookup(blob, wanted)
+    names, found = codec.name_set(blob), codec.lookup(blob, wanted)
     assert found == {w: listing[w] for w in wanted if w in listing}
     assert len(names) == len(listing) == codec.count(blob)
     assert all(name in names for name in listing)
@@ -99,13 +101,15 @@ def test_known_names_and_lookup_answer_as_the_decoded_listing(
 
 
 def test_names_of_a_long_listing_cross_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(codec, "_CHUNK", 64)
+    monkeypatch.setattr(codec_format, "_CHUNK", 64)
     listing = {f"frame_{i:07d}.tif": (i % 7, 10**18 + i) for i in range(3000)}
     blob = codec.encode(listing)
-    names = codec.known(blob)
+    names = codec.name_set(blob)
     found = codec.lookup(blob, ["frame_0002999.tif", "frame_0000000.tif", "nope"])
-    assert found == {"frame_0002999.tif": (2999 % 7, 10**18 + 2999),
-                     "frame_0000000.tif": (0, 10**18)}  # fmt: skip
+    assert found == {
+        "frame_0002999.tif": (2999 % 7, 10**18 + 2999),
+        "frame_0000000.tif": (0, 10**18),
+    }
     assert all(f"frame_{i:07d}.tif" in names for i in range(3000))
     assert "frame_0003000.tif" not in names
     add = {"frame_0001500x.tif": (1, 2), "frame_0000001.tif": (5, 6), "zzz": (0, 0)}
@@ -117,7 +121,7 @@ def test_a_listing_written_before_restart_points_is_searched_and_merged(
 ) -> None:
     listing = {f"YAG_{i:05d}.tif": (i, 10**18 + 7 * i) for i in range(2000)}
     with monkeypatch.context() as m:
-        m.setattr(codec, "RESTART", 1 << 40)  # no name stored whole but the first
+        m.setattr(codec_format, "RESTART", 1 << 40)  # no name stored whole but the first
         old = codec.encode(listing)
     assert codec.decode(old) == listing
     assert codec.lookup(old, ["YAG_01999.tif", "YAG_00000.tif", "YAG_2.tif"]) == {
@@ -165,7 +169,7 @@ def test_find_answers_as_the_decoded_listing_for_few_names_and_many(
     values, names = codec.find(BIG_BLOB, values_of, names_of)
     assert values == {n: BIG[n] for n in values_of if n in BIG}
     assert names == {n for n in (*values_of, *names_of) if n in BIG}
-    assert codec.present(BIG_BLOB, names_of) == {n for n in names_of if n in BIG}
+    assert codec.find(BIG_BLOB, (), names_of) == ({}, {n for n in names_of if n in BIG})
 
 
 @settings(max_examples=300, deadline=None)
@@ -196,9 +200,12 @@ def test_merge_with_names_dropped_gives_the_bytes_of_the_listing_left(
 @given(
     spans=st.lists(st.tuples(st.integers(0, 4999), st.integers(1, 400)), max_size=4),
     picks=st.lists(st.sampled_from(sorted(BIG)), max_size=30),
-    new=st.dictionaries(st.sampled_from([f"scan_{i:05d}_c.h5" for i in range(0, 5000, 37)]),
-                        st.tuples(st.integers(0, 99), st.integers(0, 2**61)), max_size=5),
-)  # fmt: skip
+    new=st.dictionaries(
+        st.sampled_from([f"scan_{i:05d}_c.h5" for i in range(0, 5000, 37)]),
+        st.tuples(st.integers(0, 99), st.integers(0, 2**61)),
+        max_size=5,
+    ),
+)
 def test_merge_drops_whole_blocks_of_a_long_listing(
     spans: list[tuple[int, int]], picks: list[str], new: dict[str, tuple[int, int]]
 ) -> None:
@@ -219,8 +226,8 @@ def test_merge_drops_runs_of_whole_blocks_exactly() -> None:
     """Every name of one block or of several in a row (the first, one in the middle, the last,
     all of them), with or without a file added elsewhere."""
     names = sorted(BIG)
-    _, _, _, body = codec._open(BIG_BLOB, values=False)
-    heads = [h.decode() for h in codec._restarts(body)[1]]
+    _, _, _, body = open_parts(BIG_BLOB, values=False)
+    heads = [h.decode() for h in restarts(body)[1]]
     at = [names.index(h) for h in heads] + [len(names)]
     blocks = len(heads)
     assert blocks > 20

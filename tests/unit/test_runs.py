@@ -213,9 +213,9 @@ def test_cleanup_in_a_large_directory_never_decodes_its_whole_listing(
     """Deleted files are taken out of the confirmed listing by ``codec.merge``, their records
     read by ``codec.lookup``: a directory of a million files never becomes a million objects
     (the first cycle with cleanup on enrolls the files confirmed before: that one reads it)."""
-    from globus_autosync.store import cleanup as store_cleanup
+    from globus_autosync.store import dirs as store_dirs
 
-    monkeypatch.setattr(store_cleanup, "_LARGE", FILES // 2)
+    monkeypatch.setattr(store_dirs, "LARGE", FILES // 2)
     decoded: list[int] = []
     real = codec.decode
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from globus_autosync import store as store_mod
 from globus_autosync.errors import EXIT_JOB, StoreError
 from globus_autosync.model.plan import FAILED, QUEUED, SEEN, SKIPPED, SUBMITTED, DirPlan, Pending
 from globus_autosync.store import SCHEMA_VERSION, QueuedFile, Store, codec
+from globus_autosync.store import connection as store_connection
 from globus_autosync.store import schema as store_schema
 
 NOW = 1_800_000_000.0
@@ -99,14 +99,14 @@ def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_files(tmp_path:
     _version_1(tmp_path / "state")
     ro = Store.open_readonly(tmp_path / "state")  # status may read it before any run upgrades it
     assert ro is not None
-    assert ro.counts(1).done == 1
+    assert ro.jobs.counts(1).done == 1
     ro.close()
     store = Store.open(tmp_path / "state")
     assert store.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
         str(SCHEMA_VERSION),
     )
-    assert store.dir_state(1)[0] == {"a.tif": (5, 7)}
-    assert store.dir_raw_state(1)[1] is None  # no digest yet: the next full walk compares
+    assert store.dirs.state(1)[0] == {"a.tif": (5, 7)}
+    assert store.dirs.raw_state(1)[1] is None  # no digest yet: the next full walk compares
     store.close()
     Store.open(tmp_path / "state").close()  # opens again, nothing left to upgrade
 
@@ -123,147 +123,147 @@ def test_open_readonly_never_creates(tmp_path: Path) -> None:
 
 
 def test_jobs_and_the_directory_trie(store: Store) -> None:
-    a = store.job_id("a")
-    assert store.job_id("a") == a
-    b = store.job_id("b")
+    a = store.jobs.ensure("a")
+    assert store.jobs.ensure("a") == a
+    b = store.jobs.ensure("b")
     assert a != b
-    assert store.find_job("nope") is None
-    root = store.add_dir(a, 0, "")
-    y2018 = store.add_dir(a, root, "2018")
-    run = store.add_dir(a, y2018, "run_Sep2018")
-    assert store.add_dir(a, y2018, "run_Sep2018") == run  # idempotent
-    other = store.add_dir(b, 0, "")
-    rows = store.dirs(a)
+    assert store.jobs.find("nope") is None
+    root = store.dirs.add(a, 0, "")
+    y2018 = store.dirs.add(a, root, "2018")
+    run = store.dirs.add(a, y2018, "run_Sep2018")
+    assert store.dirs.add(a, y2018, "run_Sep2018") == run  # idempotent
+    other = store.dirs.add(b, 0, "")
+    rows = store.dirs.rows(a)
     assert [(r.id, r.parent, r.name) for r in rows] == [
         (root, 0, ""), (y2018, root, "2018"), (run, y2018, "run_Sep2018"),
     ]  # fmt: skip
     assert all(not r.made and r.mtime_ns == -1 for r in rows)
-    assert [r.id for r in store.dirs(b)] == [other]
+    assert [r.id for r in store.dirs.rows(b)] == [other]
 
 
 def test_apply_dir_and_dir_state(store: Store) -> None:
-    job = store.job_id("j")
-    d = store.add_dir(job, 0, "")
+    job = store.jobs.ensure("j")
+    d = store.dirs.add(job, 0, "")
     plan = DirPlan(upserts=[_row("a", SEEN), _row("b", QUEUED), _row("c", SKIPPED, reason="bad")])
-    store.apply_dir(job, d, plan, mtime_ns=123, ino=456, made=None)
-    done, pending = store.dir_state(d)
+    store.dirs.apply(job, d, plan, mtime_ns=123, ino=456, made=None)
+    done, pending = store.dirs.state(d)
     assert done == {}
     assert sorted(pending) == ["a", "b", "c"]
     assert pending["c"].reason == "bad"
     assert pending["b"] == _row("b", QUEUED)
-    assert store.busy_dirs(job) == {d}  # seen and queued files keep it under watch
-    (row,) = store.dirs(job)
+    assert store.files.busy_dirs(job) == {d}  # seen and queued files keep it under watch
+    (row,) = store.dirs.rows(job)
     assert (row.mtime_ns, row.ino, row.made) == (123, 456, False)
-    store.apply_dir(job, d, DirPlan(deletes=["a", "b"]), mtime_ns=124, ino=456, made=True)
-    assert list(store.dir_state(d)[1]) == ["c"]
-    assert store.busy_dirs(job) == set()  # a skipped file alone does not
-    assert store.dirs(job)[0].made
+    store.dirs.apply(job, d, DirPlan(deletes=["a", "b"]), mtime_ns=124, ino=456, made=True)
+    assert list(store.dirs.state(d)[1]) == ["c"]
+    assert store.files.busy_dirs(job) == set()  # a skipped file alone does not
+    assert store.dirs.rows(job)[0].made
 
 
 def test_a_batch_from_journal_to_confirmation(store: Store) -> None:
-    job = store.job_id("j")
-    d1 = store.add_dir(job, 0, "")
-    d2 = store.add_dir(job, d1, "sub")
-    store.apply_dir(job, d1, DirPlan(upserts=[_row("a", size=1), _row("b", size=2)]), 5, 6, None)
-    store.apply_dir(job, d2, DirPlan(upserts=[_row("c", size=4), _row("w", SEEN)]), 5, 7, None)
-    queued = store.queued(job, limit=10)
+    job = store.jobs.ensure("j")
+    d1 = store.dirs.add(job, 0, "")
+    d2 = store.dirs.add(job, d1, "sub")
+    store.dirs.apply(job, d1, DirPlan(upserts=[_row("a", size=1), _row("b", size=2)]), 5, 6, None)
+    store.dirs.apply(job, d2, DirPlan(upserts=[_row("c", size=4), _row("w", SEEN)]), 5, 7, None)
+    queued = store.batches.queued(job, limit=10)
     assert [(q.dir, q.row.name) for q in queued] == [(d1, "a"), (d1, "b"), (d2, "c")]
-    assert len(store.queued(job, limit=2)) == 2
+    assert len(store.batches.queued(job, limit=2)) == 2
 
-    batch = store.create_batch(job, "sub-1", "label", queued, NOW)
+    batch = store.batches.create(job, "sub-1", "label", queued, NOW)
     assert (batch.state, batch.files, batch.bytes, batch.task_id) == ("new", 3, 7, None)
-    assert store.queued(job, 10) == []
-    assert [b.id for b in store.open_batches(job)] == [batch.id]
-    files = store.batch_files(batch.id)
+    assert store.batches.queued(job, 10) == []
+    assert [b.id for b in store.batches.unresolved(job)] == [batch.id]
+    files = store.batches.files(batch.id)
     assert [f.row.state for f in files] == [SUBMITTED] * 3
-    assert store.counts(job).submitted == 3
+    assert store.jobs.counts(job).submitted == 3
 
-    store.batch_submitted(batch.id, "task-1", NOW + 1)
-    (open_batch,) = store.open_batches(job)
+    store.batches.submitted(batch.id, "task-1", NOW + 1)
+    (open_batch,) = store.batches.unresolved(job)
     assert (open_batch.task_id, open_batch.state) == ("task-1", "submitted")
 
     done = [f for f in files if f.row.name != "b"]
-    failed = [(f.dir, Pending(f.row.name, f.row.size, f.row.mtime_ns, FAILED, f.row.since,
-                              attempts=1, next_try=NOW + 30, reason="disk full"))
-              for f in files if f.row.name == "b"]  # fmt: skip
-    store.resolve_batch(job, batch.id, "failed", None, done, failed, NOW + 2)
-    assert store.open_batches(job) == []
-    (recent,) = store.recent_batches(job, 5)
+    (b,) = [f for f in files if f.row.name == "b"]
+    again = Pending("b", b.row.size, b.row.mtime_ns, FAILED, b.row.since)
+    failed = [(b.dir, again._replace(attempts=1, next_try=NOW + 30, reason="disk full"))]
+    store.batches.resolve(job, batch.id, "failed", None, done, failed, NOW + 2)
+    assert store.batches.unresolved(job) == []
+    (recent,) = store.batches.recent(job, 5)
     assert (recent.state, recent.finished) == ("failed", NOW + 2)
 
     # confirmed files left the files table for their directory's compact listing
-    done1, pending1 = store.dir_state(d1)
+    done1, pending1 = store.dirs.state(d1)
     assert done1 == {"a": (1, 1001)}
     assert pending1["b"].state == FAILED
-    done2, pending2 = store.dir_state(d2)
+    done2, pending2 = store.dirs.state(d2)
     assert done2 == {"c": (4, 1004)}
     assert list(pending2) == ["w"]
-    c = store.counts(job)
+    c = store.jobs.counts(job)
     assert (c.done, c.done_bytes, c.seen, c.queued, c.submitted, c.failed, c.skipped) == (
         2, 5, 1, 0, 0, 1, 0,
     )  # fmt: skip
-    assert [(p.name, p.reason) for _, p in store.failures(job)] == [("b", "disk full")]
+    assert [(p.name, p.reason) for _, p in store.files.failures(job)] == [("b", "disk full")]
     # and the directories are listed again: a file may have changed while in flight
-    assert all(r.mtime_ns == -1 for r in store.dirs(job))
+    assert all(r.mtime_ns == -1 for r in store.dirs.rows(job))
 
 
 def test_a_confirmed_file_sent_again_replaces_its_old_record(store: Store) -> None:
-    job = store.job_id("j")
-    d = store.add_dir(job, 0, "")
+    job = store.jobs.ensure("j")
+    d = store.dirs.add(job, 0, "")
     for size in (10, 20):
-        store.apply_dir(job, d, DirPlan(upserts=[_row("f", size=size)]), 1, 1, None)
-        q = store.queued(job, 10)
-        b = store.create_batch(job, None, "l", q, NOW)
-        store.resolve_batch(job, b.id, "succeeded", None, q, [], NOW)
-    assert store.dir_state(d) == ({"f": (20, 1020)}, {})
-    c = store.counts(job)
+        store.dirs.apply(job, d, DirPlan(upserts=[_row("f", size=size)]), 1, 1, None)
+        q = store.batches.queued(job, 10)
+        b = store.batches.create(job, None, "l", q, NOW)
+        store.batches.resolve(job, b.id, "succeeded", None, q, [], NOW)
+    assert store.dirs.state(d) == ({"f": (20, 1020)}, {})
+    c = store.jobs.counts(job)
     assert (c.done, c.done_bytes) == (1, 20)
 
 
 def test_baseline_confirms_without_a_batch(store: Store) -> None:
-    job = store.job_id("j")
-    d = store.add_dir(job, 0, "")
-    store.apply_dir(job, d, DirPlan(upserts=[_row("x", SEEN), _row("y", QUEUED)]), 1, 1, None)
-    store.confirm_baseline(d, {"x": (1, 2), "z": (3, 4)})
-    done, pending = store.dir_state(d)
+    job = store.jobs.ensure("j")
+    d = store.dirs.add(job, 0, "")
+    store.dirs.apply(job, d, DirPlan(upserts=[_row("x", SEEN), _row("y", QUEUED)]), 1, 1, None)
+    store.dirs.confirm_baseline(d, {"x": (1, 2), "z": (3, 4)})
+    done, pending = store.dirs.state(d)
     assert done == {"x": (1, 2), "z": (3, 4)}
     assert list(pending) == ["y"]
-    assert store.recent_batches(job, 5) == []
+    assert store.batches.recent(job, 5) == []
 
 
 def test_runs_are_kept_for_status_and_pruned(store: Store) -> None:
-    job = store.job_id("j")
-    assert store.counts(job).last_run is None
+    job = store.jobs.ensure("j")
+    assert store.jobs.counts(job).last_run is None
     for i in range(1010):
-        store.record_run(job, NOW + i, NOW + i + 1, False, "ok", f"run {i}")
-    assert store.counts(job).last_run == (NOW + 1010, "ok", "run 1009")
+        store.cycles.record(job, NOW + i, NOW + i + 1, False, "ok", f"run {i}")
+    assert store.jobs.counts(job).last_run == (NOW + 1010, "ok", "run 1009")
     n = store.conn.execute("SELECT COUNT(*) FROM runs WHERE job=?", (job,)).fetchone()[0]
     assert n <= 1001
 
 
 def test_the_store_never_keeps_full_paths(store: Store) -> None:
-    job = store.job_id("j")
-    parent = store.add_dir(job, 0, "")
+    job = store.jobs.ensure("j")
+    parent = store.dirs.add(job, 0, "")
     for name in ("2018", "run", "YAG"):
-        parent = store.add_dir(job, parent, name)
+        parent = store.dirs.add(job, parent, name)
     names = [r[0] for r in store.conn.execute("SELECT name FROM dirs")]
     assert names == ["", "2018", "run", "YAG"]
 
 
 def test_done_blob_is_the_codec_format(store: Store) -> None:
-    job = store.job_id("j")
-    d = store.add_dir(job, 0, "")
-    store.confirm_baseline(d, {"f": (1, 2)})
+    job = store.jobs.ensure("j")
+    d = store.dirs.add(job, 0, "")
+    store.dirs.confirm_baseline(d, {"f": (1, 2)})
     blob = store.conn.execute("SELECT done, nfiles, nbytes FROM dirs WHERE id=?", (d,)).fetchone()
     assert codec.decode(blob[0]) == {"f": (1, 2)}
     assert blob[1:] == (1, 1)
 
 
 def test_queued_file_carries_its_directory(store: Store) -> None:
-    job = store.job_id("j")
-    d = store.add_dir(job, 0, "")
-    store.apply_dir(job, d, DirPlan(upserts=[_row("f")]), 1, 1, None)
-    assert store.queued(job, 1) == [QueuedFile(d, _row("f"))]
+    job = store.jobs.ensure("j")
+    d = store.dirs.add(job, 0, "")
+    store.dirs.apply(job, d, DirPlan(upserts=[_row("f")]), 1, 1, None)
+    assert store.batches.queued(job, 1) == [QueuedFile(d, _row("f"))]
 
 
 def test_a_failed_transaction_leaves_none_open(store: Store) -> None:
@@ -271,15 +271,15 @@ def test_a_failed_transaction_leaves_none_open(store: Store) -> None:
         store.conn.execute("INSERT INTO jobs (name) VALUES ('a')")
         store.conn.execute("INSERT INTO jobs (name) VALUES ('a')")  # UNIQUE
     assert not store.conn.in_transaction
-    assert store.find_job("a") is None  # rolled back whole
-    assert store.job_id("b") > 0  # and the next transaction goes through
+    assert store.jobs.find("a") is None  # rolled back whole
+    assert store.jobs.ensure("b") > 0  # and the next transaction goes through
 
 
 def test_a_database_another_process_holds_is_not_called_damaged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _version_1(tmp_path / "state")  # opening it must write: it is upgraded
-    monkeypatch.setattr(store_mod, "_TIMEOUT", 0.2)
+    monkeypatch.setattr(store_connection, "_TIMEOUT", 0.2)
     other = sqlite3.connect(tmp_path / "state" / "state.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another writer, holding on
     try:
@@ -293,7 +293,7 @@ def test_a_database_another_process_holds_is_not_called_damaged(
     assert "move it aside" not in message and "\n" not in message
     assert info.value.exit_code == EXIT_JOB
     store = Store.open(tmp_path / "state")  # once it is let go, the upgrade goes through
-    assert store.dir_state(1)[0] == {"a.tif": (5, 7)}
+    assert store.dirs.state(1)[0] == {"a.tif": (5, 7)}
     store.close()
 
 
@@ -302,7 +302,6 @@ def test_a_version_2_database_is_read_as_it_is_and_upgraded_with_the_health_tabl
 ) -> None:
     from globus_autosync.config import Job
     from globus_autosync.monitoring import status as report
-    from globus_autosync.store import health as db
 
     state = tmp_path / "state"
     state.mkdir()
@@ -327,5 +326,5 @@ def test_a_version_2_database_is_read_as_it_is_and_upgraded_with_the_health_tabl
     store = Store.open(state)
     tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"alerts", "collections"} <= tables
-    assert db.alert_row(store, "beamline") is None and db.collections(store, "beamline") == []
+    assert store.health.alert_row("beamline") is None and store.health.collections("beamline") == []
     store.close()

@@ -323,7 +323,7 @@ def test_should_stop_ends_a_parallel_walk_between_directories(
     summary = cycle.run(full=True)
     assert 0 < summary.dirs <= 3
     # a stopped walk is not a full scan
-    assert cycle.ctx.store.last_full_scan(cycle.ctx.job_id) == 0
+    assert cycle.ctx.store.jobs.last_full_scan(cycle.ctx.job_id) == 0
     assert len(spy.made) == 1
 
 
@@ -468,7 +468,7 @@ def test_workers_ended_by_the_signal_that_stops_the_walk_are_a_stop_not_an_error
     monkeypatch.setattr(cycle, "_apply", apply)
     summary = cycle.run(full=True)
     assert summary.dirs >= 1
-    assert cycle.ctx.store.last_full_scan(cycle.ctx.job_id) == 0
+    assert cycle.ctx.store.jobs.last_full_scan(cycle.ctx.job_id) == 0
 
 
 def test_a_worker_killed_with_a_task_in_hand_names_the_directory(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from globus_autosync.model.plan import backoff
 from globus_autosync.sources.context import CycleContext
 from globus_autosync.sources.local.listing import join
 from globus_autosync.store import ActionRow, QueuedFile
+from globus_autosync.store.action_record import ActionRecord
 from globus_autosync.store.actions import (
     ACTION_FAILED,
     PENDING,
@@ -66,37 +67,32 @@ class Actions:
         self._runner: FlowRunner | None = None
         self.result = ActResult()
 
-    # -- record (inside the transaction of resolve_batch) -----------------------------------
-    def on_resolved(self, batch: int, done: Sequence[QueuedFile], now: float) -> Callable[[], None]:
+    # -- record (written by the store in the transaction that confirms the files) -----------
+    def action_record(self, done: Sequence[QueuedFile]) -> ActionRecord:
+        """What the actions of a batch's confirmed files are to record."""
         rel = self.rel
-        files: list[ConfirmedFile] = [
-            (f.dir, f.row.name, f.row.size, f.row.mtime_ns, join(rel.get(f.dir, ""), f.row.name))
+        files = [
+            ConfirmedFile(
+                f.dir, f.row.name, f.row.size, f.row.mtime_ns, join(rel.get(f.dir, ""), f.row.name)
+            )
             for f in done
         ]
-
-        def record() -> None:
-            if self.job.on_done == "batch":
-                self.store.record_batch_action(self.job_id, batch, files, now, self.legs)
-            else:
-                self.store.record_dataset_files(
-                    self.job_id, files, now, self.job.dataset_marker, self.rel
-                )
-
-        return record
+        per_batch = self.job.on_done == "batch"
+        return ActionRecord(files, per_batch, self.legs, self.job.dataset_marker, rel)
 
     # -- act --------------------------------------------------------------------------------
     def run(self, should_stop: Callable[[], bool]) -> ActResult:
         now = time.time()
-        for row in self.store.collecting(self.job_id):
+        for row in self.store.actions.collecting(self.job_id):
             due = row.marker or now - row.changed >= self.job.dataset_quiet
-            if due and row.dir is not None and not self.store.dataset_blockers(row.dir, 1):
-                self.store.finish_dataset(row.id, self.legs, now)
+            if due and row.dir is not None and not self.store.actions.dataset_blockers(row.dir, 1):
+                self.store.actions.finish_dataset(row.id, self.legs, now)
                 why = "its marker is confirmed" if row.marker else "it is quiet"
                 log.info("%s: dataset %s finished (%s): action %d, %d files", self.job.name,
                          row.dataset or ".", why, row.id, row.files)  # fmt: skip
         seen: set[int] = set()
         while not should_stop():  # again for the parts a split makes
-            rows = [r for r in self.store.open_actions(self.job_id) if r.id not in seen]
+            rows = [r for r in self.store.actions.active(self.job_id) if r.id not in seen]
             if not rows:
                 break
             for row in rows:
@@ -118,7 +114,7 @@ class Actions:
 
     def _backoff(self, row: ActionRow, message: str) -> None:
         tries = row.tries + 1
-        self.store.note_action(row.id, tries=tries, next_try=time.time() + backoff(tries),
+        self.store.actions.note(row.id, tries=tries, next_try=time.time() + backoff(tries),
                                reason=message)  # fmt: skip
         log.warning("%s: action %d: %s; tried again later", self.job.name, row.id, message)
         self.result.problem = message
@@ -128,7 +124,7 @@ class Actions:
         other = row.cmd_state if leg == "flow" else row.flow_state
         if not (state == SUCCEEDED and other == ACTION_FAILED):  # keep why the other one failed
             cols["reason"] = reason
-        new = self.store.update_leg(row.id, leg, state, **cols)
+        new = self.store.actions.update_leg(row.id, leg, state, **cols)
         if state == SUCCEEDED:
             self.result.succeeded += 1
             log.info("%s: action %d (%s): %s succeeded", self.job.name, row.id,
@@ -197,7 +193,7 @@ class Actions:
                 if found is not None:
                     log.info("%s: action %d: found run %s started before", self.job.name,
                              row.id, found.get("run_id"))  # fmt: skip
-                    return self.store.update_leg(row.id, "flow", RUNNING,
+                    return self.store.actions.update_leg(row.id, "flow", RUNNING,
                                                  run_id=str(found["run_id"]))  # fmt: skip
                 state = PENDING
             if state == PENDING:
@@ -211,17 +207,19 @@ class Actions:
     def _start_flow(self, row: ActionRow) -> ActionRow:
         from globus_autosync.globus import flows
 
-        files = self.store.action_files(row.id)
+        files = self.store.actions.files(row.id)
         body = self.flow_body(self.manifest(row, files))
         if len(json.dumps(body)) > flows.INPUT_LIMIT and len(files) > 1 and row.parts == 1:
             groups = split(files, len(json.dumps(body)), flows.INPUT_LIMIT)
-            self.store.split_action(row, groups)
+            self.store.actions.split(row, groups)
             log.info("%s: action %d: its manifest is larger than a flow run takes; split into %d "
                      "runs", self.job.name, row.id, len(groups))  # fmt: skip
-            row = self.store.get_action(row.id) or row
-            files = self.store.action_files(row.id)
+            row = self.store.actions.get(row.id) or row
+            files = self.store.actions.files(row.id)
             body = self.flow_body(self.manifest(row, files))
-        row = self.store.update_leg(row.id, "flow", STARTING, started=time.time())  # journaled
+        row = self.store.actions.update_leg(
+            row.id, "flow", STARTING, started=time.time()
+        )  # journaled
         crashpoint("action-flow-journaled")
         tags = ["globus-autosync", f"job:{self.job.name}", row.tag]
         run_id = self.runner.start(body, label(self.job, row), tags)
@@ -229,7 +227,7 @@ class Actions:
         self.result.started += 1
         log.info("%s: action %d: flow run %s started (%d files): %s", self.job.name, row.id,
                  run_id, len(files), flows.run_url(run_id))  # fmt: skip
-        return self.store.update_leg(row.id, "flow", RUNNING, run_id=run_id, tries=0)
+        return self.store.actions.update_leg(row.id, "flow", RUNNING, run_id=run_id, tries=0)
 
     def _poll_flow(self, row: ActionRow, run_id: str, url: str) -> ActionRow:
         from globus_autosync.globus import flows
@@ -250,7 +248,7 @@ class Actions:
                 log.warning("%s: action %d: %s", self.job.name, row.id, reason)
             else:
                 log.info("%s: action %d: run %s is under way again", self.job.name, row.id, run_id)
-            self.store.note_action(row.id, reason=reason)
+            self.store.actions.note(row.id, reason=reason)
         return row
 
     # -- the command leg --------------------------------------------------------------------
@@ -258,7 +256,7 @@ class Actions:
         top = commands.attempt_dir(self.state_dir, row.id, row.attempt)
         state = row.cmd_state
         if state == STARTING and commands.begun(top):
-            row = self.store.update_leg(row.id, "cmd", RUNNING)
+            row = self.store.actions.update_leg(row.id, "cmd", RUNNING)
             state = RUNNING
         if state in (PENDING, STARTING):
             if row.next_try > time.time():
@@ -283,10 +281,10 @@ class Actions:
         return row
 
     def _start_command(self, row: ActionRow, top: Path) -> ActionRow:
-        files = self.store.action_files(row.id)
+        files = self.store.actions.files(row.id)
         try:
             commands.write_manifest(top, self.manifest(row, files))
-            row = self.store.update_leg(row.id, "cmd", STARTING, started=time.time())
+            row = self.store.actions.update_leg(row.id, "cmd", STARTING, started=time.time())
             crashpoint("action-command-journaled")
             pid = commands.start(top, self.job.command, self.job.command_timeout)
         except OSError as err:
@@ -295,7 +293,7 @@ class Actions:
         self.result.started += 1
         log.info("%s: action %d: command started (pid %d, %d files), manifest %s",
                  self.job.name, row.id, pid, len(files), top / "manifest.json")  # fmt: skip
-        return self.store.update_leg(row.id, "cmd", RUNNING, pid=pid, tries=0)
+        return self.store.actions.update_leg(row.id, "cmd", RUNNING, pid=pid, tries=0)
 
     def _log_output(self, row: ActionRow, ended: commands.Ended, top: Path) -> None:
         text = ended.output.rstrip()

@@ -97,10 +97,10 @@ class Cleaner:
     def run(self) -> CleanupResult:
         """Delete what is due (the cycle calls ``recover`` first, before its walk)."""
         if not self.job.cleanup:
-            if self.store.cleanup_enrolled(self.job_id) is not None:
-                self.store.cleanup_off(self.job_id)
+            if self.store.cleanup.enrolled(self.job_id) is not None:
+                self.store.cleanup.off(self.job_id)
             return self.result
-        if self.store.cleanup_enrolled(self.job_id) is None:
+        if self.store.cleanup.enrolled(self.job_id) is None:
             self.enroll_all()
         try:
             self._delete_due()
@@ -118,11 +118,11 @@ class Cleaner:
         as if confirmed now: one lstat each, once."""
         started = time.monotonic()
         count = 0
-        for dir_id in self.store.dirs_with_done(self.job_id):
+        for dir_id in self.store.dirs.with_confirmed(self.job_id):
             rel = self.tree.rel.get(dir_id)
             if rel is None:
                 continue
-            done = self.store.done_listing(dir_id)
+            done = self.store.dirs.confirmed(dir_id)
             found: list[Enrolled] = []
             try:
                 fd = os.open(os.path.join(self.root_str, rel), os.O_RDONLY | os.O_DIRECTORY)
@@ -135,12 +135,12 @@ class Cleaner:
                     except OSError:
                         continue
                     if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (size, mtime):
-                        found.append((dir_id, name, size, mtime, st.st_ino, st.st_ctime_ns))
+                        found.append(Enrolled(dir_id, name, size, mtime, st.st_ino, st.st_ctime_ns))
             finally:
                 os.close(fd)
-            self.store.enroll_dir(self.job_id, found, self.now)
+            self.store.cleanup.enroll_dir(self.job_id, found, self.now)
             count += len(found)
-        self.store.set_cleanup_enrolled(self.job_id, self.now)
+        self.store.cleanup.set_enrolled(self.job_id, self.now)
         log.info("%s: cleanup is on: %d confirmed files are candidates (%.1f s)", self.job.name,
                  count, time.monotonic() - started)  # fmt: skip
 
@@ -163,7 +163,7 @@ class Cleaner:
         before = self.now if need > 0 else age_cut
         if before is None:
             return
-        rows = self.store.cleanup_due(
+        rows = self.store.cleanup.due(
             self.job_id, before, self.now, job.max_deletes, actions=job.on_done is not None
         )
         chosen: list[Candidate] = []
@@ -211,8 +211,8 @@ class Cleaner:
     def _delete_in(self, group: _Group, fd: int, cands: list[Candidate]) -> None:
         dir_id, rel = group.dir_id, group.rel
         dir_mtime = self.now
-        done = self.store.done_entries(dir_id, (c.name for c in cands))
-        work = self.store.work_names(dir_id)
+        done = self.store.dirs.confirmed_entries(dir_id, (c.name for c in cands))
+        work = self.store.files.names(dir_id)
         checked: list[Candidate] = []
         for c in cands:
             if c.name in work or done.get(c.name) != (c.size, c.mtime_ns):
@@ -230,7 +230,7 @@ class Cleaner:
             return
         if cleared:
             dir_mtime = os.fstat(fd).st_mtime  # before the unlinks touch it
-            self.store.journal_deletions(dir_id, cleared)
+            self.store.cleanup.journal(dir_id, cleared)
             crashpoint("cleanup-journaled")
             for c in cleared:
                 self._unlink(group, fd, c)
@@ -326,7 +326,7 @@ class Cleaner:
         failed += [(c, None, when) for c, when in group.deferred]
         if not (group.deleted or group.dropped or failed or group.kept or group.requeue):
             return
-        self.store.resolve_deletions(
+        self.store.cleanup.resolve(
             self.job_id, group.dir_id, group.deleted, group.kept, group.dropped, failed,
             group.requeue, time.time(),
         )  # fmt: skip
@@ -348,14 +348,14 @@ class Cleaner:
                                 folder, err.strerror)  # fmt: skip
                 return
             log.info("%s: removed the empty directory %s", self.job.name, folder)
-            if self.store.forget_dir(dir_id):
+            if self.store.dirs.forget(dir_id):
                 self.tree.forget(dir_id)
             dir_id, dir_mtime = row.parent, parent_mtime
 
     # -- after a crash ----------------------------------------------------------------------
     def recover(self) -> None:
         """Resolve the deletions a killed run journaled, from what the source shows now."""
-        interrupted = self.store.cleanup_interrupted(self.job_id)
+        interrupted = self.store.cleanup.interrupted(self.job_id)
         if not interrupted:
             return
         import json

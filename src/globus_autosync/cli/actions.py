@@ -80,9 +80,9 @@ def retry_action(obj: Context, action_id: int) -> None:
     store = Store.open(obj.state_dir)
     try:
         with store.guard():
-            row = store.get_action(action_id)
+            row = store.actions.get(action_id)
             job = next(
-                (j for j in cfg.jobs if store.find_job(j.name) == (row.job if row else -1)), None
+                (j for j in cfg.jobs if store.jobs.find(j.name) == (row.job if row else -1)), None
             )
             if row is None or job is None:
                 raise UsageError(f"no action {action_id}; 'globus-autosync tasks' lists them")
@@ -91,7 +91,7 @@ def retry_action(obj: Context, action_id: int) -> None:
                     f"action {action_id} is {row.state}; only a failed action is started again"
                 )
             with JobLock(obj.state_dir, job.name):
-                new = store.retry_action(action_id)
+                new = store.actions.retry(action_id)
     finally:
         store.close()
     log.info("%s: action %d will start again (attempt %d)", job.name, action_id, new.attempt)

@@ -13,7 +13,6 @@ import click
 from globus_autosync.errors import EXIT_JOB, EXIT_OK, AutosyncError, UsageError
 from globus_autosync.monitoring import alerts, health
 from globus_autosync.store import Store
-from globus_autosync.store import health as db
 
 if TYPE_CHECKING:
     from globus_autosync.cli.context import Context
@@ -34,7 +33,7 @@ def collection_lines(state_dir: Path, job: Job) -> list[tuple[bool, str]]:
     if store is None:
         return []
     try:
-        rows = [c for c in db.collections(store, job.name) if c.problem and not c.doc_problem]
+        rows = [c for c in store.health.collections(job.name) if c.problem and not c.doc_problem]
     finally:
         store.close()
     return [

@@ -73,7 +73,7 @@ def _baseline(
         store = Store.open(state_dir)
         try:
             with store.guard():
-                job_id = store.job_id(job.name)
+                job_id = store.jobs.ensure(job.name)
                 tree = DirTree(store, job_id)
 
                 def apply(
@@ -85,11 +85,11 @@ def _baseline(
                         if before_ns is None or stats[1] < before_ns
                     }
                     left = len(listing.files) - len(files)
-                    store.confirm_baseline(dir_id, files)
+                    store.dirs.confirm_baseline(dir_id, files)
                     # a directory with files left for later must be listed by the next run; one
                     # confirmed whole lists as confirmed: its digest spares the next full walk
                     noted = DirPlan() if left else DirPlan(digest=plan.digest)
-                    store.apply_dir(job_id, dir_id, noted, mtime if not left else -1, ino, True)
+                    store.dirs.apply(job_id, dir_id, noted, mtime if not left else -1, ino, True)
                     result.files += len(files)
                     result.bytes += sum(size for size, _ in files.values())
                     result.left += left
@@ -102,8 +102,8 @@ def _baseline(
                         "is recorded: run baseline again"
                     )
                 if before_ns is None:  # everything is known now: the next run need not walk it all
-                    store.set_last_full_scan(job_id, started)
+                    store.jobs.set_last_full_scan(job_id, started)
                 if job.cleanup:  # what baseline recorded becomes a candidate for cleanup too
-                    store.set_cleanup_enrolled(job_id, None)
+                    store.cleanup.set_enrolled(job_id, None)
         finally:
             store.close()

@@ -52,8 +52,8 @@ class Batches:
     def reconcile(self) -> None:
         """Resolve the batches in flight: resubmit journaled ones, confirm finished ones."""
         store = self.ctx.store
-        for batch in store.open_batches(self.ctx.job_id):
-            files = store.batch_files(batch.id)
+        for batch in store.batches.unresolved(self.ctx.job_id):
+            files = store.batches.files(batch.id)
             items = [self._item(f) for f in files]
             if batch.task_id is None:
                 task_id = self._submit(batch, items)
@@ -72,7 +72,7 @@ class Batches:
         except TransportError as err:
             self.problem(f"batch {batch.id} left for the next cycle: {err}")
             return None
-        ctx.store.batch_submitted(batch.id, task_id, time.time())
+        ctx.store.batches.submitted(batch.id, task_id, time.time())
         if ctx.dry_run:
             return task_id
         log.info(
@@ -104,7 +104,7 @@ class Batches:
                     log.info(
                         "%s: batch %d: task %s is under way again", name, batch.id, batch.task_id
                     )
-                self.ctx.store.note_batch(batch.id, report.reason)
+                self.ctx.store.batches.note(batch.id, report.reason)
             return
         self._resolve(batch, files, items, report)
 
@@ -117,8 +117,8 @@ class Batches:
         self._log(batch, decided)
         self.skipped.update(decided.skipped)
         enroll = self._enroll(decided.done) if ctx.job.cleanup else None
-        act = self.actions.on_resolved(batch.id, decided.done, now) if self.actions else None
-        ctx.store.resolve_batch(
+        act = self.actions.action_record(decided.done) if self.actions else None
+        ctx.store.batches.resolve(
             ctx.job_id,
             batch.id,
             decided.state,
@@ -155,7 +155,9 @@ class Batches:
             same = (st.st_size, st.st_mtime_ns) == (f.row.size, f.row.mtime_ns)
             if stat.S_ISREG(st.st_mode) and same:
                 out.append(
-                    (f.dir, f.row.name, f.row.size, f.row.mtime_ns, st.st_ino, st.st_ctime_ns)
+                    Enrolled(
+                        f.dir, f.row.name, f.row.size, f.row.mtime_ns, st.st_ino, st.st_ctime_ns
+                    )
                 )
         return out
 
@@ -164,10 +166,10 @@ class Batches:
         """Batch the queued files while the transport takes more."""
         ctx = self.ctx
         job, store, transport = ctx.job, ctx.store, ctx.transport
-        while len(store.open_batches(ctx.job_id)) < transport.max_active:
+        while len(store.batches.unresolved(ctx.job_id)) < transport.max_active:
             if ctx.should_stop():
                 return
-            files = store.queued(ctx.job_id, job.max_files_per_task)
+            files = store.batches.queued(ctx.job_id, job.max_files_per_task)
             if not files:
                 return
             if self.batch_window is not None and len(files) < job.max_files_per_task:
@@ -180,7 +182,7 @@ class Batches:
             except TransportError as err:
                 self.problem(f"cannot start a batch now: {err}")
                 return
-            batch = store.create_batch(ctx.job_id, sub, label, files, time.time())
+            batch = store.batches.create(ctx.job_id, sub, label, files, time.time())
             crashpoint("batch-journaled")  # journaled, not yet submitted
             items = [self._item(f) for f in files]
             self.summary.sent_files += len(items)

@@ -72,7 +72,9 @@ class Cycle:
                 summary.collections_down = endpoints.observe(
                     ctx.job, ctx.store, ctx.transport, ctx.now
                 )
-        full = full or ctx.now - ctx.store.last_full_scan(ctx.job_id) >= ctx.job.full_scan_every
+        full = (
+            full or ctx.now - ctx.store.jobs.last_full_scan(ctx.job_id) >= ctx.job.full_scan_every
+        )
         summary.full = full
         walked = self.source.walk(
             ctx.tree, self._apply, full, ctx.now, ctx.should_stop, self.progress
@@ -81,7 +83,7 @@ class Cycle:
         if walked.problem is not None:  # the source's service: the rest waits for next cycle
             self.batches.problem(walked.problem)
         if full and not ctx.dry_run and not walked.stopped:
-            ctx.store.set_last_full_scan(ctx.job_id, ctx.now)
+            ctx.store.jobs.set_last_full_scan(ctx.job_id, ctx.now)
         summary.scanned, summary.dirs = stats.files, stats.dirs
         summary.changed = stats.changed
         summary.skipped += stats.skipped
@@ -94,7 +96,7 @@ class Cycle:
             cleaner.unreadable = stats.unreadable
             self._clean(cleaner)
         if not ctx.dry_run:  # a dry run's batches are never sent, so never in flight
-            summary.in_flight = ctx.store.counts(ctx.job_id).submitted
+            summary.in_flight = ctx.store.jobs.counts(ctx.job_id).submitted
         summary.seconds = time.monotonic() - started
         return summary
 
@@ -118,8 +120,8 @@ class Cycle:
         ctx = self.ctx
         if not (
             ctx.job.cleanup
-            or ctx.store.cleanup_enrolled(ctx.job_id) is not None
-            or ctx.store.cleanup_interrupted(ctx.job_id)
+            or ctx.store.cleanup.enrolled(ctx.job_id) is not None
+            or ctx.store.cleanup.interrupted(ctx.job_id)
         ):
             return None
         # here: cleanup/ costs a run without cleanup 1 ms
@@ -151,7 +153,7 @@ class Cycle:
             or plan.chunks
             or (row.mtime_ns, row.ino) != (mtime, ino)
         ):
-            ctx.store.apply_dir(ctx.job_id, dir_id, plan, mtime, ino, None)
+            ctx.store.dirs.apply(ctx.job_id, dir_id, plan, mtime, ino, None)
         # else: nothing to write; a no-change full walk makes no transaction per directory
 
     def make_dirs(self, dir_ids: list[int]) -> None:
@@ -165,4 +167,4 @@ class Cycle:
             log.warning("%s: cannot create directory %s: %s", ctx.job.name, rel or ".", message)
         self.summary.failed += len(errors)
         if not ctx.dry_run:
-            ctx.store.mark_made(d for rel, d in rels.items() if rel not in errors)
+            ctx.store.dirs.mark_made(d for rel, d in rels.items() if rel not in errors)

@@ -114,7 +114,7 @@ def _step(
                 summary = cycle.run(options.full)
                 due = None
                 if not dry_run:
-                    db.record_run(
+                    db.cycles.record(
                         ctx.job_id,
                         started,
                         time.time(),
@@ -123,7 +123,7 @@ def _step(
                         summary.record,
                     )
                     if options.due:
-                        due = db.next_due(
+                        due = db.files.next_due(
                             ctx.job_id, job.settle, job.batch_window, cycle.source.trust_mtime
                         )
         except LockHeld:
@@ -143,8 +143,8 @@ def _record_failure(store: Store, job: Job, started: float, err: Exception) -> N
     """A cycle that could not run, for ``status`` and health."""
     result = "waiting" if isinstance(err, AuthError) else "error"
     with suppress(AutosyncError, sqlite3.Error), store.guard():
-        job_id = store.job_id(job.name)
-        store.record_run(job_id, started, time.time(), False, result, str(err))
+        job_id = store.jobs.ensure(job.name)
+        store.cycles.record(job_id, started, time.time(), False, result, str(err))
 
 
 def _alerts(config: Config, state_dir: Path, job: Job, store: Store | None) -> None:

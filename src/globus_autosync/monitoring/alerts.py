@@ -10,6 +10,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -193,27 +194,29 @@ def _quiet(
 
 def _one(settings: AlertSettings, store: Store, job: Job, now: float) -> None:
     h = health.assess(store, job, now)
-    if _quiet(settings, db.alert_brief(store, job.name), h, now):
+    if _quiet(settings, store.health.alert_brief(job.name), h, now):
         return
     with store.tx():  # claim the message, so that two processes do not both send it
-        row = db.alert_row(store, job.name)
+        row = store.health.alert_row(job.name)
         new = row is None
         row = row or db.AlertRow(job.name)
         reminder = _due(settings, row, h, now)
         if reminder is not None:
-            row.pending = message(h, job.name, row.announced, reminder)
-            row.pending["channels"] = channels(settings)
-            row.announced, row.announced_at, row.attempts = h.key, now, 0
-            row.history[h.key] = now
+            pending = message(h, job.name, row.announced, reminder)
+            pending["channels"] = channels(settings)
+            history = {**row.history, h.key: now}
+            row = replace(
+                row, pending=pending, announced=h.key, announced_at=now, attempts=0, history=history
+            )
         elif row.pending is None or now < row.next_try:
             if new:
-                db.save_alert_row(store, row)
+                store.health.save_alert_row(row)
             return
         assert row.pending is not None
         owed = row.pending
-        row.next_try = now + min(RETRY_MAX, RETRY_FIRST * 2**row.attempts)
-        row.attempts += 1
-        db.save_alert_row(store, row)
+        next_try = now + min(RETRY_MAX, RETRY_FIRST * 2**row.attempts)
+        row = replace(row, next_try=next_try, attempts=row.attempts + 1)
+        store.health.save_alert_row(row)
     failed = []
     for channel in owed["channels"]:
         d = send(settings, channel, owed["subject"], owed["text"])
@@ -230,13 +233,12 @@ def _one(settings: AlertSettings, store: Store, job: Job, now: float) -> None:
                 health.age(row.next_try - now),
             )
     with store.tx():
-        current = db.alert_row(store, job.name)
+        current = store.health.alert_row(job.name)
         if current is None or current.pending is None or current.pending["text"] != owed["text"]:
             return  # replaced meanwhile by a newer message
-        current.pending = {**owed, "channels": failed} if failed else None
-        if not failed:
-            current.attempts = 0
-        db.save_alert_row(store, current)
+        still = {**owed, "channels": failed} if failed else None
+        current = replace(current, pending=still, attempts=current.attempts if failed else 0)
+        store.health.save_alert_row(current)
 
 
 def sample_message() -> tuple[str, str]:

@@ -10,6 +10,7 @@ what to do; ``status`` and the metrics show it until it clears, and its clearing
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from globus_autosync.config import Job
 from globus_autosync.errors import AutosyncError
@@ -46,16 +47,16 @@ def observe(job: Job, store: Store, transport: Transport, now: float) -> int:
     Never raises for a collection that cannot be read: the cycle goes on."""
     if not isinstance(transport, WatchesCollections):
         return 0
-    known = {c.role: c for c in db.collections(store, job.name)}
-    rows = {role: c.copy() for role, c in known.items()}
+    known = {c.role: c for c in store.health.collections(job.name)}
+    rows = dict(known)
     if not known or any(now - c.checked >= CHECK_EVERY for c in known.values()):
         try:
             docs = transport.collections()
         except AutosyncError as err:
             log.debug("%s: cannot read the collections' documents: %s", job.name, err)
             docs = []
-            for c in rows.values():
-                c.checked = now  # not again before CHECK_EVERY
+            # not again before CHECK_EVERY
+            rows = {role: replace(c, checked=now) for role, c in rows.items()}
         for doc in docs:
             rows[doc.role] = db.CollectionRow(job.name, doc.role, doc.id, doc.name, doc.gcp,
                                               _doc_problem(doc), None, now)  # fmt: skip
@@ -65,7 +66,7 @@ def observe(job: Job, store: Store, transport: Transport, now: float) -> int:
     blamed = [r for r in ("source", "destination") if r in rows and rows[r].gcp] or ["source"]
     for role, c in rows.items():
         fault = _FAULT_WORDS[faults[0]] if faults and role in blamed else None
-        c.problem = c.doc_problem or fault
+        rows[role] = replace(c, problem=c.doc_problem or fault)
     if not rows:
         return 0
     changed = [c for c in rows.values() if old.get(c.role) != c.problem]
@@ -76,5 +77,5 @@ def observe(job: Job, store: Store, transport: Transport, now: float) -> int:
             log.info("%s: %s is connected again", job.name, c.label)
     if changed or any(known.get(r) is None or known[r].checked != c.checked
                       for r, c in rows.items()):  # fmt: skip
-        db.save_collections(store, list(rows.values()))
+        store.health.save_collections(list(rows.values()))
     return sum(1 for c in rows.values() if c.problem)

@@ -70,10 +70,10 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
     says what to do).
     """
     now = time.time() if now is None else now
-    job_id = store.find_job(job.name) if store is not None else None
+    job_id = store.jobs.find(job.name) if store is not None else None
     if store is None or job_id is None:
         return Health(STOPPED, "it has never run", _RUN_IT, "stopped:never")
-    runs = db.recent_runs(store, job_id, job.alert_after)
+    runs = store.cycles.recent(job_id, job.alert_after)
     if not runs:
         return Health(STOPPED, "it has never run", _RUN_IT, "stopped:never")
     last = runs[0]
@@ -85,7 +85,7 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
             "fix what the message says; the next cycle carries on by itself",
             "failing:cycles",
         )
-    many, example = db.stubborn_failures(store, job_id, job.alert_after)
+    many, example = store.health.stubborn_failures(job_id, job.alert_after)
     if many:
         times = "once" if job.alert_after == 1 else f"{job.alert_after} times"
         return Health(
@@ -98,16 +98,16 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
         return Health(
             WAITING, last.summary, "do what it says; the next cycle carries on", "waiting:login"
         )
-    good = db.last_good_run(store, job_id)
+    good = store.cycles.last_good(job_id)
     # no good cycle for alert_lag: since the last good one, or since the job's first cycle
-    since_good = now - (good if good is not None else db.first_run(store, job_id) or now)
+    since_good = now - (good if good is not None else store.cycles.first(job_id) or now)
     if since_good > job.alert_lag:
         since = f"since {_when(good)} ({age(now - good)})" if good else "yet"
         reason = f"no cycle has run to its end {since}"
         if last.result != "ok" and now - last.finished <= job.alert_lag:
             reason += f"; the last one: {last.summary}"
         return Health(STOPPED, reason, _RUN_IT, "stopped:cycles")
-    down = [c for c in db.collections(store, job.name) if c.problem]
+    down = [c for c in store.health.collections(job.name) if c.problem]
     if down:
         return Health(
             WAITING,
@@ -115,7 +115,7 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
             collection_action(down[0]),
             f"waiting:collection:{down[0].role}",
         )
-    stuck = [b for b in store.open_batches(job_id) if b.reason]
+    stuck = [b for b in store.batches.unresolved(job_id) if b.reason]
     if stuck:
         return Health(
             WAITING,
@@ -123,7 +123,7 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
             "renew the credentials ('globus-autosync login', then 'globus-autosync check')",
             "waiting:task",
         )
-    n = store.counts(job_id)
+    n = store.jobs.counts(job_id)
     lag = max(0.0, now - n.oldest_settled) if n.oldest_settled is not None else 0.0
     if lag > job.alert_lag:
         return Health(

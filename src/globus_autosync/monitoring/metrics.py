@@ -21,7 +21,6 @@ from globus_autosync.cleanup.cleaner import free_space
 from globus_autosync.config import Config
 from globus_autosync.monitoring import health
 from globus_autosync.store import Store
-from globus_autosync.store import health as db
 
 PREFIX = "globus_autosync"
 ACTION_STATES = ("pending", "running", "succeeded", "failed")
@@ -87,31 +86,31 @@ class StoreCollector(Collector):
                 current = health.assess(store, job).state
                 for name in health.STATES:
                     healths.add_metric([job.name, name], 1.0 if name == current else 0.0)
-                for coll in db.collections(store, job.name) if store else []:
+                for coll in store.health.collections(job.name) if store else []:
                     connected.add_metric([job.name, coll.role], 0.0 if coll.problem else 1.0)
-                job_id = store.find_job(job.name) if store else None
+                job_id = store.jobs.find(job.name) if store else None
                 if store is None or job_id is None:
                     continue
-                c = store.counts(job_id)
+                c = store.jobs.counts(job_id)
                 counts = (c.done, c.seen, c.queued, c.submitted, c.failed, c.skipped)
                 for state, n in zip(FILE_STATES, counts, strict=True):
                     files.add_metric([job.name, state], n)
                 done_bytes.add_metric([job.name], c.done_bytes)
                 age = time.time() - c.oldest_settled if c.oldest_settled is not None else 0.0
                 lag.add_metric([job.name], max(0.0, age))
-                ok, took = store.run_times(job_id)
+                ok, took = store.cycles.times(job_id)
                 if ok is not None:
                     last_ok.add_metric([job.name], ok)
                 if took is not None:
                     duration.add_metric([job.name], took)
-                stuck = sum(1 for b in store.open_batches(job_id) if b.reason)
+                stuck = sum(1 for b in store.batches.unresolved(job_id) if b.reason)
                 waiting.add_metric([job.name], stuck)
                 if job.on_done:
-                    by_state = store.action_counts(job_id)
+                    by_state = store.actions.counts(job_id)
                     for state in ACTION_STATES:
                         actions.add_metric([job.name, state], by_state.get(state, 0))
                 if job.cleanup:
-                    totals = store.cleanup_totals(job_id)
+                    totals = store.cleanup.totals(job_id)
                     deleted_files.add_metric([job.name], totals.files)
                     deleted_bytes.add_metric([job.name], totals.bytes)
                     with suppress(OSError):

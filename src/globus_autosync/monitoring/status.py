@@ -10,7 +10,6 @@ from globus_autosync.config import Job
 from globus_autosync.monitoring import health
 from globus_autosync.sources.local.listing import join
 from globus_autosync.store import Store
-from globus_autosync.store import health as db
 
 
 def _iso(ts: float | None) -> str | None:
@@ -26,13 +25,13 @@ def job_status(store: Store | None, job: Job) -> dict[str, Any]:
     row["health"] = health.assess(store, job).as_dict()
     row["collections"] = [
         {"role": c.role, "collection": c.collection, "name": c.name, "problem": c.problem}
-        for c in (db.collections(store, job.name) if store is not None else [])
+        for c in (store.health.collections(job.name) if store is not None else [])
     ]
     return row
 
 
 def _counts(store: Store | None, job: Job) -> dict[str, Any]:
-    job_id = store.find_job(job.name) if store else None
+    job_id = store.jobs.find(job.name) if store else None
     if store is None or job_id is None:
         return {
             "job": job.name,
@@ -52,7 +51,7 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
             "cleanup": _cleanup(None, None, job),
             "actions": job_actions_status(None, job),
         }
-    c = store.counts(job_id)
+    c = store.jobs.counts(job_id)
     lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
     rel = _relpaths(store, job_id)
     problems = [
@@ -62,12 +61,12 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
             "reason": p.reason,
             "attempts": p.attempts,
         }
-        for d, p in store.failures(job_id)
+        for d, p in store.files.failures(job_id)
     ]
     # tasks in flight that wait for someone (an INACTIVE task: expired credentials)
     waiting = [
         {"batch": b.id, "task_id": b.task_id, "reason": b.reason, "url": task_url(job, b.task_id)}
-        for b in store.open_batches(job_id)
+        for b in store.batches.unresolved(job_id)
         if b.reason
     ]
     return {
@@ -95,7 +94,7 @@ def _cleanup(
 ) -> dict[str, Any] | None:
     """Source cleanup of a job: what it deleted, what waits, the source's free space; None for
     a job without cleanup that never deleted anything."""
-    totals = store.cleanup_totals(job_id) if store is not None and job_id is not None else None
+    totals = store.cleanup.totals(job_id) if store is not None and job_id is not None else None
     if not job.cleanup and (totals is None or not totals.files):
         return None
     try:
@@ -106,7 +105,7 @@ def _cleanup(
     if store is not None and job_id is not None and totals is not None and totals.failing:
         failures = [
             {"path": join((rel or {}).get(d, "?"), name), "reason": reason}
-            for d, name, reason in store.cleanup_failures(job_id)
+            for d, name, reason in store.cleanup.failures(job_id)
         ]
     return {
         "on": job.cleanup,
@@ -123,13 +122,13 @@ def _cleanup(
 
 def _relpaths(store: Store, job_id: int) -> dict[int, str]:
     rel: dict[int, str] = {}
-    for row in store.dirs(job_id):
+    for row in store.dirs.rows(job_id):
         rel[row.id] = join(rel.get(row.parent, ""), row.name)
     return rel
 
 
 def job_tasks(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]:
-    job_id = store.find_job(job.name) if store else None
+    job_id = store.jobs.find(job.name) if store else None
     if store is None or job_id is None:
         return []
     return [
@@ -146,7 +145,7 @@ def job_tasks(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]
             "reason": b.reason,
             "url": task_url(job, b.task_id),
         }
-        for b in store.recent_batches(job_id, limit)
+        for b in store.batches.recent(job_id, limit)
     ]
 
 
@@ -160,8 +159,8 @@ def task_url(job: Job, task_id: str | None) -> str | None:
 def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
     """A job's actions for ``status``: counts by state, the datasets that wait for files, and
     the actions that failed or wait for someone; None for a job that never had any."""
-    job_id = store.find_job(job.name) if store else None
-    counts = store.action_counts(job_id) if store is not None and job_id is not None else {}
+    job_id = store.jobs.find(job.name) if store else None
+    counts = store.actions.counts(job_id) if store is not None and job_id is not None else {}
     if not job.on_done and not counts:
         return None
     out: dict[str, Any] = {
@@ -171,8 +170,8 @@ def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
     out.update(datasets_waiting=[], failed_actions=[], waiting_for_you=[])
     if store is None or job_id is None:
         return out
-    for row in store.collecting(job_id):
-        blockers = store.dataset_blockers(row.dir) if row.dir is not None else []
+    for row in store.actions.collecting(job_id):
+        blockers = store.actions.dataset_blockers(row.dir) if row.dir is not None else []
         if blockers:
             out["datasets_waiting"].append(
                 {
@@ -183,7 +182,7 @@ def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
                     ],
                 }
             )
-    for row in store.recent_actions(job_id, 1000):
+    for row in store.actions.recent(job_id, 1000):
         if row.state == "failed" and len(out["failed_actions"]) < 20:
             out["failed_actions"].append({"action": row.id, "reason": row.reason})
         elif row.state in ("pending", "running") and row.reason:
@@ -193,7 +192,7 @@ def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
 
 def job_actions(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]:
     """Recent actions for ``tasks``: the flow run (and its web link) and the command's exit."""
-    job_id = store.find_job(job.name) if store else None
+    job_id = store.jobs.find(job.name) if store else None
     if store is None or job_id is None:
         return []
     return [
@@ -219,5 +218,5 @@ def job_actions(store: Store | None, job: Job, limit: int) -> list[dict[str, Any
             "finished": _iso(r.finished),
             "reason": r.reason,
         }
-        for r in store.recent_actions(job_id, limit)
+        for r in store.actions.recent(job_id, limit)
     ]

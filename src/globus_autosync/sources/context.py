@@ -50,7 +50,7 @@ class CycleContext:
     ) -> CycleContext:
         """The context of a cycle starting now; adds the job to the store if it is new."""
         now = time.time()
-        job_id = store.job_id(job.name)
+        job_id = store.jobs.ensure(job.name)
         return cls(
             job=job,
             config=config,

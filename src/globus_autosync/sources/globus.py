@@ -222,7 +222,7 @@ class GlobusSource:
         stats = WalkStats()
         walked = Walked(stats)
         store = tree.store
-        with_rows = store.dirs_with_rows(tree.job_id)
+        with_rows = store.files.dirs_with_rows(tree.job_id)
         # (dir id, path to list it by, the real paths of it and its ancestors: loop detection)
         stack: list[tuple[int, str, frozenset[str]]] = [
             (tree.root, self.root, frozenset({self.root}))
@@ -271,7 +271,7 @@ class GlobusSource:
                 progress(stats)
             dplan = DirPlan()
             if plan:
-                done, pending = store.dir_state(dir_id)
+                done, pending = store.dirs.state(dir_id)
                 dplan = plan_dir(listing.files, listing.skipped, done, pending, now,
                                  self.job.settle, full, trust_mtime=False)  # fmt: skip
                 for row in dplan.newly_skipped:
@@ -312,7 +312,7 @@ class GlobusSource:
         busy = [d for d in subtree if d in with_rows]
         if not busy:
             return
-        dropped = tree.store.drop_pending(busy)
+        dropped = tree.store.files.drop_pending(busy)
         with_rows.difference_update(busy)
         if dropped:
             what = (

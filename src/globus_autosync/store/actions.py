@@ -1,6 +1,6 @@
 """The store's side of actions (a flow run and/or a local command per finished batch or dataset):
 the journal rows, the files of each manifest, and what ``status`` and ``tasks`` show. Only SQL;
-the rules are in ``actions``.
+the rules are in the ``actions`` package.
 
 A row of ``actions`` is written before anything starts, in the transaction that confirms its
 files; each of its two legs (``flow_state``, ``cmd_state``) goes pending -> starting (journaled:
@@ -10,14 +10,16 @@ it may have started) -> running -> succeeded | failed.
 from __future__ import annotations
 
 import fnmatch
-import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from globus_autosync.model.plan import FAILED, QUEUED, SEEN, SUBMITTED
+from globus_autosync.store.connection import Connection
+
+if TYPE_CHECKING:
+    from globus_autosync.store.action_record import ActionRecord
 
 PENDING, STARTING, RUNNING, SUCCEEDED = "pending", "starting", "running", "succeeded"
 ACTION_FAILED, COLLECTING = "failed", "collecting"
@@ -25,8 +27,16 @@ OPEN = (PENDING, RUNNING)  # an action whose legs still have work
 LEGS = ("flow", "cmd")
 _BLOCKING = (SEEN, QUEUED, SUBMITTED, FAILED)  # a dataset with these files is not finished
 
-# (dir, name, size, mtime_ns, path relative to the source) of a confirmed file
-ConfirmedFile = tuple[int, str, int, int, str]
+
+class ConfirmedFile(NamedTuple):
+    """A confirmed file of an action's manifest."""
+
+    dir: int
+    name: str
+    size: int
+    mtime_ns: int
+    path: str  # relative to the source
+
 
 _COLS = (
     "id, job, kind, batch, dir, dataset, part, parts, state, tag, created, changed, marker, "
@@ -88,25 +98,32 @@ def new_tag() -> str:
     return f"autosync-{uuid.uuid4()}"
 
 
-class ActionQueries:
-    """Mixed into ``Store``: every statement about actions."""
+class ActionJournal:
+    """Every statement about actions: the journal rows and the files of each manifest."""
 
-    conn: sqlite3.Connection
-
-    if TYPE_CHECKING:  # provided by Store
-
-        def tx(self) -> AbstractContextManager[None]: ...
+    def __init__(self, db: Connection) -> None:
+        self.db = db
+        self.conn = db.conn
 
     def _has_actions(self) -> bool:
-        return bool(
-            self.conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='actions'"
-            ).fetchone()
-        )
+        return self.db.has_table("actions")
 
     # -- recording (inside the transaction that confirms the files) -------------------------
-    def record_batch_action(self, job: int, batch: int, files: Sequence[ConfirmedFile],
-                            now: float, legs: tuple[bool, bool]) -> None:  # fmt: skip
+    def record(self, job: int, batch: int, record: ActionRecord, now: float) -> None:
+        """The actions of a batch's confirmed files, in the caller's transaction."""
+        if record.per_batch:
+            self.record_batch(job, batch, record.files, now, record.legs)
+        else:
+            self.record_datasets(job, record.files, now, record.marker, record.dir_paths)
+
+    def record_batch(
+        self,
+        job: int,
+        batch: int,
+        files: Sequence[ConfirmedFile],
+        now: float,
+        legs: tuple[bool, bool],
+    ) -> None:
         """One action for the confirmed files of a batch, pending."""
         if not files:
             return
@@ -114,18 +131,34 @@ class ActionQueries:
         cur = self.conn.execute(
             "INSERT INTO actions (job, kind, batch, state, tag, created, changed, files, bytes, "
             "flow_state, cmd_state) VALUES (?, 'batch', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (job, batch, PENDING, new_tag(), now, now, len(files), sum(f[2] for f in files),
-             flow, cmd),
-        )  # fmt: skip
+            (
+                job,
+                batch,
+                PENDING,
+                new_tag(),
+                now,
+                now,
+                len(files),
+                sum(f.size for f in files),
+                flow,
+                cmd,
+            ),
+        )
         self._add_files(int(cur.lastrowid or 0), files)
 
-    def record_dataset_files(self, job: int, files: Sequence[ConfirmedFile], now: float,
-                             marker: str | None, rel: dict[int, str]) -> None:  # fmt: skip
+    def record_datasets(
+        self,
+        job: int,
+        files: Sequence[ConfirmedFile],
+        now: float,
+        marker: str | None,
+        rel: Mapping[int, str],
+    ) -> None:
         """Add confirmed files to the dataset (directory) each lies in: the one still
         collecting, or a new one; ``rel``: the directories' paths."""
         by_dir: dict[int, list[ConfirmedFile]] = {}
         for f in files:
-            by_dir.setdefault(f[0], []).append(f)
+            by_dir.setdefault(f.dir, []).append(f)
         for dir_id, group in by_dir.items():
             row = self.conn.execute(
                 "SELECT id FROM actions WHERE job=? AND dir=? AND state=?",
@@ -141,7 +174,7 @@ class ActionQueries:
             else:
                 action = int(row[0])
             self._add_files(action, group)
-            hit = marker is not None and any(fnmatch.fnmatchcase(f[1], marker) for f in group)
+            hit = marker is not None and any(fnmatch.fnmatchcase(f.name, marker) for f in group)
             self.conn.execute(
                 "UPDATE actions SET changed=:now, marker=MAX(marker, :hit), "
                 "files=(SELECT COUNT(*) FROM action_files WHERE action=:a), "
@@ -176,7 +209,7 @@ class ActionQueries:
 
     def finish_dataset(self, action: int, legs: tuple[bool, bool], now: float) -> None:
         flow, cmd = (PENDING if legs[0] else None), (PENDING if legs[1] else None)
-        with self.tx():
+        with self.db.tx():
             self.conn.execute(
                 "UPDATE actions SET state=?, flow_state=?, cmd_state=?, changed=? "
                 "WHERE id=? AND state=?",
@@ -184,29 +217,29 @@ class ActionQueries:
             )
 
     # -- the journal ------------------------------------------------------------------------
-    def open_actions(self, job: int) -> list[ActionRow]:
+    def active(self, job: int) -> list[ActionRow]:
         if not self._has_actions():
             return []
         return self._actions("WHERE job=? AND state IN (?, ?) ORDER BY id", (job, *OPEN))
 
-    def get_action(self, action: int) -> ActionRow | None:
+    def get(self, action: int) -> ActionRow | None:
         if not self._has_actions():
             return None
         found = self._actions("WHERE id=?", (action,))
         return found[0] if found else None
 
-    def action_files(self, action: int) -> list[ConfirmedFile]:
+    def files(self, action: int) -> list[ConfirmedFile]:
         rows = self.conn.execute(
             "SELECT dir, name, size, mtime_ns, path FROM action_files WHERE action=? ORDER BY path",
             (action,),
         )
-        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return [ConfirmedFile(*r) for r in rows]
 
     def update_leg(self, action: int, leg: str, state: str, **cols: object) -> ActionRow:
         """Set one leg's state (and other columns), and the action's state with it."""
         assert leg in LEGS
-        with self.tx():
-            row = self.get_action(action)
+        with self.db.tx():
+            row = self.get(action)
             assert row is not None
             flow = state if leg == "flow" else row.flow_state
             cmd = state if leg == "cmd" else row.cmd_state
@@ -216,45 +249,59 @@ class ActionQueries:
                 cols["finished"] = time.time()
             sets = ", ".join(f"{k}=?" for k in cols)
             self.conn.execute(f"UPDATE actions SET {sets} WHERE id=?", (*cols.values(), action))
-            new = self.get_action(action)
+            new = self.get(action)
         assert new is not None
         return new
 
-    def note_action(self, action: int, **cols: object) -> None:
-        with self.tx():
+    def note(self, action: int, **cols: object) -> None:
+        with self.db.tx():
             sets = ", ".join(f"{k}=?" for k in cols)
             self.conn.execute(f"UPDATE actions SET {sets} WHERE id=?", (*cols.values(), action))
 
-    def split_action(self, action: ActionRow, groups: list[list[ConfirmedFile]]) -> None:
+    def split(self, action: ActionRow, groups: list[list[ConfirmedFile]]) -> None:
         """A manifest too large for one flow run: the first group stays in this action, each
         other becomes an action of its own (part k of n), in one transaction, before any
         starts."""
         n = len(groups)
-        with self.tx():
+        with self.db.tx():
             self.conn.execute(
                 "UPDATE actions SET part=1, parts=?, files=?, bytes=? WHERE id=?",
-                (n, len(groups[0]), sum(f[2] for f in groups[0]), action.id),
+                (n, len(groups[0]), sum(f.size for f in groups[0]), action.id),
             )
             for k, group in enumerate(groups[1:], start=2):
                 cur = self.conn.execute(
                     "INSERT INTO actions (job, kind, batch, dir, dataset, part, parts, state, tag, "
                     "created, changed, marker, files, bytes, flow_state, cmd_state) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (action.job, action.kind, action.batch, action.dir, action.dataset, k, n,
-                     PENDING, new_tag(),
-                     action.created, action.changed, int(action.marker), len(group),
-                     sum(f[2] for f in group), action.flow_state, action.cmd_state),
-                )  # fmt: skip
+                    (
+                        action.job,
+                        action.kind,
+                        action.batch,
+                        action.dir,
+                        action.dataset,
+                        k,
+                        n,
+                        PENDING,
+                        new_tag(),
+                        action.created,
+                        action.changed,
+                        int(action.marker),
+                        len(group),
+                        sum(f.size for f in group),
+                        action.flow_state,
+                        action.cmd_state,
+                    ),
+                )
                 new = int(cur.lastrowid or 0)
                 self.conn.executemany(
                     "UPDATE action_files SET action=? WHERE action=? AND dir=? AND name=?",
-                    ((new, action.id, f[0], f[1]) for f in group),
+                    ((new, action.id, f.dir, f.name) for f in group),
                 )
 
-    def retry_action(self, action: int) -> ActionRow:
+    def retry(self, action: int) -> ActionRow:
         """Start a failed action again: its failed legs become pending, as attempt n + 1."""
-        with self.tx():
-            row = self.get_action(action)
+        with self.db.tx():
+            row = self.get(action)
             assert row is not None and row.state == ACTION_FAILED
             flow = PENDING if row.flow_state == ACTION_FAILED else row.flow_state
             cmd = PENDING if row.cmd_state == ACTION_FAILED else row.cmd_state
@@ -264,15 +311,23 @@ class ActionQueries:
                 "run_id=CASE WHEN ? THEN NULL ELSE run_id END, "
                 "exit_code=CASE WHEN ? THEN NULL ELSE exit_code END, "
                 "pid=CASE WHEN ? THEN NULL ELSE pid END WHERE id=?",
-                (overall(flow, cmd), flow, cmd, new_tag(), row.flow_state == ACTION_FAILED,
-                 row.cmd_state == ACTION_FAILED, row.cmd_state == ACTION_FAILED, action),
-            )  # fmt: skip
-            new = self.get_action(action)
+                (
+                    overall(flow, cmd),
+                    flow,
+                    cmd,
+                    new_tag(),
+                    row.flow_state == ACTION_FAILED,
+                    row.cmd_state == ACTION_FAILED,
+                    row.cmd_state == ACTION_FAILED,
+                    action,
+                ),
+            )
+            new = self.get(action)
         assert new is not None
         return new
 
     # -- reporting --------------------------------------------------------------------------
-    def action_counts(self, job: int) -> dict[str, int]:
+    def counts(self, job: int) -> dict[str, int]:
         if not self._has_actions():
             return {}
         rows = self.conn.execute(
@@ -280,7 +335,7 @@ class ActionQueries:
         )
         return {r[0]: r[1] for r in rows}
 
-    def recent_actions(self, job: int, limit: int) -> list[ActionRow]:
+    def recent(self, job: int, limit: int) -> list[ActionRow]:
         if not self._has_actions():
             return []
         return self._actions("WHERE job=? ORDER BY id DESC LIMIT ?", (job, limit))

@@ -1,5 +1,6 @@
 """The store's side of source cleanup: the confirmed files that may be deleted, the journal
-mark set before an unlink, and each job's totals. Only SQL; the rules are in ``cleanup``.
+mark set before an unlink, and each job's totals. Only SQL; the rules are in the package
+``cleanup``.
 
 A row of ``cleanup`` is a confirmed file with the (size, mtime_ns, inode) it had when it was
 confirmed. Finding what is due reads the ``(job, confirmed)`` index: it costs the files due, not
@@ -8,16 +9,13 @@ the tree.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from globus_autosync.model.plan import Pending
-from globus_autosync.store import codec
-
-_LARGE = 10_000  # files from which a directory's listing is not decoded whole for a few names
-_FORGOTTEN_MAX = 4 << 20  # bytes of names noted as forgotten, past which the digests go
+from globus_autosync.store.connection import Connection
+from globus_autosync.store.dirs import Directories
+from globus_autosync.store.files import WorkFiles
 
 
 class Candidate(NamedTuple):  # a tuple: a hundred thousand of them are made per cycle at most
@@ -46,8 +44,17 @@ class CleanupTotals(NamedTuple):
 
 _CHUNK = 500  # names bound in one statement (SQLite allows 32,766 variables)
 
-# (dir, name, size, mtime_ns, inode, ctime_ns) of a file just confirmed
-Enrolled = tuple[int, str, int, int, int, int]
+
+class Enrolled(NamedTuple):
+    """A file just confirmed, with the inode and ctime it has on the source."""
+
+    dir: int
+    name: str
+    size: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
+
 
 _COLS = (
     "c.dir, c.name, c.size, c.mtime_ns, c.ino, c.ctime_ns, c.confirmed, c.batch, c.deleting, "
@@ -55,36 +62,40 @@ _COLS = (
 )
 
 
-class CleanupQueries:
-    """Mixed into ``Store``: every statement about cleanup."""
+class CleanupCandidates:
+    """Every statement about cleanup: the candidates, their journal and each job's totals."""
 
-    conn: sqlite3.Connection
-
-    if TYPE_CHECKING:  # provided by Store
-
-        def tx(self) -> AbstractContextManager[None]: ...
-        def _write_rows(self, job: int, dir_id: int, rows: Iterable[Pending]) -> None: ...
+    def __init__(self, db: Connection, dirs: Directories, files: WorkFiles) -> None:
+        self.db = db
+        self.conn = db.conn
+        self.dirs, self.work = dirs, files
 
     # -- enrolment ------------------------------------------------------------------------
-    def cleanup_enrolled(self, job: int) -> float | None:
+    def enrolled(self, job: int) -> float | None:
         """When the job's earlier confirmed files were enrolled; None: not yet (or anew)."""
         row = self.conn.execute("SELECT enrolled FROM cleanup_jobs WHERE job=?", (job,)).fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
-    def set_cleanup_enrolled(self, job: int, when: float | None) -> None:
-        with self.tx():
+    def set_enrolled(self, job: int, when: float | None) -> None:
+        with self.db.tx():
             self.conn.execute("INSERT OR IGNORE INTO cleanup_jobs (job) VALUES (?)", (job,))
             self.conn.execute("UPDATE cleanup_jobs SET enrolled=? WHERE job=?", (when, job))
 
-    def cleanup_off(self, job: int) -> None:
+    def off(self, job: int) -> None:
         """Cleanup was turned off: forget the candidates (none is journaled: a run that was
         interrupted in the middle of deleting is resolved first)."""
-        with self.tx():
+        with self.db.tx():
             self.conn.execute("DELETE FROM cleanup WHERE job=? AND deleting=0", (job,))
             self.conn.execute("UPDATE cleanup_jobs SET enrolled=NULL WHERE job=?", (job,))
 
-    def enroll(self, job: int, files: Iterable[Enrolled], confirmed: float, batch: int | None,
-               replace: bool) -> None:  # fmt: skip
+    def enroll(
+        self,
+        job: int,
+        files: Iterable[Enrolled],
+        confirmed: float,
+        batch: int | None,
+        replace: bool,
+    ) -> None:
         """Add confirmed files as candidates, in the caller's transaction. ``replace``: a new
         confirmation replaces an older one (a file sent again); else an existing row stays."""
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
@@ -95,39 +106,11 @@ class CleanupQueries:
         )
 
     def enroll_dir(self, job: int, files: list[Enrolled], confirmed: float) -> None:
-        with self.tx():
+        with self.db.tx():
             self.enroll(job, files, confirmed, None, replace=False)
 
-    def done_listing(self, dir_id: int) -> dict[str, tuple[int, int]]:
-        """A directory's confirmed files: name -> (size, mtime_ns)."""
-        row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
-        return codec.decode(row[0] if row else None)
-
-    def done_entries(self, dir_id: int, names: Iterable[str]) -> dict[str, tuple[int, int]]:
-        """The confirmed (size, mtime_ns) of these names of a directory (without decoding the
-        rest of a large directory's listing)."""
-        row = self.conn.execute("SELECT done FROM dirs WHERE id=?", (dir_id,)).fetchone()
-        blob, wanted = (row[0] if row else None), list(names)
-        files = codec.count(blob)
-        if len(wanted) * 32 < files or files >= _LARGE:
-            return codec.lookup(blob, wanted)  # a few names, or a large directory
-        done = codec.decode(blob)  # many names of a small one: decoding it whole costs less
-        return {n: done[n] for n in wanted if n in done}
-
-    def dirs_with_done(self, job: int) -> Iterator[int]:
-        rows = self.conn.execute(
-            "SELECT id FROM dirs WHERE job=? AND nfiles > 0 ORDER BY id", (job,)
-        ).fetchall()
-        return (r[0] for r in rows)
-
-    def work_names(self, dir_id: int) -> set[str]:
-        """Names of a directory with a row in ``files``: waiting, queued, in flight, failed or
-        skipped; none of them may be deleted."""
-        rows = self.conn.execute("SELECT name FROM files WHERE dir=?", (dir_id,))
-        return {r[0] for r in rows}
-
     # -- what is due ------------------------------------------------------------------------
-    def cleanup_due(
+    def due(
         self, job: int, before: float, now: float, limit: int, actions: bool = True
     ) -> list[Candidate]:
         """Candidates confirmed before ``before`` whose retry is due, oldest confirmation first;
@@ -146,7 +129,7 @@ class CleanupQueries:
         )
         return list(map(Candidate._make, rows))
 
-    def cleanup_interrupted(self, job: int) -> list[Candidate]:
+    def interrupted(self, job: int) -> list[Candidate]:
         """Candidates journaled for deletion by a run that did not resolve them."""
         rows = self.conn.execute(
             f"SELECT {_COLS} FROM cleanup c LEFT JOIN batches b ON b.id = c.batch "
@@ -156,9 +139,9 @@ class CleanupQueries:
         return list(map(Candidate._make, rows))
 
     # -- the journal ------------------------------------------------------------------------
-    def journal_deletions(self, dir_id: int, files: list[Candidate]) -> None:
+    def journal(self, dir_id: int, files: list[Candidate]) -> None:
         """Mark files of one directory as about to be deleted: written before any unlink."""
-        with self.tx():
+        with self.db.tx():
             self._by_names("UPDATE cleanup SET deleting=1", dir_id, [c.name for c in files])
 
     def _by_names(self, statement: str, dir_id: int, names: list[str]) -> None:
@@ -171,7 +154,7 @@ class CleanupQueries:
                 (dir_id, *chunk),
             )
 
-    def resolve_deletions(
+    def resolve(
         self,
         job: int,
         dir_id: int,
@@ -183,35 +166,13 @@ class CleanupQueries:
         now: float,
     ) -> None:
         """After the unlinks of one directory, in one transaction: deleted files leave the
-        directory's confirmed listing (a new file of that name is new: the names are noted as
-        ``forgotten``, so that no stored digest of a run of confirmed names vouches for them
-        until the directory is listed again); ``kept`` ones wait
+        directory's confirmed listing (``Directories.take_out_confirmed``); ``kept`` ones wait
         for a later cycle; ``dropped`` ones are no longer candidates; failed ones are retried
         at their time (those without a reason were not due yet); ``requeue`` rows are sent
         again."""
-        with self.tx():
+        with self.db.tx():
             if deleted:
-                row = self.conn.execute(
-                    "SELECT done, chunks, forgotten FROM dirs WHERE id=?", (dir_id,)
-                ).fetchone()
-                blob, chunks, forgotten = row if row else (None, None, None)
-                names = {c.name for c in deleted}
-                if codec.count(blob) >= _LARGE:  # taken out without decoding the files it keeps
-                    done, files, added = codec.merge(blob, {}, names)
-                else:  # decoded and coded again: faster, for a directory of a few thousand
-                    listing = codec.decode(blob)
-                    added = -sum(listing.pop(n, (0, 0))[0] for n in names)
-                    done, files = codec.encode(listing), len(listing)
-                if chunks is not None:  # the runs holding these names no longer vouch for them
-                    joined = "\0".join(sorted(names)).encode("utf-8", "surrogateescape")
-                    forgotten = forgotten + b"\0" + joined if forgotten else joined
-                    if len(forgotten) > _FORGOTTEN_MAX:
-                        chunks = forgotten = None  # too many: no run vouches for anything
-                self.conn.execute(
-                    "UPDATE dirs SET done=?, nfiles=?, nbytes=MAX(nbytes+?, 0), digest=NULL, "
-                    "chunks=?, forgotten=? WHERE id=?",
-                    (done, files, added, chunks, forgotten, dir_id),
-                )
+                self.dirs.take_out_confirmed(dir_id, {c.name for c in deleted})
                 self.conn.execute("INSERT OR IGNORE INTO cleanup_jobs (job) VALUES (?)", (job,))
                 self.conn.execute(
                     "UPDATE cleanup_jobs SET files=files+?, bytes=bytes+?, last=? WHERE job=?",
@@ -225,30 +186,14 @@ class CleanupQueries:
                 ((reason, when, reason, c.dir, c.name) for c, reason, when in failed),
             )
             if requeue:
-                self._write_rows(job, dir_id, requeue)
+                self.work.write(job, dir_id, requeue)
             if dropped or requeue:
                 # list it again: a file changed or must be sent again
                 self.conn.execute("UPDATE dirs SET mtime_ns=-1 WHERE id=?", (dir_id,))
 
-    def forget_dir(self, dir_id: int) -> bool:
-        """Drop a directory cleanup removed from the source, if the store holds nothing in it."""
-        with self.tx():
-            busy = self.conn.execute(
-                "SELECT 1 FROM files WHERE dir=? UNION ALL SELECT 1 FROM cleanup WHERE dir=? "
-                "UNION ALL SELECT 1 FROM dirs WHERE parent=? LIMIT 1",
-                (dir_id, dir_id, dir_id),
-            ).fetchone()
-            if busy:
-                return False
-            self.conn.execute("DELETE FROM dirs WHERE id=?", (dir_id,))
-        return True
-
     # -- reporting ------------------------------------------------------------------------
-    def cleanup_totals(self, job: int) -> CleanupTotals:
-        has = self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='cleanup'"
-        ).fetchone()
-        if not has:  # a database of an older version, read by `status`
+    def totals(self, job: int) -> CleanupTotals:
+        if not self.db.has_table("cleanup"):  # a database of an older version, read by `status`
             return CleanupTotals(0, 0, None, 0, 0)
         row = self.conn.execute(
             "SELECT files, bytes, last FROM cleanup_jobs WHERE job=?", (job,)
@@ -259,7 +204,7 @@ class CleanupQueries:
         files, nbytes, last = row if row else (0, 0, None)
         return CleanupTotals(files, nbytes, last, waiting, failing)
 
-    def cleanup_failures(self, job: int, limit: int = 20) -> list[tuple[int, str, str]]:
+    def failures(self, job: int, limit: int = 20) -> list[tuple[int, str, str]]:
         """(dir, name, reason) of candidates whose deletion failed, newest first."""
         rows = self.conn.execute(
             "SELECT dir, name, reason FROM cleanup WHERE job=? AND attempts > 0 "

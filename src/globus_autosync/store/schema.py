@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS cleanup_jobs (
 );
 """
 
-# health and alerts (issue 12, version 4): what was last said about a job's health, and the
+# Health and alerts (version 4): what was last said about a job's health, and the
 # last known state of the collections of a Globus job
 HEALTH_TABLES = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS collections (
 );
 """
 
-# Actions (issue 11, version 5): a flow run and/or a local command per finished batch or
+# Actions (version 5): a flow run and/or a local command per finished batch or
 # dataset. A row of `actions` is journaled before anything starts; `tag` is the unique tag its
 # flow run carries (a crashed start is found again by it). `flow_state` and `cmd_state`: NULL
 # (not configured), pending, starting (journaled: it may have started), running, succeeded,
@@ -122,7 +122,7 @@ CREATE INDEX IF NOT EXISTS action_files_file ON action_files (dir, name);
 """
 
 # the statements that upgrade a database from version n to n + 1 (6: the runs of a large
-# directory's confirmed names, issue 15)
+# directory's confirmed names)
 UPGRADES = {
     1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
     2: CLEANUP,

@@ -16,7 +16,7 @@ An incremental walk does less for a directory whose mtime moved (names were adde
 renamed: a file's content never moves it; rewrites in place are the full walk's job). One of
 ``QUICK_FROM`` confirmed files or more is listed in runs of names (``scan.list_runs``, ``runs``):
 only the names of runs whose digest the store does not hold are looked up in the confirmed
-listing (``codec.present``, or a table of the hashes of its names when they are many), only new
+listing (``codec.find``, or a table of the hashes of its names when they are many), only new
 names and work in progress are looked at, and no dict of a million files is ever made. A
 directory whose change notices are trusted (``Task.noticed``: ``watch`` on Linux) is not listed
 at all: only the names noticed and work in progress are looked at (``scan.look_at``). Both
@@ -170,13 +170,13 @@ class _Unsure:
     """The runs of a relisted directory that no stored digest vouches for, and which of their
     names are new. Their names are held until ``UNSURE_MAX``, then (or from the start, with
     ``table``) checked as they come against a table of the hashes of every confirmed name
-    (``codec.known``, about 0.6 s a million names), keeping only the new ones."""
+    (``codec.name_set``, about 0.6 s a million names), keeping only the new ones."""
 
     def __init__(self, done: bytes | None, table: bool) -> None:
         self.done = done
         self.runs: list[tuple[bytes, list[str]]] = []
         self.held = 0
-        self.table = codec.known(done) if table else None
+        self.table = codec.name_set(done) if table else None
 
     def __call__(self, digest: bytes, names: list[str]) -> None:
         if self.table is not None:
@@ -185,7 +185,7 @@ class _Unsure:
         self.runs.append((digest, names))
         self.held += len(names)
         if self.table is None and self.held > UNSURE_MAX:
-            self.table = table = codec.known(self.done)
+            self.table = table = codec.name_set(self.done)
             self.runs = [(d, [n for n in run if n not in table]) for d, run in self.runs]
             self.held = sum(len(run) for _, run in self.runs)
 

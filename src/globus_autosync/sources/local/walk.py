@@ -56,7 +56,7 @@ class DirTree:
         self.rows: dict[int, DirRow] = {}
         self.rel: dict[int, str] = {}
         self.children: dict[int, dict[str, int]] = {}
-        for row in store.dirs(job_id):
+        for row in store.dirs.rows(job_id):
             self._add(row)
         roots = self.children.get(0, {})
         self.root = roots[""] if "" in roots else self.add(0, "")
@@ -67,7 +67,7 @@ class DirTree:
         self.children.setdefault(row.parent, {})[row.name] = row.id
 
     def add(self, parent: int, name: str) -> int:
-        dir_id = self.store.add_dir(self.job_id, parent, name)
+        dir_id = self.store.dirs.add(self.job_id, parent, name)
         self._add(DirRow(dir_id, parent, name, -1, 0, False))
         return dir_id
 
@@ -165,8 +165,8 @@ class Walker:
         self.full = full
         if self.notices is not None:
             self.notices.begin()
-        self.busy = self.store.busy_dirs(self.tree.job_id)
-        self.with_rows = self.store.dirs_with_rows(self.tree.job_id) if self.plan else set()
+        self.busy = self.store.files.busy_dirs(self.tree.job_id)
+        self.with_rows = self.store.files.dirs_with_rows(self.tree.job_id) if self.plan else set()
         lister = self._lister()
         try:
             self._walk(lister)
@@ -188,7 +188,7 @@ class Walker:
         if (
             self.full
             and self.workers > 0
-            and self.store.confirmed_files(self.tree.job_id) >= self.parallel_from
+            and self.store.dirs.confirmed_count(self.tree.job_id) >= self.parallel_from
         ):
             from globus_autosync.sources.local.parwalk import Workers
 
@@ -251,8 +251,8 @@ class Walker:
             given[dir_id] = (st, below)
             same = row.ino == st.st_ino
             if self.plan:
-                raw = self.store.dir_raw_state(dir_id, rows=dir_id in self.with_rows)
-                lister.submit(Task(dir_id, path, rel, raw.done, raw.pending, raw.digest,
+                raw = self.store.dirs.raw_state(dir_id, rows=dir_id in self.with_rows)
+                lister.submit(Task(dir_id, path, rel, raw.confirmed, raw.pending, raw.digest,
                                    noticed, same, raw.chunks, raw.forgotten))  # fmt: skip
             else:
                 lister.submit(Task(dir_id, path, rel, None, {}, None, noticed, same))
