@@ -2,6 +2,7 @@
 and decodes it whole; ``search`` finds names in it and ``merge`` changes a few of them, each
 decoding only the names near them, so that a directory of a million files never becomes a
 million Python objects.
+May import: nothing of the package (the standard library only).
 """
 
 from __future__ import annotations
