@@ -43,7 +43,7 @@ from globus_autosync.transports.dryrun import DryTransport, scratch_copy
 
 if TYPE_CHECKING:
     from globus_autosync.actions.machine import Actions
-    from globus_autosync.cleanup.cleaner import Cleaner
+    from globus_autosync.cleanup.deleter import Cleaner
     from globus_autosync.sources import Source
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class Cycle:
 
     def _cleaner(self) -> Cleaner | None:
         """Source cleanup's step, if the job has anything of it: cleanup on, candidates to
-        forget now that it is off, or deletions an interrupted run journaled (cleanup.py is
+        forget now that it is off, or deletions an interrupted run journaled (cleanup is
         imported only then: a cron run's start-up counts)."""
         if not (
             self.job.cleanup
@@ -155,7 +155,7 @@ class Cycle:
             or self.store.cleanup_interrupted(self.job_id)
         ):
             return None
-        from globus_autosync.cleanup.cleaner import Cleaner
+        from globus_autosync.cleanup.deleter import Cleaner
 
         return Cleaner(self.job, self.store, self.tree, self.transport, self.state_dir,
                        self.now, dry_run=self.dry_run)  # fmt: skip

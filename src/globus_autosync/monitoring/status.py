@@ -79,7 +79,7 @@ def _cleanup(
 ) -> dict[str, Any] | None:
     """Source cleanup of a job: what it deleted, what waits, the source's free space; None for
     a job without cleanup that never deleted anything."""
-    from globus_autosync.cleanup.cleaner import free_space
+    from globus_autosync.cleanup.deleter import free_space
 
     totals = store.cleanup_totals(job_id) if store is not None and job_id is not None else None
     if not job.cleanup and (totals is None or not totals.files):
