@@ -87,9 +87,17 @@ WRITE_ONCE_OPS = st.one_of(
     create_file, create_dir, rename_file, rename_dir, delete_file, copy_dir, remove_dir
 )
 ANY_OPS = st.one_of(
-    create_file, create_dir, rename_file, rename_dir, delete_file, copy_dir, remove_dir,
-    append_file, rewrite_file, recreate_file,
-)  # fmt: skip
+    create_file,
+    create_dir,
+    rename_file,
+    rename_dir,
+    delete_file,
+    copy_dir,
+    remove_dir,
+    append_file,
+    rewrite_file,
+    recreate_file,
+)
 
 
 FLAT_OPS = st.one_of(flat_create, flat_create, flat_delete, flat_rename, WRITE_ONCE_OPS)

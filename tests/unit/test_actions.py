@@ -116,7 +116,11 @@ def test_a_database_before_actions_is_upgraded_and_read_before(tmp_path: Path) -
         store.record_batch_action(1, 7, [(1, "a.tif", 5, 9, "a.tif")], 100.0, (False, True))
     [action] = store.open_actions(1)
     assert (action.kind, action.batch, action.state, action.cmd_state, action.flow_state) == (
-        "batch", 7, "pending", "pending", None,
-    )  # fmt: skip
+        "batch",
+        7,
+        "pending",
+        "pending",
+        None,
+    )
     assert store.action_files(action.id) == [(1, "a.tif", 5, 9, "a.tif")]
     store.close()

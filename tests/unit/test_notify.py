@@ -42,17 +42,30 @@ class World:
         self.dst.mkdir()
         cfg = config_mod.parse(
             tmp / "config.toml",
-            {"job": [{"name": "job", "source": str(self.src), "destination": str(self.dst),
-                      "settle": "0s", "full_scan_every": "3650d"}]},
-        )  # fmt: skip
+            {
+                "job": [
+                    {
+                        "name": "job",
+                        "source": str(self.src),
+                        "destination": str(self.dst),
+                        "settle": "0s",
+                        "full_scan_every": "3650d",
+                    }
+                ]
+            },
+        )
         self.job: Job = cfg.jobs[0]
         self.store = Store.open(tmp / "state")
         self.notices = DirWatch("job")
         self.tick = PAST
 
     def cycle(self, notices: bool = True) -> Summary:
-        cycle = Cycle(self.job, self.store, LocalTransport(self.job),
-                      notices=self.notices if notices else None)  # fmt: skip
+        cycle = Cycle(
+            self.job,
+            self.store,
+            LocalTransport(self.job),
+            notices=self.notices if notices else None,
+        )
         summary = cycle.run(full=False)
         assert summary.exit_code == 0, summary.line()
         return summary
@@ -110,8 +123,9 @@ def test_a_file_only_a_notice_shows_arrives_and_the_directory_is_not_listed(worl
     assert "day/d.tif" in world.arrived() and "day/c.tif" not in world.arrived()
 
 
-def test_an_overflow_falls_back_to_listing(world: World, monkeypatch: pytest.MonkeyPatch,
-                                           caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_an_overflow_falls_back_to_listing(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     world.write("day/a.tif", b"a")
     world.cycle()
     world.cycle()
@@ -235,5 +249,8 @@ def test_a_directory_moved_with_its_parent_is_watched_at_its_new_path(world: Wor
     world.cycle()
     world.write("night/run1/b.tif", b"b", keep_dir_mtime=True)  # only a notice tells
     world.cycle()
-    assert world.arrived() == {"day/run1/a.tif": b"a", "night/run1/a.tif": b"a",
-                               "night/run1/b.tif": b"b"}  # fmt: skip
+    assert world.arrived() == {
+        "day/run1/a.tif": b"a",
+        "night/run1/a.tif": b"a",
+        "night/run1/b.tif": b"b",
+    }

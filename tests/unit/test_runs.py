@@ -87,10 +87,19 @@ def flat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flat]:
     shutil.copytree(day, tmp_path / "dest" / "day")  # baseline: the files are there already
     cfg = config_mod.parse(
         tmp_path / "config.toml",
-        {"job": [{"name": "flat", "source": str(tmp_path / "source"),
-                  "destination": str(tmp_path / "dest"), "settle": "5s",
-                  "full_scan_every": "3650d", "exclude": ["*.tmp"]}]},
-    )  # fmt: skip
+        {
+            "job": [
+                {
+                    "name": "flat",
+                    "source": str(tmp_path / "source"),
+                    "destination": str(tmp_path / "dest"),
+                    "settle": "5s",
+                    "full_scan_every": "3650d",
+                    "exclude": ["*.tmp"],
+                }
+            ]
+        },
+    )
     f = Flat(tmp_path, cfg, cfg.jobs[0])
     f.touch()
     baseline_job(f.job, tmp_path / "state", None)

@@ -68,9 +68,13 @@ def test_list_dir(tmp_path: Path) -> None:
     assert out.files == {"f.dat": (5, 1_600_000_000_000_000_001)}
     assert [s.name for s in out.subdirs] == ["sub"]
     assert out.skipped == {
-        "link": SKIPPED_SYMLINK, "dangling": SKIPPED_SYMLINK, "dirlink": SKIPPED_SYMLINK,
-        "fifo": SKIPPED_SPECIAL, "bad\\xff": UNSENDABLE_UTF8, "two\\nlines": UNSENDABLE_NEWLINE,
-    }  # fmt: skip
+        "link": SKIPPED_SYMLINK,
+        "dangling": SKIPPED_SYMLINK,
+        "dirlink": SKIPPED_SYMLINK,
+        "fifo": SKIPPED_SPECIAL,
+        "bad\\xff": UNSENDABLE_UTF8,
+        "two\\nlines": UNSENDABLE_NEWLINE,
+    }
 
     out = list_dir(str(tmp_path), "", Excluder(()), follow_symlinks=True)
     assert set(out.files) == {"f.dat", "link", "skip.tmp"}
@@ -162,8 +166,13 @@ def _not_searchable(d: Path) -> None:
         files, subdirs, skipped = _list_as_nobody(d, follow=False)
         denied = "cannot stat: Permission denied"
         assert (files, subdirs) == ({}, [])
-        assert skipped == {"f.dat": denied, "sub": denied, "link": SKIPPED_SYMLINK,
-                           "dangling": SKIPPED_SYMLINK, "fifo": SKIPPED_SPECIAL}  # fmt: skip
+        assert skipped == {
+            "f.dat": denied,
+            "sub": denied,
+            "link": SKIPPED_SYMLINK,
+            "dangling": SKIPPED_SYMLINK,
+            "fifo": SKIPPED_SPECIAL,
+        }
         files, subdirs, skipped = _list_as_nobody(d, follow=True)
         assert skipped["link"] == skipped["dangling"] == denied
     finally:
@@ -185,8 +194,15 @@ def test_runs_of_names_a_new_name_changes_its_own_run_only(tmp_path: Path) -> No
     def listing(stored: set[bytes]) -> tuple[int, set[bytes], list[tuple[bytes, list[str]]]]:
         unsure: list[tuple[bytes, list[str]]] = []
         watched = {"frame_00007.tif"}
-        out, nfiles, found = list_runs(str(tmp_path), "", Excluder(()), False, watched, stored,
-                                       lambda d, names: unsure.append((d, names)))  # fmt: skip
+        out, nfiles, found = list_runs(
+            str(tmp_path),
+            "",
+            Excluder(()),
+            False,
+            watched,
+            stored,
+            lambda d, names: unsure.append((d, names)),
+        )
         assert [s.name for s in out.subdirs] == ["sub"] and out.skipped == {"link": SKIPPED_SYMLINK}
         assert list(out.files) == ["frame_00007.tif"]  # work in progress: looked at
         return nfiles, found, unsure

@@ -89,8 +89,16 @@ def make_tree(root: Path) -> None:
         (root / rel).mkdir(parents=True, exist_ok=True)
     for i in range(40):
         write(root / "a" / "b" / f"frame_{i:05d}.tif", b"x" * i)
-    for rel in ("top.dat", "a/one.dat", "a/b/c/deep.dat", "keep/skipdir/no.dat", "d/e/x.tmp",
-                "d/e/y.dat", "skipdir/inside.dat", "a/café.dat"):  # fmt: skip
+    for rel in (
+        "top.dat",
+        "a/one.dat",
+        "a/b/c/deep.dat",
+        "keep/skipdir/no.dat",
+        "d/e/x.tmp",
+        "d/e/y.dat",
+        "skipdir/inside.dat",
+        "a/café.dat",
+    ):
         write(root / rel, rel.encode())
     write(root / "fresh.dat", b"fresh", mtime=time.time_ns())  # not settled: a row stays
     with open(os.fsencode(root / "a") + b"/bad\xff.dat", "wb"):
@@ -142,8 +150,10 @@ def store_view(state: Path) -> dict[str, Any]:
     conn = sqlite3.connect(state / "state.db")
     rel: dict[int, str] = {}
     dirs: dict[str, Any] = {}
-    rows = conn.execute("SELECT id, parent, name, mtime_ns, ino, made, nfiles, nbytes, digest, "
-                        "done FROM dirs ORDER BY id")  # fmt: skip
+    rows = conn.execute(
+        "SELECT id, parent, name, mtime_ns, ino, made, nfiles, nbytes, digest, "
+        "done FROM dirs ORDER BY id"
+    )
     for dir_id, parent, name, *rest, done in rows:
         rel[dir_id] = join(rel[parent], name) if parent else ""
         dirs[rel[dir_id]] = (*rest, codec.decode(done))
@@ -171,9 +181,12 @@ def summary_of(line: str) -> str:
 
 @pytest.mark.parametrize("symlinks", ["skip", "follow"])
 def test_a_parallel_full_walk_leaves_what_a_serial_one_leaves(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spy: type[Spy], symlinks: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spy: type[Spy],
+    symlinks: str,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     make_tree(tmp_path / "source")
     jobs = {name: make_config(tmp_path, name, symlinks) for name in ("serial", "parallel")}
 

@@ -141,8 +141,9 @@ def _by_runs(setup: Setup, excluded: Excluder, task: Task) -> Result:
     if task.forgotten:
         forgotten = frozenset(task.forgotten.decode("utf-8", "surrogateescape").split("\0"))
     try:
-        listing, nfiles, found = list_runs(task.path, task.rel, excluded, setup.follow,
-                                           task.pending, stored, unsure, forgotten)  # fmt: skip
+        listing, nfiles, found = list_runs(
+            task.path, task.rel, excluded, setup.follow, task.pending, stored, unsure, forgotten
+        )
         listed_ns = time.time_ns()
         # the confirmed records a plan compares with: of work in progress, and of the known
         # names looked at all the same (a followed link, a file become a link); new ones have none
@@ -156,8 +157,9 @@ def _by_runs(setup: Setup, excluded: Excluder, task: Task) -> Result:
             listing.skipped.update(more.skipped)
     except OSError as err:
         return Result(str(err.strerror))
-    result = _planned(setup, task, listing.files, listing.skipped, done, listing.subdirs,
-                      listed_ns, nfiles)  # fmt: skip
+    result = _planned(
+        setup, task, listing.files, listing.skipped, done, listing.subdirs, listed_ns, nfiles
+    )
     chunks = found | vouched
     if chunks == stored and not forgotten:
         return result  # (new digests also clear the forgotten names: apply_dir)
@@ -214,8 +216,9 @@ def _full_by_index(setup: Setup, excluded: Excluder, task: Task) -> Result:
     record, kept in arrays by position (no dict of every file, on either side)."""
     try:
         names, sizes, mtimes = codec.index(task.done)
-        listing, nfiles = list_against(task.path, task.rel, excluded, setup.follow, names.find,
-                                       sizes, mtimes, task.pending)  # fmt: skip
+        listing, nfiles = list_against(
+            task.path, task.rel, excluded, setup.follow, names.find, sizes, mtimes, task.pending
+        )
     except OSError as err:
         return Result(str(err.strerror))
     listed_ns = time.time_ns()
@@ -224,8 +227,17 @@ def _full_by_index(setup: Setup, excluded: Excluder, task: Task) -> Result:
         i = names.find(name)
         if i >= 0:
             done[name] = (sizes[i], mtimes[i])
-    return _planned(setup, task, listing.files, listing.skipped, done, listing.subdirs,
-                    listed_ns, nfiles, full=True)  # fmt: skip
+    return _planned(
+        setup,
+        task,
+        listing.files,
+        listing.skipped,
+        done,
+        listing.subdirs,
+        listed_ns,
+        nfiles,
+        full=True,
+    )
 
 
 def _noticed(setup: Setup, excluded: Excluder, task: Task) -> Result:
@@ -239,8 +251,16 @@ def _noticed(setup: Setup, excluded: Excluder, task: Task) -> Result:
         return Result(str(err.strerror))
     listed_ns = time.time_ns()
     done = codec.lookup(task.done, _unrecorded(task, listing.files))
-    result = _planned(setup, task, listing.files, listing.skipped, done, listing.subdirs,
-                      listed_ns, len(listing.files))  # fmt: skip
+    result = _planned(
+        setup,
+        task,
+        listing.files,
+        listing.skipped,
+        done,
+        listing.subdirs,
+        listed_ns,
+        len(listing.files),
+    )
     return result._replace(partial=True)
 
 

@@ -183,8 +183,9 @@ class Walker:
         return self.stats
 
     def _lister(self) -> Lister:
-        setup = Setup(self.job.exclude, self.follow, self.plan, self.full, self.now,
-                      self.job.settle)  # fmt: skip
+        setup = Setup(
+            self.job.exclude, self.follow, self.plan, self.full, self.now, self.job.settle
+        )
         if (
             self.full
             and self.workers > 0
@@ -195,8 +196,11 @@ class Walker:
             try:
                 return Workers(self.workers, setup)
             except OSError as err:
-                log.warning("%s: cannot start worker processes (%s); listing in this process",
-                            self.job.name, err)  # fmt: skip
+                log.warning(
+                    "%s: cannot start worker processes (%s); listing in this process",
+                    self.job.name,
+                    err,
+                )
         return Inline(setup)
 
     def _walk(self, lister: Lister) -> None:
@@ -252,8 +256,20 @@ class Walker:
             same = row.ino == st.st_ino
             if self.plan:
                 raw = self.store.dir_raw_state(dir_id, rows=dir_id in self.with_rows)
-                lister.submit(Task(dir_id, path, rel, raw.done, raw.pending, raw.digest,
-                                   noticed, same, raw.chunks, raw.forgotten))  # fmt: skip
+                lister.submit(
+                    Task(
+                        dir_id,
+                        path,
+                        rel,
+                        raw.done,
+                        raw.pending,
+                        raw.digest,
+                        noticed,
+                        same,
+                        raw.chunks,
+                        raw.forgotten,
+                    )
+                )
             else:
                 lister.submit(Task(dir_id, path, rel, None, {}, None, noticed, same))
             return
