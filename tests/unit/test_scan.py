@@ -179,12 +179,13 @@ def _not_searchable(d: Path) -> None:
         d.chmod(0o755)
 
 
-def test_runs_of_names_a_new_name_changes_its_own_run_only(tmp_path: Path) -> None:
-    """``list_runs``: regular files are cut into runs (content-defined: a run ends after a name
-    whose CRC-32 is a multiple of ``runs.RATE``); a run found among the stored digests is not
-    handed on, so after one new name only its run (two, if it ends one) is unsure."""
-    from globus_autosync.sources.local import chunks as runs
-    from globus_autosync.sources.local.listing import list_runs
+def test_chunks_of_names_a_new_name_changes_its_own_chunk_only(tmp_path: Path) -> None:
+    """``list_chunks``: regular files are cut into chunks (content-defined: a chunk ends after a
+    name whose CRC-32 is a multiple of ``chunks.NAMES_PER_CHUNK``); a chunk found among the stored
+    digests is not handed on, so after one new name only its chunk (two, if it ends one) is
+    unsure."""
+    from globus_autosync.sources.local import chunks
+    from globus_autosync.sources.local.listing import list_chunks
 
     for i in range(2000):
         (tmp_path / f"frame_{i:05d}.tif").write_bytes(b"")
@@ -194,7 +195,7 @@ def test_runs_of_names_a_new_name_changes_its_own_run_only(tmp_path: Path) -> No
     def listing(stored: set[bytes]) -> tuple[int, set[bytes], list[tuple[bytes, list[str]]]]:
         unsure: list[tuple[bytes, list[str]]] = []
         watched = {"frame_00007.tif"}
-        out, nfiles, found = list_runs(
+        out, nfiles, found = list_chunks(
             str(tmp_path),
             "",
             Excluder(()),
@@ -209,14 +210,14 @@ def test_runs_of_names_a_new_name_changes_its_own_run_only(tmp_path: Path) -> No
 
     nfiles, found, first = listing(set())
     assert nfiles == 2000 and not found
-    names = [n for _, run in first for n in run]
+    names = [n for _, chunk in first for n in chunk]
     assert sorted(names) == sorted(f"frame_{i:05d}.tif" for i in range(2000) if i != 7)
-    assert len(first) > 2000 // runs.RATE // 2  # about one run in RATE names
+    assert len(first) > 2000 // chunks.NAMES_PER_CHUNK // 2  # about one chunk in NAMES_PER_CHUNK
     digests = {d for d, _ in first}
     (tmp_path / "new.tif").write_bytes(b"")
     nfiles, found, second = listing(digests)
     assert nfiles == 2001
-    assert 1 <= len(second) <= 2 and "new.tif" in [n for _, run in second for n in run]
+    assert 1 <= len(second) <= 2 and "new.tif" in [n for _, chunk in second for n in chunk]
     assert len(found) >= len(digests) - 1
     nfiles, found, third = listing(found | {d for d, _ in second})
-    assert (nfiles, third) == (2001, [])  # every run vouched for: nothing handed on
+    assert (nfiles, third) == (2001, [])  # every chunk vouched for: nothing handed on

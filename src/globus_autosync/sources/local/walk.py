@@ -29,7 +29,7 @@ from globus_autosync.config import Job
 from globus_autosync.errors import WorkerError
 from globus_autosync.model.plan import DirPlan
 from globus_autosync.sources.local.listing import Excluder, Listing, join, printable
-from globus_autosync.sources.local.listwork import Inline, Result, Setup, Task
+from globus_autosync.sources.local.listwork import DirResult, DirTask, Inline, Setup
 from globus_autosync.store import DirRow, Store
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,8 @@ class Lister(Protocol):
         """Tasks given and not yet collected."""
 
     def has_room(self) -> bool: ...
-    def submit(self, task: Task) -> None: ...
-    def collect(self) -> list[tuple[Task, Result]]: ...
+    def submit(self, task: DirTask) -> None: ...
+    def collect(self) -> list[tuple[DirTask, DirResult]]: ...
     def close(self, kill: bool = False) -> None: ...
 
 
@@ -257,7 +257,7 @@ class Walker:
             if self.plan:
                 raw = self.store.dir_raw_state(dir_id, rows=dir_id in self.with_rows)
                 lister.submit(
-                    Task(
+                    DirTask(
                         dir_id,
                         path,
                         rel,
@@ -271,7 +271,7 @@ class Walker:
                     )
                 )
             else:
-                lister.submit(Task(dir_id, path, rel, None, {}, None, noticed, same))
+                lister.submit(DirTask(dir_id, path, rel, None, {}, None, noticed, same))
             return
         stack.extend(
             (child, os.path.join(path, name), below)
@@ -286,7 +286,9 @@ class Walker:
             return [(n, c) for n, c in known.items() if not self.excluded(n, join(rel, n))]
         return list(known.items())
 
-    def _listed(self, task: Task, result: Result, st: os.stat_result) -> list[tuple[int, str]]:
+    def _listed(
+        self, task: DirTask, result: DirResult, st: os.stat_result
+    ) -> list[tuple[int, str]]:
         dir_id, rel = task.dir_id, task.rel
         if result.error is not None:
             self._problem(dir_id, f"cannot list directory: {result.error}")
