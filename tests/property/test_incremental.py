@@ -41,8 +41,8 @@ from globus_autosync.config import Config, Job
 from globus_autosync.engine.cycle import baseline_job, run_job
 from globus_autosync.engine.summary import Summary
 from globus_autosync.monitoring.status import job_status
+from globus_autosync.sources.base import join
 from globus_autosync.sources.local import chunks, listwork
-from globus_autosync.sources.local.listing import join
 from globus_autosync.store import Store
 
 # AUTOSYNC_PROPERTY_EXAMPLES=2000 for a longer search than CI's

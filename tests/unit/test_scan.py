@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from globus_autosync.sources.local.listing import (
+from globus_autosync.sources.base import (
     DANGLING_SYMLINK,
     SKIPPED_SPECIAL,
     SKIPPED_SYMLINK,
     UNSENDABLE_NEWLINE,
     UNSENDABLE_UTF8,
     Excluder,
-    list_dir,
     printable,
     unsendable,
 )
+from globus_autosync.sources.local.listing import list_dir
 
 
 def test_unsendable_and_printable() -> None:

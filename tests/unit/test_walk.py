@@ -23,8 +23,8 @@ from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
 from globus_autosync.engine.cycle import Cycle, baseline_job, run_job
 from globus_autosync.errors import JobError, WorkerError
+from globus_autosync.sources.base import join
 from globus_autosync.sources.local import parwalk, walk
-from globus_autosync.sources.local.listing import join
 from globus_autosync.sources.local.listwork import DirTask, Setup
 from globus_autosync.sources.local.parwalk import Workers
 from globus_autosync.store import Store, codec

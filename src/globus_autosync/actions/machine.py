@@ -23,7 +23,7 @@ from globus_autosync.config import Config, Job
 from globus_autosync.errors import AuthError, TransportError
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.model.plan import backoff
-from globus_autosync.sources.local.listing import join
+from globus_autosync.sources.base import join
 from globus_autosync.store import ActionRow, QueuedFile, Store
 from globus_autosync.store.actions import (
     ACTION_FAILED,

@@ -36,8 +36,7 @@ from globus_autosync.config import Job
 from globus_autosync.errors import TransportError
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.model.plan import QUEUED, SEEN, Pending
-from globus_autosync.sources.local.listing import Excluder, join
-from globus_autosync.sources.local.walk import DirTree
+from globus_autosync.sources.base import DirTree, Excluder, join
 from globus_autosync.store import Candidate, Store
 from globus_autosync.transports import Transport
 

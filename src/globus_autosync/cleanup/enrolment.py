@@ -9,7 +9,7 @@ import os
 import stat
 import time
 
-from globus_autosync.sources.local.walk import DirTree
+from globus_autosync.sources.base import DirTree
 from globus_autosync.store import Enrolled, Store
 
 log = logging.getLogger(__name__)

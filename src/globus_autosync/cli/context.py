@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from globus_autosync import config
-    from globus_autosync.sources.local.walk import WalkStats
+    from globus_autosync.sources.base import WalkStats
     from globus_autosync.store import Store
 
 log = logging.getLogger("globus_autosync")

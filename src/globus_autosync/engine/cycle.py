@@ -28,8 +28,7 @@ from globus_autosync.errors import (
     TransportError,
 )
 from globus_autosync.model.plan import FAILED, SEEN, SKIPPED, DirPlan, Pending, backoff
-from globus_autosync.sources.local.listing import Listing, join
-from globus_autosync.sources.local.walk import DirTree, Notices, WalkStats
+from globus_autosync.sources.base import DirTree, Listing, Notices, WalkStats, join
 from globus_autosync.store import BatchRow, Enrolled, QueuedFile, Store
 from globus_autosync.transports import Item, TaskReport, Transport, make_transport
 from globus_autosync.transports.base import (

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from globus_autosync.config import Job
-from globus_autosync.sources.local.listing import join
+from globus_autosync.sources.base import join
 from globus_autosync.store import Store
 
 

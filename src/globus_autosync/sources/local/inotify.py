@@ -64,7 +64,7 @@ class _Libc:
 
 
 class DirWatch:
-    """inotify for one job's directories (``walk.Notices``)."""
+    """inotify for one job's directories (``sources.base.Notices``)."""
 
     def __init__(self, job: str, follow: bool = False) -> None:
         """Raises OSError when inotify cannot be had (not Linux, no instance left)."""
@@ -114,7 +114,7 @@ class DirWatch:
         poller.register(self.fd, select.POLLIN)
         return bool(poller.poll(0))
 
-    # -- walk.Notices ---------------------------------------------------------------------
+    # -- sources.base.Notices ---------------------------------------------------------------------
     def begin(self) -> None:
         self.noticed = {}
         self.overflow = False

@@ -11,63 +11,18 @@ import os
 import stat
 import zlib
 from collections.abc import Callable, Collection, Container, Sequence
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 
-UNSENDABLE_UTF8 = "name is not valid UTF-8"
-UNSENDABLE_NEWLINE = "name contains a newline"
-SKIPPED_SYMLINK = "symbolic link (symlinks = skip)"
-DANGLING_SYMLINK = "symbolic link to nothing"
-SKIPPED_SPECIAL = "not a regular file"
-
-
-@dataclass
-class Subdir:
-    name: str
-    path: str  # the path to list it by (a followed link's own path)
-    dev: int
-    ino: int
-
-
-@dataclass
-class Listing:
-    """One directory: sendable files, subdirectories and what was passed over."""
-
-    files: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (size, mtime_ns)
-    subdirs: list[Subdir] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # printable name -> reason
-
-
-def printable(name: str) -> str:
-    """A name as it can be logged and stored: undecodable bytes become \\xNN, newlines \\n."""
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return text.replace("\n", "\\n").replace("\r", "\\r")
-
-
-def unsendable(name: str) -> str | None:
-    """Why a name cannot be sent, or None."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return UNSENDABLE_UTF8
-    if "\n" in name or "\r" in name:
-        return UNSENDABLE_NEWLINE
-    return None
-
-
-class Excluder:
-    """Glob patterns matched against a name and against its path relative to the source."""
-
-    def __init__(self, patterns: tuple[str, ...]) -> None:
-        self.patterns = patterns
-
-    def __call__(self, name: str, relpath: str) -> bool:
-        return any(fnmatchcase(name, p) or fnmatchcase(relpath, p) for p in self.patterns)
-
-
-def join(relpath: str, name: str) -> str:
-    return f"{relpath}/{name}" if relpath else name
-
+from globus_autosync.sources.base import (
+    DANGLING_SYMLINK,
+    SKIPPED_SPECIAL,
+    SKIPPED_SYMLINK,
+    Excluder,
+    Listing,
+    Subdir,
+    join,
+    printable,
+    unsendable,
+)
 
 _FMT, _REG, _DIR, _LNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
 

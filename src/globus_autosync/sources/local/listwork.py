@@ -33,15 +33,8 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from globus_autosync.model.plan import SKIPPED, DirPlan, Pending, plan_dir
-from globus_autosync.sources.local.listing import (
-    Excluder,
-    Subdir,
-    join,
-    list_against,
-    list_chunks,
-    list_dir,
-    look_at,
-)
+from globus_autosync.sources.base import Excluder, Subdir, join
+from globus_autosync.sources.local.listing import list_against, list_chunks, list_dir, look_at
 from globus_autosync.store import codec
 
 QUICK_FROM = 10_000  # confirmed files from which a changed directory is listed in chunks

@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from globus_autosync.errors import WorkerError
-from globus_autosync.sources.local.listing import Excluder
+from globus_autosync.sources.base import Excluder
 from globus_autosync.sources.local.listwork import DirResult, DirTask, Inline, Setup, work
 
 log = logging.getLogger(__name__)

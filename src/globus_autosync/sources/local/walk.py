@@ -10,7 +10,7 @@ A full walk of a large tree (``PARALLEL_FROM`` confirmed files) lists and plans 
 in worker processes and in this one (listwork, parwalk); the traversal, the racy rule, loop
 detection, exclusion and every SQL statement stay here.
 
-A walk may be given ``Notices`` (``watch`` on Linux: ``notify``): what changed in each directory
+A walk may be given ``Notices`` (``watch`` on Linux: ``inotify``): what changed in each directory
 since the last cycle, by name. They only accelerate: every known directory is still stat'ed, and
 a directory they do not vouch for (no watch yet, one lost or replaced, an overflow) is listed as
 without them.
@@ -22,68 +22,28 @@ import logging
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from globus_autosync.config import Job
 from globus_autosync.errors import WorkerError
 from globus_autosync.model.plan import DirPlan
-from globus_autosync.sources.local.listing import Excluder, Listing, join, printable
+from globus_autosync.sources.base import (
+    Apply,
+    DirTree,
+    Excluder,
+    Listing,
+    Notices,
+    WalkStats,
+    join,
+    printable,
+)
 from globus_autosync.sources.local.listwork import DirResult, DirTask, Inline, Setup
-from globus_autosync.store import DirRow, Store
+from globus_autosync.store import Store
 
 log = logging.getLogger(__name__)
 
 RACY_NS = 2_000_000_000
 
-
-@dataclass
-class WalkStats:
-    files: int = 0  # files listed
-    dirs: int = 0  # directories visited
-    listed: int = 0  # directories listed
-    changed: int = 0
-    skipped: int = 0
-    empty_dirs: list[int] = field(default_factory=list)  # listed empty, not yet made
-    unreadable: set[int] = field(default_factory=set)  # directories that could not be read
-
-
-class DirTree:
-    """The job's known directories: ids, relative paths, children. O(directories) memory."""
-
-    def __init__(self, store: Store, job_id: int) -> None:
-        self.store, self.job_id = store, job_id
-        self.rows: dict[int, DirRow] = {}
-        self.rel: dict[int, str] = {}
-        self.children: dict[int, dict[str, int]] = {}
-        for row in store.dirs(job_id):
-            self._add(row)
-        roots = self.children.get(0, {})
-        self.root = roots[""] if "" in roots else self.add(0, "")
-
-    def _add(self, row: DirRow) -> None:
-        self.rows[row.id] = row
-        self.rel[row.id] = join(self.rel[row.parent], row.name) if row.parent else ""
-        self.children.setdefault(row.parent, {})[row.name] = row.id
-
-    def add(self, parent: int, name: str) -> int:
-        dir_id = self.store.add_dir(self.job_id, parent, name)
-        self._add(DirRow(dir_id, parent, name, -1, 0, False))
-        return dir_id
-
-    def forget(self, dir_id: int) -> None:
-        """A directory the store no longer holds (removed by cleanup)."""
-        row = self.rows.pop(dir_id)
-        del self.rel[dir_id]
-        self.children.get(row.parent, {}).pop(row.name, None)
-
-
-# apply(dir id, plan, listing, mtime_ns to record (-1: racy), inode) after each listed directory.
-# With plan=True the listing carries the subdirectories and the entries passed over, not the
-# files (a parallel walk does not send a million names back; the plan says what changed); with
-# plan=False (``baseline``) the plan holds only the listing's digest and the listing has every
-# file.
-Apply = Callable[[int, DirPlan, Listing, int, int], None]
 
 PARALLEL_FROM = 50_000  # confirmed files from which a full walk lists in worker processes
 MAX_WORKERS = 3  # worker processes at most; the walk's own process lists too
@@ -107,20 +67,6 @@ class Lister(Protocol):
     def submit(self, task: DirTask) -> None: ...
     def collect(self) -> list[tuple[DirTask, DirResult]]: ...
     def close(self, kill: bool = False) -> None: ...
-
-
-class Notices(Protocol):
-    """Change notices for a walk's directories, by name (``notify.DirWatch``)."""
-
-    def begin(self) -> None:
-        """Take in what was noticed since the last walk (called once, before the walk)."""
-
-    def watch(self, dir_id: int, path: str) -> None:
-        """Start noticing changes in a directory, if not yet (before it is stat'ed)."""
-
-    def names(self, dir_id: int, st: os.stat_result) -> frozenset[str] | None:
-        """The names changed in a directory since the last walk, or None if the notices cannot
-        vouch for it (then it is listed)."""
 
 
 # (dir id, path, ancestors' (dev, inode) for loop detection)
