@@ -20,7 +20,7 @@ DANGLING_SYMLINK = "symbolic link to nothing"
 SKIPPED_SPECIAL = "not a regular file"
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Subdir:
     name: str
     path: str  # the path to list it by (a followed link's own path)
@@ -28,7 +28,7 @@ class Subdir:
     ino: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Listing:
     """One directory: sendable files, subdirectories and what was passed over."""
 
@@ -68,7 +68,7 @@ def join(relpath: str, name: str) -> str:
     return f"{relpath}/{name}" if relpath else name
 
 
-@dataclass
+@dataclass(slots=True)
 class WalkStats:
     files: int = 0  # files listed
     dirs: int = 0  # directories visited

@@ -16,6 +16,7 @@ memory of every process stays bounded by the largest directory.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import logging
 import os
@@ -24,6 +25,7 @@ import select
 import signal
 import struct
 import sys
+import traceback
 from collections import deque
 from dataclasses import dataclass
 
@@ -97,8 +99,6 @@ def serve(rfd: int, wfd: int) -> None:
 
 
 def _failure(exc: BaseException) -> bytes:
-    import traceback
-
     trace = traceback.format_exc()
     try:
         return pickle.dumps(Failure(exc, trace), _PROTOCOL)
@@ -111,7 +111,7 @@ def _failure(exc: BaseException) -> bytes:
 
 class _Worker:
     def __init__(self, setup: bytes) -> None:
-        import subprocess  # here: a worker does without it
+        import subprocess  # here: a worker does without it (2.4 ms of its start)
 
         task_r, self.tasks = os.pipe()
         self.results, result_w = os.pipe()
@@ -168,7 +168,7 @@ class _Worker:
             self.proc.kill()
 
     def reap(self, close: bool = True) -> None:
-        import subprocess
+        import subprocess  # here: as in __init__
 
         try:
             self.proc.wait(timeout=10)
@@ -182,10 +182,8 @@ class _Worker:
 def _pipe_room(fd: int) -> int:
     """Bytes the task pipe holds with nobody reading it."""
     try:
-        import fcntl
-
         return int(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
-    except (ImportError, AttributeError, OSError):
+    except (AttributeError, OSError):
         return 4096  # PIPE_BUF, the least any pipe holds
 
 

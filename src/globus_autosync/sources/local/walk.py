@@ -22,7 +22,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from globus_autosync.config import Job
 from globus_autosync.errors import WorkerError
@@ -69,8 +69,12 @@ class Lister(Protocol):
     def close(self, kill: bool = False) -> None: ...
 
 
-# (dir id, path, ancestors' (dev, inode) for loop detection)
-Entry = tuple[int, str, frozenset[tuple[int, int]]]
+class StackEntry(NamedTuple):
+    """A directory waiting to be visited."""
+
+    dir_id: int
+    path: str
+    ancestors: frozenset[tuple[int, int]]  # their (dev, inode), for loop detection
 
 
 class Walker:
@@ -137,7 +141,7 @@ class Walker:
             and self.workers > 0
             and self.store.confirmed_files(self.tree.job_id) >= self.parallel_from
         ):
-            from globus_autosync.sources.local.parwalk import Workers
+            from globus_autosync.sources.local.parwalk import Workers  # here: 4 ms, full walks only
 
             try:
                 return Workers(self.workers, setup)
@@ -150,7 +154,7 @@ class Walker:
         return Inline(setup)
 
     def _walk(self, lister: Lister) -> None:
-        stack: list[Entry] = [(self.tree.root, str(self.job.source), frozenset())]
+        stack = [StackEntry(self.tree.root, str(self.job.source), frozenset())]
         given: dict[int, tuple[os.stat_result, frozenset[tuple[int, int]]]] = {}  # to the lister
         while stack or lister.busy:
             while stack and lister.has_room():
@@ -162,12 +166,12 @@ class Walker:
                 for task, result in lister.collect():
                     st, below = given.pop(task.dir_id)
                     subdirs = self._listed(task, result, st)
-                    stack.extend((child, sub, below) for child, sub in reversed(subdirs))
+                    stack.extend(StackEntry(child, sub, below) for child, sub in reversed(subdirs))
 
     def _visit(
         self,
-        here: Entry,
-        stack: list[Entry],
+        here: StackEntry,
+        stack: list[StackEntry],
         lister: Lister,
         given: dict[int, tuple[os.stat_result, frozenset[tuple[int, int]]]],
     ) -> None:
@@ -220,7 +224,7 @@ class Walker:
                 lister.submit(DirTask(dir_id, path, rel, None, {}, None, noticed, same))
             return
         stack.extend(
-            (child, os.path.join(path, name), below)
+            StackEntry(child, os.path.join(path, name), below)
             for name, child in reversed(self._known_children(dir_id, rel))
         )
 
