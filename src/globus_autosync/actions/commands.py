@@ -28,7 +28,7 @@ CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 _children: dict[str, subprocess.Popen[bytes]] = {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ended:
     code: int | None
     timed_out: bool

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 _LOG_EACH = 20  # per-file warnings per cycle before they are summed up
 
 
-@dataclass
+@dataclass(slots=True)
 class CleanupResult:
     deleted: int = 0
     bytes: int = 0
@@ -60,7 +60,7 @@ def free_space(path: Path) -> tuple[int, int]:
     return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     """One directory's work: what is deleted, kept, dropped, failed or sent again."""
 

@@ -45,7 +45,7 @@ _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name,
 MAX_EVENTS = 65_536  # read in one cycle at most; more counts as an overflow (bounded memory)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Watch:
     wd: int
     dev: int

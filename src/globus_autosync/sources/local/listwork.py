@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from globus_autosync.model.plan import SKIPPED, DirPlan, Pending, plan_dir
-from globus_autosync.sources.base import Excluder, Subdir, join
+from globus_autosync.sources.base import Excluder, Listing, Subdir, join
 from globus_autosync.sources.local.listing import list_against, list_chunks, list_dir, look_at
 from globus_autosync.store import codec
 
@@ -150,9 +150,7 @@ def _by_chunks(setup: Setup, excluded: Excluder, task: DirTask) -> DirResult:
             listing.skipped.update(more.skipped)
     except OSError as err:
         return DirResult(str(err.strerror))
-    result = _planned(
-        setup, task, listing.files, listing.skipped, done, listing.subdirs, listed_ns, nfiles
-    )
+    result = _planned(setup, task, listing, done, listed_ns, nfiles)
     digests = found | vouched
     if digests == stored and not forgotten:
         return result  # (new digests also clear the forgotten names: apply_dir)
@@ -220,17 +218,7 @@ def _full_by_index(setup: Setup, excluded: Excluder, task: DirTask) -> DirResult
         i = names.find(name)
         if i >= 0:
             done[name] = (sizes[i], mtimes[i])
-    return _planned(
-        setup,
-        task,
-        listing.files,
-        listing.skipped,
-        done,
-        listing.subdirs,
-        listed_ns,
-        nfiles,
-        full=True,
-    )
+    return _planned(setup, task, listing, done, listed_ns, nfiles, full=True)
 
 
 def _noticed(setup: Setup, excluded: Excluder, task: DirTask) -> DirResult:
@@ -244,16 +232,7 @@ def _noticed(setup: Setup, excluded: Excluder, task: DirTask) -> DirResult:
         return DirResult(str(err.strerror))
     listed_ns = time.time_ns()
     done = codec.lookup(task.done, _unrecorded(task, listing.files))
-    result = _planned(
-        setup,
-        task,
-        listing.files,
-        listing.skipped,
-        done,
-        listing.subdirs,
-        listed_ns,
-        len(listing.files),
-    )
+    result = _planned(setup, task, listing, done, listed_ns, len(listing.files))
     return result._replace(partial=True)
 
 
@@ -267,20 +246,19 @@ def _unrecorded(task: DirTask, names: Iterable[str]) -> list[str]:
 def _planned(
     setup: Setup,
     task: DirTask,
-    files: dict[str, tuple[int, int]],
-    skipped: dict[str, str],
+    listing: Listing,
     done: dict[str, tuple[int, int]],
-    subdirs: list[Subdir],
     listed_ns: int,
     nfiles: int,
     full: bool = False,
 ) -> DirResult:
+    files, skipped = listing.files, listing.skipped
     plan: DirPlan | None = None
     if files or skipped or task.pending:
         plan = plan_dir(files, skipped, done, task.pending, setup.now, setup.settle, full)
         if not (plan.upserts or plan.deletes or plan.changed or plan.newly_skipped):
             plan = None
-    return DirResult(None, listed_ns, nfiles, plan, skipped, tuple(subdirs))
+    return DirResult(None, listed_ns, nfiles, plan, skipped, tuple(listing.subdirs))
 
 
 class Inline:

@@ -40,7 +40,7 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _LENGTH = struct.Struct("!Q")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Failure:
     """An unexpected exception in a worker, sent back to be raised by the walk."""
 
