@@ -16,7 +16,8 @@ from globus_autosync.store import Candidate
 AUDIT_NAME = "deletions.jsonl"
 _AUDIT_TAIL = 1 << 20  # bytes of the audit log read back to resolve an interrupted deletion
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode
+# one encoder for every line; the entries hold no containers, so no check for cycles
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 class AuditKey(NamedTuple):
