@@ -81,7 +81,7 @@ def test_a_quiet_run_does_not_import_the_other_commands(env: CliEnv) -> None:
     assert "globus_autosync.cli.sync" in loaded and "globus_autosync.engine.cycle" in loaded
     for unneeded in ("globus_autosync.cli.reports", "globus_autosync.cli.service",
                      "globus_autosync.cli.globus", "globus_autosync.monitoring.alerts", "rich",
-                     "globus_sdk", "urllib.request", "smtplib", "globus_autosync.cleanup.cleaner",
+                     "globus_sdk", "urllib.request", "smtplib", "globus_autosync.cleanup.deleter",
                      "globus_autosync.sources.local.chunks"):  # fmt: skip
         assert unneeded not in loaded
 

@@ -12,8 +12,7 @@ import pytest
 from globus_autosync import config
 from globus_autosync.model.plan import DirPlan
 from globus_autosync.sources import Source, make_source
-from globus_autosync.sources.local.listing import Listing, join
-from globus_autosync.sources.local.walk import DirTree
+from globus_autosync.sources.base import DirTree, Listing, join
 from globus_autosync.store import Store
 from globus_autosync.transports.globus import GlobusTransport
 

@@ -11,7 +11,7 @@ second then leave a directory's mtime unchanged, and only the racy rule (a direc
 within 2 s of its mtime is listed again) keeps the incremental walk right.
 
 The same properties hold when every directory whose names changed is listed as a large one is
-(in runs of names, of about 4 here, only the names of runs not vouched for looked up, new names
+(in chunks of names, of about 4 here, only the names of chunks not vouched for looked up, new names
 and work in progress looked at: ``listwork.QUICK_FROM = 0``), and on a tree with one large flat
 directory (a few thousand files recorded by ``baseline``) that operations keep adding to,
 deleting from and renaming in.
@@ -42,9 +42,8 @@ from globus_autosync.engine.baseline import baseline_job
 from globus_autosync.engine.step import run_job
 from globus_autosync.engine.summary import Summary
 from globus_autosync.monitoring.status import job_status
-from globus_autosync.sources.local import chunks as runs
-from globus_autosync.sources.local import listwork
-from globus_autosync.sources.local.listing import join
+from globus_autosync.sources.base import join
+from globus_autosync.sources.local import chunks, listwork
 from globus_autosync.store import Store
 
 # AUTOSYNC_PROPERTY_EXAMPLES=2000 for a longer search than CI's
@@ -88,9 +87,17 @@ WRITE_ONCE_OPS = st.one_of(
     create_file, create_dir, rename_file, rename_dir, delete_file, copy_dir, remove_dir
 )
 ANY_OPS = st.one_of(
-    create_file, create_dir, rename_file, rename_dir, delete_file, copy_dir, remove_dir,
-    append_file, rewrite_file, recreate_file,
-)  # fmt: skip
+    create_file,
+    create_dir,
+    rename_file,
+    rename_dir,
+    delete_file,
+    copy_dir,
+    remove_dir,
+    append_file,
+    rewrite_file,
+    recreate_file,
+)
 
 
 FLAT_OPS = st.one_of(flat_create, flat_create, flat_delete, flat_rename, WRITE_ONCE_OPS)
@@ -467,9 +474,9 @@ def test_write_once_incremental_equals_full(start: list[Op], sequence: list[list
         play_write_once(w, start, sequence)
 
 
-def short_runs() -> Any:
-    """Runs of names of about 4 (``runs``): many of them, even in a small directory."""
-    return mock.patch.object(runs, "MASK", 3)
+def short_chunks() -> Any:
+    """Chunks of names of about 4 (``chunks``): many of them, even in a small directory."""
+    return mock.patch.object(chunks, "MASK", 3)
 
 
 @SETTINGS
@@ -479,7 +486,7 @@ def test_write_once_incremental_equals_full_listing_by_name(
 ) -> None:
     """The same, with every directory whose mtime moved listed by name only: new names and work
     in progress are looked at, the confirmed ones only counted."""
-    with world() as w, mock.patch.object(listwork, "QUICK_FROM", 0), short_runs():
+    with world() as w, mock.patch.object(listwork, "QUICK_FROM", 0), short_chunks():
         play_write_once(w, start, sequence)
 
 
@@ -491,7 +498,7 @@ def test_write_once_incremental_equals_full_in_a_large_flat_directory(
     """A directory of a few thousand files (recorded by ``baseline``, already at both
     destinations) gains, loses and renames files among other operations on the tree: the
     incremental walk lists it by name and agrees with the full walk."""
-    with world() as w, mock.patch.object(listwork, "QUICK_FROM", FLAT_QUICK_FROM), short_runs():
+    with world() as w, mock.patch.object(listwork, "QUICK_FROM", FLAT_QUICK_FROM), short_chunks():
         w.tree.make_flat("flat", FLAT_FILES)
         for job, state in ((w.inc, w.inc_state), (w.full, w.full_state)):
             shutil.copytree(w.tree.root / "flat", Path(job.destination) / "flat")
@@ -516,7 +523,7 @@ def test_full_cycle_catches_every_change_comparing_by_index(
 ) -> None:
     """The same, with every directory handled as a large one: full walks compare each entry with
     the confirmed listing held as arrays, incremental ones list by name."""
-    with world() as w, mock.patch.object(listwork, "QUICK_FROM", 0), short_runs():
+    with world() as w, mock.patch.object(listwork, "QUICK_FROM", 0), short_chunks():
         play_any(w, start, sequence)
 
 

@@ -118,7 +118,11 @@ def test_a_database_before_actions_is_upgraded_and_read_before(tmp_path: Path) -
         )
     [action] = store.actions.active(1)
     assert (action.kind, action.batch, action.state, action.cmd_state, action.flow_state) == (
-        "batch", 7, "pending", "pending", None,
-    )  # fmt: skip
-    assert store.actions.files(action.id) == [ConfirmedFile(1, "a.tif", 5, 9, "a.tif")]
+        "batch",
+        7,
+        "pending",
+        "pending",
+        None,
+    )
+    assert store.actions.files(action.id) == [(1, "a.tif", 5, 9, "a.tif")]
     store.close()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from globus_autosync.config import Job
+from globus_autosync.sources.base import SKIPPED_SPECIAL, SKIPPED_SYMLINK, Excluder
 from globus_autosync.sources.globus import (
     INVALID_LINK,
     GlobusSource,
@@ -13,7 +14,6 @@ from globus_autosync.sources.globus import (
     classify,
     mtime_ns,
 )
-from globus_autosync.sources.local.listing import SKIPPED_SPECIAL, SKIPPED_SYMLINK, Excluder
 
 UUID_A = "ddb59aef-6d04-11e5-ba46-22000b92c6ec"
 UUID_B = "ddb59af0-6d04-11e5-ba46-22000b92c6ec"

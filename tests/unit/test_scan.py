@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from globus_autosync.sources.local.listing import (
+from globus_autosync.sources.base import (
     DANGLING_SYMLINK,
     SKIPPED_SPECIAL,
     SKIPPED_SYMLINK,
     UNSENDABLE_NEWLINE,
     UNSENDABLE_UTF8,
     Excluder,
-    list_dir,
     printable,
     unsendable,
 )
+from globus_autosync.sources.local.listing import list_dir
 
 
 def test_unsendable_and_printable() -> None:
@@ -68,9 +68,13 @@ def test_list_dir(tmp_path: Path) -> None:
     assert out.files == {"f.dat": (5, 1_600_000_000_000_000_001)}
     assert [s.name for s in out.subdirs] == ["sub"]
     assert out.skipped == {
-        "link": SKIPPED_SYMLINK, "dangling": SKIPPED_SYMLINK, "dirlink": SKIPPED_SYMLINK,
-        "fifo": SKIPPED_SPECIAL, "bad\\xff": UNSENDABLE_UTF8, "two\\nlines": UNSENDABLE_NEWLINE,
-    }  # fmt: skip
+        "link": SKIPPED_SYMLINK,
+        "dangling": SKIPPED_SYMLINK,
+        "dirlink": SKIPPED_SYMLINK,
+        "fifo": SKIPPED_SPECIAL,
+        "bad\\xff": UNSENDABLE_UTF8,
+        "two\\nlines": UNSENDABLE_NEWLINE,
+    }
 
     out = list_dir(str(tmp_path), "", Excluder(()), follow_symlinks=True)
     assert set(out.files) == {"f.dat", "link", "skip.tmp"}
@@ -162,20 +166,26 @@ def _not_searchable(d: Path) -> None:
         files, subdirs, skipped = _list_as_nobody(d, follow=False)
         denied = "cannot stat: Permission denied"
         assert (files, subdirs) == ({}, [])
-        assert skipped == {"f.dat": denied, "sub": denied, "link": SKIPPED_SYMLINK,
-                           "dangling": SKIPPED_SYMLINK, "fifo": SKIPPED_SPECIAL}  # fmt: skip
+        assert skipped == {
+            "f.dat": denied,
+            "sub": denied,
+            "link": SKIPPED_SYMLINK,
+            "dangling": SKIPPED_SYMLINK,
+            "fifo": SKIPPED_SPECIAL,
+        }
         files, subdirs, skipped = _list_as_nobody(d, follow=True)
         assert skipped["link"] == skipped["dangling"] == denied
     finally:
         d.chmod(0o755)
 
 
-def test_runs_of_names_a_new_name_changes_its_own_run_only(tmp_path: Path) -> None:
-    """``list_runs``: regular files are cut into runs (content-defined: a run ends after a name
-    whose CRC-32 is a multiple of ``runs.RATE``); a run found among the stored digests is not
-    handed on, so after one new name only its run (two, if it ends one) is unsure."""
-    from globus_autosync.sources.local import chunks as runs
-    from globus_autosync.sources.local.listing import list_runs
+def test_chunks_of_names_a_new_name_changes_its_own_chunk_only(tmp_path: Path) -> None:
+    """``list_chunks``: regular files are cut into chunks (content-defined: a chunk ends after a
+    name whose CRC-32 is a multiple of ``chunks.NAMES_PER_CHUNK``); a chunk found among the stored
+    digests is not handed on, so after one new name only its chunk (two, if it ends one) is
+    unsure."""
+    from globus_autosync.sources.local import chunks
+    from globus_autosync.sources.local.listing import list_chunks
 
     for i in range(2000):
         (tmp_path / f"frame_{i:05d}.tif").write_bytes(b"")
@@ -185,22 +195,29 @@ def test_runs_of_names_a_new_name_changes_its_own_run_only(tmp_path: Path) -> No
     def listing(stored: set[bytes]) -> tuple[int, set[bytes], list[tuple[bytes, list[str]]]]:
         unsure: list[tuple[bytes, list[str]]] = []
         watched = {"frame_00007.tif"}
-        out, nfiles, found = list_runs(str(tmp_path), "", Excluder(()), False, watched, stored,
-                                       lambda d, names: unsure.append((d, names)))  # fmt: skip
+        out, nfiles, found = list_chunks(
+            str(tmp_path),
+            "",
+            Excluder(()),
+            False,
+            watched,
+            stored,
+            lambda d, names: unsure.append((d, names)),
+        )
         assert [s.name for s in out.subdirs] == ["sub"] and out.skipped == {"link": SKIPPED_SYMLINK}
         assert list(out.files) == ["frame_00007.tif"]  # work in progress: looked at
         return nfiles, found, unsure
 
     nfiles, found, first = listing(set())
     assert nfiles == 2000 and not found
-    names = [n for _, run in first for n in run]
+    names = [n for _, chunk in first for n in chunk]
     assert sorted(names) == sorted(f"frame_{i:05d}.tif" for i in range(2000) if i != 7)
-    assert len(first) > 2000 // runs.RATE // 2  # about one run in RATE names
+    assert len(first) > 2000 // chunks.NAMES_PER_CHUNK // 2  # about one chunk in NAMES_PER_CHUNK
     digests = {d for d, _ in first}
     (tmp_path / "new.tif").write_bytes(b"")
     nfiles, found, second = listing(digests)
     assert nfiles == 2001
-    assert 1 <= len(second) <= 2 and "new.tif" in [n for _, run in second for n in run]
+    assert 1 <= len(second) <= 2 and "new.tif" in [n for _, chunk in second for n in chunk]
     assert len(found) >= len(digests) - 1
     nfiles, found, third = listing(found | {d for d, _ in second})
-    assert (nfiles, third) == (2001, [])  # every run vouched for: nothing handed on
+    assert (nfiles, third) == (2001, [])  # every chunk vouched for: nothing handed on

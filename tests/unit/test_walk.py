@@ -25,10 +25,10 @@ from globus_autosync.engine.baseline import baseline_job
 from globus_autosync.engine.cycle import Cycle
 from globus_autosync.engine.step import run_job
 from globus_autosync.errors import JobError, WorkerError
+from globus_autosync.sources.base import join
 from globus_autosync.sources.context import CycleContext, never
 from globus_autosync.sources.local import parwalk, walk
-from globus_autosync.sources.local.listing import join
-from globus_autosync.sources.local.listwork import Setup, Task
+from globus_autosync.sources.local.listwork import DirTask, Setup
 from globus_autosync.sources.local.parwalk import Workers
 from globus_autosync.store import Store, codec
 from globus_autosync.transports.local.transport import LocalTransport
@@ -50,7 +50,7 @@ class Spy(Workers):
         Spy.made.append(self)
         _ready(self)
 
-    def submit(self, task: Task) -> None:
+    def submit(self, task: DirTask) -> None:
         inline = self.inline.busy
         super().submit(task)
         self.sent += self.inline.busy == inline
@@ -378,7 +378,7 @@ def test_an_exception_in_a_worker_is_raised_here_with_its_trace(tmp_path: Path) 
     workers = Workers(1, _setup())
     try:
         _ready(workers)
-        workers.submit(Task(1, str(tmp_path), "", b"\x09\x00\x00\x00\x00", {}))
+        workers.submit(DirTask(1, str(tmp_path), "", b"\x09\x00\x00\x00\x00", {}))
         with pytest.raises(WorkerError, match="failed in a worker process") as info:
             while True:
                 workers.collect()
@@ -392,7 +392,7 @@ def test_a_directory_a_worker_cannot_list_is_a_problem_not_an_error(tmp_path: Pa
     workers = Workers(2, _setup())
     try:
         _ready(workers)
-        workers.submit(Task(7, str(tmp_path / "missing"), "x", None, {}))
+        workers.submit(DirTask(7, str(tmp_path / "missing"), "x", None, {}))
         ((task, result),) = workers.collect()
         assert (task.dir_id, result.error) == (7, "No such file or directory")
     finally:
@@ -438,13 +438,13 @@ def test_a_busy_worker_is_sent_only_what_its_pipe_holds() -> None:
     worker = object.__new__(parwalk._Worker)
     worker.room, worker.inflight, worker.sizes = 1000, deque(), deque()
     assert worker.takes(5000)  # idle: it reads whatever comes
-    worker.inflight.append(Task(1, "/a", "a", None, {}))
+    worker.inflight.append(DirTask(1, "/a", "a", None, {}))
     worker.sizes.append(5000)  # read already, or being read
     assert worker.takes(1000) and not worker.takes(1001)
-    worker.inflight.append(Task(2, "/b", "b", None, {}))
+    worker.inflight.append(DirTask(2, "/b", "b", None, {}))
     worker.sizes.append(600)
     assert worker.takes(400) and not worker.takes(401)
-    worker.inflight.append(Task(3, "/c", "c", None, {}))
+    worker.inflight.append(DirTask(3, "/c", "c", None, {}))
     worker.sizes.append(10)
     assert not worker.takes(1)  # a full window
 
@@ -477,7 +477,7 @@ def test_a_worker_killed_with_a_task_in_hand_names_the_directory(tmp_path: Path)
         _ready(workers)
         (worker,) = workers.workers.values()
         worker.proc.send_signal(signal.SIGSTOP)  # it takes the task, never answers
-        workers.submit(Task(1, str(tmp_path), "", None, {}))
+        workers.submit(DirTask(1, str(tmp_path), "", None, {}))
         worker.proc.kill()
         with pytest.raises(WorkerError, match=f"killed by signal 9\\) while listing {tmp_path}$"):
             workers.collect()

@@ -28,7 +28,7 @@ CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 _children: dict[str, subprocess.Popen[bytes]] = {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ended:
     code: int | None
     timed_out: bool
@@ -69,16 +69,24 @@ def write_manifest(top: Path, manifest: dict[str, object]) -> Path:
 def start(top: Path, command: tuple[str, ...], timeout: float) -> int:
     """Start the supervisor of one attempt (its manifest is written); answers its pid."""
     manifest = top / "manifest.json"
-    spec = {"argv": argv(command, manifest), "env": clean_env(manifest), "timeout": timeout,
-            "cap": OUTPUT_CAP}  # fmt: skip
+    spec = {
+        "argv": argv(command, manifest),
+        "env": clean_env(manifest),
+        "timeout": timeout,
+        "cap": OUTPUT_CAP,
+    }
     tmp = top / "spec.json.tmp"
     tmp.write_text(json.dumps(spec), "utf-8")
     os.replace(tmp, top / "spec.json")
     proc = subprocess.Popen(
         [sys.executable, "-m", "globus_autosync.actions.supervise", str(top)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True, cwd=str(top),
-    )  # fmt: skip
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        cwd=str(top),
+    )
     _children[str(top)] = proc
     return proc.pid
 
@@ -116,8 +124,9 @@ def poll(top: Path, started_at: float | None) -> Ended | None:
     if ended is not None:
         return ended
     if (top / "started").exists():
-        return Ended(None, False, "its supervisor died before it ended (a reboot, a kill -9?)",
-                     "", 0)  # fmt: skip
+        return Ended(
+            None, False, "its supervisor died before it ended (a reboot, a kill -9?)", "", 0
+        )
     if started_at is not None and time.time() - started_at < START_GRACE:
         return None
     return Ended(None, False, "it never started (its supervisor did not begin)", "", 0)
@@ -135,5 +144,10 @@ def _read(top: Path) -> Ended | None:
             output = fh.read(LOG_CAP).decode("utf-8", "replace")
     except OSError:
         output = ""
-    return Ended(doc.get("code"), bool(doc.get("timed_out")), doc.get("error"), output,
-                 int(doc.get("output_bytes") or 0))  # fmt: skip
+    return Ended(
+        doc.get("code"),
+        bool(doc.get("timed_out")),
+        doc.get("error"),
+        output,
+        int(doc.get("output_bytes") or 0),
+    )

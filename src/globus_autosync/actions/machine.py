@@ -23,8 +23,8 @@ from globus_autosync.config import Job
 from globus_autosync.errors import AuthError, TransportError
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.model.plan import backoff
+from globus_autosync.sources.base import join
 from globus_autosync.sources.context import CycleContext
-from globus_autosync.sources.local.listing import join
 from globus_autosync.store import ActionRow, QueuedFile
 from globus_autosync.store.action_record import ActionRecord
 from globus_autosync.store.actions import (
@@ -42,10 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)
 class ActResult:
     started: int = 0
-    succeeded: int = 0
     failed: int = 0
     waiting: int = 0  # flow runs INACTIVE: someone must act
     problem: str | None = None  # a start failed for now (tried again later)
@@ -88,8 +87,14 @@ class Actions:
             if due and row.dir is not None and not self.store.actions.dataset_blockers(row.dir, 1):
                 self.store.actions.finish_dataset(row.id, self.legs, now)
                 why = "its marker is confirmed" if row.marker else "it is quiet"
-                log.info("%s: dataset %s finished (%s): action %d, %d files", self.job.name,
-                         row.dataset or ".", why, row.id, row.files)  # fmt: skip
+                log.info(
+                    "%s: dataset %s finished (%s): action %d, %d files",
+                    self.job.name,
+                    row.dataset or ".",
+                    why,
+                    row.id,
+                    row.files,
+                )
         seen: set[int] = set()
         while not should_stop():  # again for the parts a split makes
             rows = [r for r in self.store.actions.active(self.job_id) if r.id not in seen]
@@ -114,26 +119,38 @@ class Actions:
 
     def _backoff(self, row: ActionRow, message: str) -> None:
         tries = row.tries + 1
-        self.store.actions.note(row.id, tries=tries, next_try=time.time() + backoff(tries),
-                               reason=message)  # fmt: skip
+        self.store.actions.note(
+            row.id, tries=tries, next_try=time.time() + backoff(tries), reason=message
+        )
         log.warning("%s: action %d: %s; tried again later", self.job.name, row.id, message)
         self.result.problem = message
 
-    def _ended(self, row: ActionRow, leg: str, state: str, reason: str | None,
-               **cols: object) -> ActionRow:  # fmt: skip
+    def _ended(
+        self, row: ActionRow, leg: str, state: str, reason: str | None, **cols: object
+    ) -> ActionRow:
         other = row.cmd_state if leg == "flow" else row.flow_state
         if not (state == SUCCEEDED and other == ACTION_FAILED):  # keep why the other one failed
             cols["reason"] = reason
         new = self.store.actions.update_leg(row.id, leg, state, **cols)
         if state == SUCCEEDED:
-            self.result.succeeded += 1
-            log.info("%s: action %d (%s): %s succeeded", self.job.name, row.id,
-                     label(self.job, row), "flow run" if leg == "flow" else "command")  # fmt: skip
+            log.info(
+                "%s: action %d (%s): %s succeeded",
+                self.job.name,
+                row.id,
+                label(self.job, row),
+                "flow run" if leg == "flow" else "command",
+            )
         else:
             self.result.failed += 1
-            log.warning("%s: action %d (%s) failed: %s; start it again with: globus-autosync "
-                        "retry-action %d", self.job.name, row.id, label(self.job, row), reason,
-                        row.id)  # fmt: skip
+            log.warning(
+                "%s: action %d (%s) failed: %s; start it again with: globus-autosync "
+                "retry-action %d",
+                self.job.name,
+                row.id,
+                label(self.job, row),
+                reason,
+                row.id,
+            )
         return new
 
     # -- the manifest -----------------------------------------------------------------------
@@ -150,21 +167,24 @@ class Actions:
             "parts": row.parts,
             "batch": row.batch,
             "dataset": row.dataset,
-            "source": {"collection": job.source_collection if globus else None,
-                       "root": src_root},
-            "destination": {"collection": job.destination_collection if globus else None,
-                            "root": job.destination},
+            "source": {"collection": job.source_collection if globus else None, "root": src_root},
+            "destination": {
+                "collection": job.destination_collection if globus else None,
+                "root": job.destination,
+            },
             "files": [],
-        }  # fmt: skip
+        }
         for _, _, size, mtime_ns, relpath in files:
-            doc["files"].append({
-                "path": relpath,
-                "source": _under(src_root, relpath),
-                "destination": _under(job.destination, relpath),
-                "size": size,
-                "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mtime_ns / 1e9)),
-                "mtime_ns": mtime_ns,
-            })  # fmt: skip
+            doc["files"].append(
+                {
+                    "path": relpath,
+                    "source": _under(src_root, relpath),
+                    "destination": _under(job.destination, relpath),
+                    "size": size,
+                    "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mtime_ns / 1e9)),
+                    "mtime_ns": mtime_ns,
+                }
+            )
         return doc
 
     def flow_body(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -176,13 +196,13 @@ class Actions:
     @property
     def runner(self) -> FlowRunner:
         if self._runner is None:
-            from globus_autosync.globus.flows import FlowRunner
+            from globus_autosync.globus.flows import FlowRunner  # here: globus_sdk, 25 ms
 
             self._runner = FlowRunner(self.job, self.config, self.state_dir)
         return self._runner
 
     def _flow(self, row: ActionRow) -> ActionRow:
-        from globus_autosync.globus import flows
+        from globus_autosync.globus import flows  # here: globus_sdk costs a run 25 ms
 
         state = row.flow_state
         if state in (PENDING, STARTING) and row.next_try > time.time():
@@ -191,10 +211,15 @@ class Actions:
             if state == STARTING and row.run_id is None:
                 found = self.runner.find(row.tag)  # a crash, or a start that failed: look first
                 if found is not None:
-                    log.info("%s: action %d: found run %s started before", self.job.name,
-                             row.id, found.get("run_id"))  # fmt: skip
-                    return self.store.actions.update_leg(row.id, "flow", RUNNING,
-                                                 run_id=str(found["run_id"]))  # fmt: skip
+                    log.info(
+                        "%s: action %d: found run %s started before",
+                        self.job.name,
+                        row.id,
+                        found.get("run_id"),
+                    )
+                    return self.store.actions.update_leg(
+                        row.id, "flow", RUNNING, run_id=str(found["run_id"])
+                    )
                 state = PENDING
             if state == PENDING:
                 return self._start_flow(row)
@@ -205,15 +230,19 @@ class Actions:
         return row
 
     def _start_flow(self, row: ActionRow) -> ActionRow:
-        from globus_autosync.globus import flows
+        from globus_autosync.globus import flows  # here: globus_sdk costs a run 25 ms
 
         files = self.store.actions.files(row.id)
         body = self.flow_body(self.manifest(row, files))
         if len(json.dumps(body)) > flows.INPUT_LIMIT and len(files) > 1 and row.parts == 1:
             groups = split(files, len(json.dumps(body)), flows.INPUT_LIMIT)
             self.store.actions.split(row, groups)
-            log.info("%s: action %d: its manifest is larger than a flow run takes; split into %d "
-                     "runs", self.job.name, row.id, len(groups))  # fmt: skip
+            log.info(
+                "%s: action %d: its manifest is larger than a flow run takes; split into %d runs",
+                self.job.name,
+                row.id,
+                len(groups),
+            )
             row = self.store.actions.get(row.id) or row
             files = self.store.actions.files(row.id)
             body = self.flow_body(self.manifest(row, files))
@@ -225,12 +254,18 @@ class Actions:
         run_id = self.runner.start(body, label(self.job, row), tags)
         crashpoint("action-flow-started")
         self.result.started += 1
-        log.info("%s: action %d: flow run %s started (%d files): %s", self.job.name, row.id,
-                 run_id, len(files), flows.run_url(run_id))  # fmt: skip
+        log.info(
+            "%s: action %d: flow run %s started (%d files): %s",
+            self.job.name,
+            row.id,
+            run_id,
+            len(files),
+            flows.run_url(run_id),
+        )
         return self.store.actions.update_leg(row.id, "flow", RUNNING, run_id=run_id, tries=0)
 
     def _poll_flow(self, row: ActionRow, run_id: str, url: str) -> ActionRow:
-        from globus_autosync.globus import flows
+        from globus_autosync.globus import flows  # here: globus_sdk costs a run 25 ms
 
         run = self.runner.get(run_id)
         status = run.get("status")
@@ -241,8 +276,10 @@ class Actions:
         reason = None
         if status == "INACTIVE":
             self.result.waiting += 1
-            reason = (f"flow run {run_id} is INACTIVE: it waits for a consent or for someone; "
-                      f"see {url}, do what it asks there, and it resumes")  # fmt: skip
+            reason = (
+                f"flow run {run_id} is INACTIVE: it waits for a consent or for someone; "
+                f"see {url}, do what it asks there, and it resumes"
+            )
         if reason != row.reason:  # said once, kept for `status`
             if reason is not None:
                 log.warning("%s: action %d: %s", self.job.name, row.id, reason)
@@ -271,8 +308,10 @@ class Actions:
             if ok:
                 return self._ended(row, "cmd", SUCCEEDED, None, exit_code=0)
             if ended.timed_out:
-                reason = (f"the command was still running after command_timeout "
-                          f"({self.job.command_timeout:g} s) and was killed")  # fmt: skip
+                reason = (
+                    f"the command was still running after command_timeout "
+                    f"({self.job.command_timeout:g} s) and was killed"
+                )
             elif ended.error:
                 reason = f"the command failed: {ended.error}"
             else:
@@ -291,8 +330,14 @@ class Actions:
             self._backoff(row, f"cannot start the command: {err}")
             return row
         self.result.started += 1
-        log.info("%s: action %d: command started (pid %d, %d files), manifest %s",
-                 self.job.name, row.id, pid, len(files), top / "manifest.json")  # fmt: skip
+        log.info(
+            "%s: action %d: command started (pid %d, %d files), manifest %s",
+            self.job.name,
+            row.id,
+            pid,
+            len(files),
+            top / "manifest.json",
+        )
         return self.store.actions.update_leg(row.id, "cmd", RUNNING, pid=pid, tries=0)
 
     def _log_output(self, row: ActionRow, ended: commands.Ended, top: Path) -> None:
@@ -303,8 +348,13 @@ class Actions:
         for line in text.splitlines()[:50]:
             log.info("%s: action %d: | %s", self.job.name, row.id, line)
         if more > 0:
-            log.info("%s: action %d: ... %d more bytes of output in %s", self.job.name, row.id,
-                     more, top / "output.log")  # fmt: skip
+            log.info(
+                "%s: action %d: ... %d more bytes of output in %s",
+                self.job.name,
+                row.id,
+                more,
+                top / "output.log",
+            )
 
     def close(self) -> None:
         if self._runner is not None:

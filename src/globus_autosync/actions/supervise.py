@@ -61,9 +61,14 @@ def supervise(top: Path) -> int:
     with open(top / "output.log", "wb") as out:
         try:
             proc = subprocess.Popen(
-                spec["argv"], env=spec["env"], cwd=str(top), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                spec["argv"],
+                env=spec["env"],
+                cwd=str(top),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         except OSError as err:
             result.update(code=127, error=f"cannot start {spec['argv'][0]!r}: {err.strerror}")
         else:

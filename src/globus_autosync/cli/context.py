@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from globus_autosync import config
 from globus_autosync.errors import (
     EXIT_JOB,
     EXIT_LOCKED,
@@ -23,7 +22,8 @@ from globus_autosync.errors import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from globus_autosync.sources.local.walk import WalkStats
+    from globus_autosync import config
+    from globus_autosync.sources.base import WalkStats
     from globus_autosync.store import Store
 
 log = logging.getLogger("globus_autosync")
@@ -33,15 +33,17 @@ APP = "globus-autosync"
 EXIT_INTERNAL = 70  # a bug: please report it
 
 
+# Modules that only some commands need are imported where they are used: a cron `run` starts a
+# fresh interpreter every few minutes, and its start-up is most of a quiet run's time.
+
+
 def default_config() -> Path:
-    # here: platformdirs costs 14 ms to import, spared when the paths are given
     import platformdirs
 
     return Path(platformdirs.user_config_dir(APP)) / "config.toml"
 
 
 def default_state_dir() -> Path:
-    # here: platformdirs costs 14 ms to import, spared when the paths are given
     import platformdirs
 
     return Path(platformdirs.user_state_dir(APP))
@@ -55,6 +57,8 @@ class Context:
         self.debug, self.quiet = debug, quiet
 
     def load(self) -> config.Config:
+        from globus_autosync import config
+
         return config.load(self.config_path)
 
 
@@ -72,11 +76,10 @@ def worst(codes: list[int]) -> int:
 
 @contextlib.contextmanager
 def progress_line(obj: Context, label: str) -> Iterator[Callable[[WalkStats], None] | None]:
-    """A progress line on a terminal."""
+    """A progress line on a terminal (rich is imported only then: start-up time counts)."""
     if obj.quiet or not sys.stderr.isatty():
         yield None
         return
-    # here: rich (cli.display) costs 71 ms to import; a cron run has no terminal
     from globus_autosync.cli.display import ScanProgress
 
     progress = ScanProgress(label, enabled=True)
@@ -89,7 +92,6 @@ def progress_line(obj: Context, label: str) -> Iterator[Callable[[WalkStats], No
 @contextlib.contextmanager
 def readonly_store(obj: Context) -> Iterator[Store | None]:
     """The state database for reading (None before the first run), closed afterwards."""
-    # here: the store costs 29 ms to import, which init, service and login never open
     from globus_autosync.store import Store
 
     store = Store.open_readonly(obj.state_dir)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from globus_autosync.sources.local.walk import WalkStats
+from globus_autosync.sources.base import WalkStats
 
 PROGRESS_AFTER = 2.0  # seconds before a scan shows a progress line
 

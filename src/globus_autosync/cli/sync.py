@@ -105,7 +105,7 @@ def _cleanup_check(job: config.Job) -> tuple[bool, str]:
     """Whether cleanup is on, and what it would keep free; a source that cannot delete fails."""
     if not job.cleanup:
         return True, f"{job.name}: cleanup: off (source files are never deleted)"
-    from globus_autosync.cleanup.cleaner import free_space
+    from globus_autosync.cleanup.deleter import free_space
 
     rules = []
     if job.delete_after is not None:

@@ -16,8 +16,7 @@ from globus_autosync.engine.summary import human_bytes
 from globus_autosync.errors import TransportError
 from globus_autosync.model.plan import DirPlan
 from globus_autosync.sources import Source, make_source
-from globus_autosync.sources.local.listing import Listing
-from globus_autosync.sources.local.walk import DirTree, WalkStats
+from globus_autosync.sources.base import DirTree, Listing, WalkStats
 from globus_autosync.store import Store
 from globus_autosync.transports import make_transport
 

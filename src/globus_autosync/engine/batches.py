@@ -16,8 +16,8 @@ from globus_autosync.engine.resolve import Resolution, resolve
 from globus_autosync.engine.summary import Summary, human_bytes
 from globus_autosync.errors import TransportError
 from globus_autosync.model.crashpoint import crashpoint
+from globus_autosync.sources.base import join
 from globus_autosync.sources.context import CycleContext
-from globus_autosync.sources.local.listing import join
 from globus_autosync.store import BatchRow, Enrolled, QueuedFile
 from globus_autosync.transports import Item, TaskReport
 

@@ -17,14 +17,13 @@ from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import AuthError
 from globus_autosync.model.plan import DirPlan
 from globus_autosync.sources import Source, make_source
+from globus_autosync.sources.base import Listing, Notices, WalkStats
 from globus_autosync.sources.context import CycleContext
-from globus_autosync.sources.local.listing import Listing
-from globus_autosync.sources.local.walk import Notices, WalkStats
 from globus_autosync.transports.base import WatchesCollections
 
 if TYPE_CHECKING:
     from globus_autosync.actions.machine import Actions
-    from globus_autosync.cleanup.cleaner import Cleaner
+    from globus_autosync.cleanup.deleter import Cleaner
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class Cycle:
         ):
             return None
         # here: cleanup/ costs a run without cleanup 1 ms
-        from globus_autosync.cleanup.cleaner import Cleaner
+        from globus_autosync.cleanup.deleter import Cleaner
 
         return Cleaner(ctx)
 

@@ -18,8 +18,8 @@ from globus_autosync.engine.cycle import Cycle
 from globus_autosync.engine.lock import JobLock
 from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import AuthError, AutosyncError, LockHeld
+from globus_autosync.sources.base import Notices, WalkStats
 from globus_autosync.sources.context import CycleContext, never
-from globus_autosync.sources.local.walk import Notices, WalkStats
 from globus_autosync.store import Store
 from globus_autosync.transports import Transport, make_transport
 from globus_autosync.transports.dryrun import DryTransport, scratch_copy

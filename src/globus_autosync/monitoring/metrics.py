@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from globus_autosync.cleanup.cleaner import free_space
+from globus_autosync.cleanup.deleter import free_space
 from globus_autosync.config import Config
 from globus_autosync.monitoring import health
 from globus_autosync.store import Store

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from globus_autosync.cleanup.cleaner import free_space
+from globus_autosync.cleanup.deleter import free_space
 from globus_autosync.config import Job
 from globus_autosync.monitoring import health
-from globus_autosync.sources.local.listing import join
+from globus_autosync.sources.base import join
 from globus_autosync.store import Store
 
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from globus_autosync.config import Job
-from globus_autosync.sources.local.listing import Listing
-from globus_autosync.sources.local.walk import Apply, DirTree, Notices, WalkStats
+from globus_autosync.sources.base import Apply, DirTree, Listing, Notices, WalkStats
 from globus_autosync.transports.base import Transport
 
 __all__ = ["Source", "Walked", "make_source"]

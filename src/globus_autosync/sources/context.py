@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from globus_autosync.config import Config, Job
-from globus_autosync.sources.local.walk import DirTree
+from globus_autosync.sources.base import DirTree
 from globus_autosync.store import Store
 from globus_autosync.transports.base import Transport
 

@@ -26,17 +26,19 @@ from globus_autosync.errors import JobError, TransportError
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.model.plan import DirPlan, plan_dir
 from globus_autosync.sources import Walked
-from globus_autosync.sources.local.listing import (
+from globus_autosync.sources.base import (
     SKIPPED_SPECIAL,
     SKIPPED_SYMLINK,
+    Apply,
+    DirTree,
     Excluder,
     Listing,
     Subdir,
+    WalkStats,
     join,
     printable,
     unsendable,
 )
-from globus_autosync.sources.local.walk import Apply, DirTree, WalkStats
 from globus_autosync.transports.globus import GlobusTransport, describe
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
 """The local file system as a source: listings, the walks, chunks of names, inotify.
-May import: model, store, errors, config."""
+May import: sources.base, model, store, errors, config."""
 
 from __future__ import annotations

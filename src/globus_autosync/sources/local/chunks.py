@@ -1,14 +1,15 @@
-"""A large directory's listing cut into runs of names, each known by a digest (a few bytes a run).
+"""A large directory's listing cut into chunks of names, each known by a digest (a few bytes each).
 
 Relisting a directory of a million files must not look up a million names. The kernel lists a
 directory in an order of its own (a hash of the names on ext4 and XFS, creation order on btrfs
 and tmpfs) that does not change while no name is added or removed, so the listing is cut into
-runs, content-defined as in rsync or borg: a run ends after each name whose CRC-32 is 0 modulo
-``RATE``, so a new name changes its own run and no other. After a relist, the digest of each run
+chunks, content-defined as in rsync or borg: a chunk ends after each name whose CRC-32 is 0 modulo
+``NAMES_PER_CHUNK``, so a new name changes its own chunk and no other. After a relist, the digest
+of each chunk
 whose names are all in the confirmed listing (or excluded by a pattern) is stored with the
-directory (``dirs.chunks``). The next relist digests each run again and looks up only the names
-of runs it does not find there: one new file costs the lookup of about ``RATE`` names, not of a
-million, and an unchanged listing costs no lookup at all.
+directory (``dirs.chunks``). The next relist digests each chunk again and looks up only the names
+of chunks it does not find there: one new file costs the lookup of about ``NAMES_PER_CHUNK`` names,
+not of a million, and an unchanged listing costs no lookup at all.
 
 A stored digest vouches that its names are all confirmed. Names leave the confirmed listing
 only when cleanup deletes files, which therefore forgets the directory's digests. The digests
@@ -20,13 +21,13 @@ from __future__ import annotations
 
 import hashlib
 
-RATE = 32  # names per run, on average (a power of two)
-MASK = RATE - 1
-SIZE = 8  # bytes of a run's digest
+NAMES_PER_CHUNK = 32  # on average (a power of two)
+MASK = NAMES_PER_CHUNK - 1
+SIZE = 8  # bytes of a chunk's digest
 
 
 def digest(names: list[str]) -> bytes:
-    """A run's digest: its names, in the directory's order (a NUL never occurs in a name)."""
+    """A chunk's digest: its names, in the directory's order (a NUL never occurs in a name)."""
     joined = "\0".join(names).encode("utf-8", "surrogateescape")
     return hashlib.blake2b(joined, digest_size=SIZE).digest()
 

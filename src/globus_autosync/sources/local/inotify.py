@@ -45,7 +45,7 @@ _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name,
 MAX_EVENTS = 65_536  # read in one cycle at most; more counts as an overflow (bounded memory)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Watch:
     wd: int
     dev: int
@@ -64,7 +64,7 @@ class _Libc:
 
 
 class DirWatch:
-    """inotify for one job's directories (``walk.Notices``)."""
+    """inotify for one job's directories (``sources.base.Notices``)."""
 
     def __init__(self, job: str, follow: bool = False) -> None:
         """Raises OSError when inotify cannot be had (not Linux, no instance left)."""
@@ -95,8 +95,12 @@ class DirWatch:
         except OSError as err:
             # worth a warning on Linux (no inotify instance left: fs.inotify.max_user_instances)
             level = logging.WARNING if sys.platform.startswith("linux") else logging.INFO
-            log.log(level, "%s: no change notices (%s); watch lists the directories whose "
-                    "mtime moves", job, err.strerror or err)  # fmt: skip
+            log.log(
+                level,
+                "%s: no change notices (%s); watch lists the directories whose mtime moves",
+                job,
+                err.strerror or err,
+            )
             return None
 
     def close(self) -> None:
@@ -110,7 +114,7 @@ class DirWatch:
         poller.register(self.fd, select.POLLIN)
         return bool(poller.poll(0))
 
-    # -- walk.Notices ---------------------------------------------------------------------
+    # -- sources.base.Notices ---------------------------------------------------------------------
     def begin(self) -> None:
         self.noticed = {}
         self.overflow = False
@@ -119,8 +123,11 @@ class DirWatch:
             self.noticed = {}
             self.overflows += 1
             level = logging.WARNING if self.overflows == 1 else logging.DEBUG
-            log.log(level, "%s: change notices overflowed; this cycle lists the directories "
-                    "whose mtime moved", self.job)  # fmt: skip
+            log.log(
+                level,
+                "%s: change notices overflowed; this cycle lists the directories whose mtime moved",
+                self.job,
+            )
         for watch in self.by_dir.values():
             watch.trusted = True  # what happens from now on is in the queue
 
@@ -136,9 +143,13 @@ class DirWatch:
             code = ctypes.get_errno()
             if code == errno.ENOSPC:
                 self.no_room = True
-                log.warning("%s: no more directories can be watched for changes "
-                            "(fs.inotify.max_user_watches: %d watched); the others are listed "
-                            "when their mtime moves", self.job, len(self.by_dir))  # fmt: skip
+                log.warning(
+                    "%s: no more directories can be watched for changes "
+                    "(fs.inotify.max_user_watches: %d watched); the others are listed "
+                    "when their mtime moves",
+                    self.job,
+                    len(self.by_dir),
+                )
             return
         try:
             after = os.stat(path) if self.follow else os.lstat(path)

@@ -10,7 +10,7 @@ A full walk of a large tree (``PARALLEL_FROM`` confirmed files) lists and plans 
 in worker processes and in this one (listwork, parwalk); the traversal, the racy rule, loop
 detection, exclusion and every SQL statement stay here.
 
-A walk may be given ``Notices`` (``watch`` on Linux: ``notify``): what changed in each directory
+A walk may be given ``Notices`` (``watch`` on Linux: ``inotify``): what changed in each directory
 since the last cycle, by name. They only accelerate: every known directory is still stat'ed, and
 a directory they do not vouch for (no watch yet, one lost or replaced, an overflow) is listed as
 without them.
@@ -22,68 +22,28 @@ import logging
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from globus_autosync.config import Job
 from globus_autosync.errors import WorkerError
 from globus_autosync.model.plan import DirPlan
-from globus_autosync.sources.local.listing import Excluder, Listing, join, printable
-from globus_autosync.sources.local.listwork import Inline, Result, Setup, Task
-from globus_autosync.store import DirRow, Store
+from globus_autosync.sources.base import (
+    Apply,
+    DirTree,
+    Excluder,
+    Listing,
+    Notices,
+    WalkStats,
+    join,
+    printable,
+)
+from globus_autosync.sources.local.listwork import DirResult, DirTask, Inline, Setup
+from globus_autosync.store import Store
 
 log = logging.getLogger(__name__)
 
 RACY_NS = 2_000_000_000
 
-
-@dataclass
-class WalkStats:
-    files: int = 0  # files listed
-    dirs: int = 0  # directories visited
-    listed: int = 0  # directories listed
-    changed: int = 0
-    skipped: int = 0
-    empty_dirs: list[int] = field(default_factory=list)  # listed empty, not yet made
-    unreadable: set[int] = field(default_factory=set)  # directories that could not be read
-
-
-class DirTree:
-    """The job's known directories: ids, relative paths, children. O(directories) memory."""
-
-    def __init__(self, store: Store, job_id: int) -> None:
-        self.store, self.job_id = store, job_id
-        self.rows: dict[int, DirRow] = {}
-        self.rel: dict[int, str] = {}
-        self.children: dict[int, dict[str, int]] = {}
-        for row in store.dirs.rows(job_id):
-            self._add(row)
-        roots = self.children.get(0, {})
-        self.root = roots[""] if "" in roots else self.add(0, "")
-
-    def _add(self, row: DirRow) -> None:
-        self.rows[row.id] = row
-        self.rel[row.id] = join(self.rel[row.parent], row.name) if row.parent else ""
-        self.children.setdefault(row.parent, {})[row.name] = row.id
-
-    def add(self, parent: int, name: str) -> int:
-        dir_id = self.store.dirs.add(self.job_id, parent, name)
-        self._add(DirRow(dir_id, parent, name, -1, 0, False))
-        return dir_id
-
-    def forget(self, dir_id: int) -> None:
-        """A directory the store no longer holds (removed by cleanup)."""
-        row = self.rows.pop(dir_id)
-        del self.rel[dir_id]
-        self.children.get(row.parent, {}).pop(row.name, None)
-
-
-# apply(dir id, plan, listing, mtime_ns to record (-1: racy), inode) after each listed directory.
-# With plan=True the listing carries the subdirectories and the entries passed over, not the
-# files (a parallel walk does not send a million names back; the plan says what changed); with
-# plan=False (``baseline``) the plan holds only the listing's digest and the listing has every
-# file.
-Apply = Callable[[int, DirPlan, Listing, int, int], None]
 
 PARALLEL_FROM = 50_000  # confirmed files from which a full walk lists in worker processes
 MAX_WORKERS = 3  # worker processes at most; the walk's own process lists too
@@ -104,27 +64,17 @@ class Lister(Protocol):
         """Tasks given and not yet collected."""
 
     def has_room(self) -> bool: ...
-    def submit(self, task: Task) -> None: ...
-    def collect(self) -> list[tuple[Task, Result]]: ...
+    def submit(self, task: DirTask) -> None: ...
+    def collect(self) -> list[tuple[DirTask, DirResult]]: ...
     def close(self, kill: bool = False) -> None: ...
 
 
-class Notices(Protocol):
-    """Change notices for a walk's directories, by name (``notify.DirWatch``)."""
+class StackEntry(NamedTuple):
+    """A directory waiting to be visited."""
 
-    def begin(self) -> None:
-        """Take in what was noticed since the last walk (called once, before the walk)."""
-
-    def watch(self, dir_id: int, path: str) -> None:
-        """Start noticing changes in a directory, if not yet (before it is stat'ed)."""
-
-    def names(self, dir_id: int, st: os.stat_result) -> frozenset[str] | None:
-        """The names changed in a directory since the last walk, or None if the notices cannot
-        vouch for it (then it is listed)."""
-
-
-# (dir id, path, ancestors' (dev, inode) for loop detection)
-Entry = tuple[int, str, frozenset[tuple[int, int]]]
+    dir_id: int
+    path: str
+    ancestors: frozenset[tuple[int, int]]  # their (dev, inode), for loop detection
 
 
 class Walker:
@@ -183,24 +133,28 @@ class Walker:
         return self.stats
 
     def _lister(self) -> Lister:
-        setup = Setup(self.job.exclude, self.follow, self.plan, self.full, self.now,
-                      self.job.settle)  # fmt: skip
+        setup = Setup(
+            self.job.exclude, self.follow, self.plan, self.full, self.now, self.job.settle
+        )
         if (
             self.full
             and self.workers > 0
             and self.store.dirs.confirmed_count(self.tree.job_id) >= self.parallel_from
         ):
-            from globus_autosync.sources.local.parwalk import Workers
+            from globus_autosync.sources.local.parwalk import Workers  # here: 4 ms, full walks only
 
             try:
                 return Workers(self.workers, setup)
             except OSError as err:
-                log.warning("%s: cannot start worker processes (%s); listing in this process",
-                            self.job.name, err)  # fmt: skip
+                log.warning(
+                    "%s: cannot start worker processes (%s); listing in this process",
+                    self.job.name,
+                    err,
+                )
         return Inline(setup)
 
     def _walk(self, lister: Lister) -> None:
-        stack: list[Entry] = [(self.tree.root, str(self.job.source), frozenset())]
+        stack = [StackEntry(self.tree.root, str(self.job.source), frozenset())]
         given: dict[int, tuple[os.stat_result, frozenset[tuple[int, int]]]] = {}  # to the lister
         while stack or lister.busy:
             while stack and lister.has_room():
@@ -212,12 +166,12 @@ class Walker:
                 for task, result in lister.collect():
                     st, below = given.pop(task.dir_id)
                     subdirs = self._listed(task, result, st)
-                    stack.extend((child, sub, below) for child, sub in reversed(subdirs))
+                    stack.extend(StackEntry(child, sub, below) for child, sub in reversed(subdirs))
 
     def _visit(
         self,
-        here: Entry,
-        stack: list[Entry],
+        here: StackEntry,
+        stack: list[StackEntry],
         lister: Lister,
         given: dict[int, tuple[os.stat_result, frozenset[tuple[int, int]]]],
     ) -> None:
@@ -252,13 +206,25 @@ class Walker:
             same = row.ino == st.st_ino
             if self.plan:
                 raw = self.store.dirs.raw_state(dir_id, rows=dir_id in self.with_rows)
-                lister.submit(Task(dir_id, path, rel, raw.confirmed, raw.pending, raw.digest,
-                                   noticed, same, raw.chunks, raw.forgotten))  # fmt: skip
+                lister.submit(
+                    DirTask(
+                        dir_id,
+                        path,
+                        rel,
+                        raw.confirmed,
+                        raw.pending,
+                        raw.digest,
+                        noticed,
+                        same,
+                        raw.chunks,
+                        raw.forgotten,
+                    )
+                )
             else:
-                lister.submit(Task(dir_id, path, rel, None, {}, None, noticed, same))
+                lister.submit(DirTask(dir_id, path, rel, None, {}, None, noticed, same))
             return
         stack.extend(
-            (child, os.path.join(path, name), below)
+            StackEntry(child, os.path.join(path, name), below)
             for name, child in reversed(self._known_children(dir_id, rel))
         )
 
@@ -270,7 +236,9 @@ class Walker:
             return [(n, c) for n, c in known.items() if not self.excluded(n, join(rel, n))]
         return list(known.items())
 
-    def _listed(self, task: Task, result: Result, st: os.stat_result) -> list[tuple[int, str]]:
+    def _listed(
+        self, task: DirTask, result: DirResult, st: os.stat_result
+    ) -> list[tuple[int, str]]:
         dir_id, rel = task.dir_id, task.rel
         if result.error is not None:
             self._problem(dir_id, f"cannot list directory: {result.error}")

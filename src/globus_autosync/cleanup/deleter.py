@@ -1,4 +1,4 @@
-"""Source cleanup: delete a source file once its copy is confirmed and verified (opt-in).
+"""Source cleanup's I/O: delete a source file once its copy is confirmed and verified (opt-in).
 
 A file is deleted only when, at that moment, all of these hold:
 
@@ -14,6 +14,8 @@ A file is deleted only when, at that moment, all of these hold:
 5. the deletion is journaled (``cleanup.deleting``) before the unlink, and resolved after it,
    with a line in the append-only audit log ``<state dir>/log/deletions.jsonl``. A run killed
    in between leaves the mark, and the next run resolves it from what the source shows.
+
+The decisions are in ``rules``; this module looks, journals, unlinks, resolves and recovers.
 """
 
 from __future__ import annotations
@@ -26,32 +28,28 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from globus_autosync.errors import JobError, TransportError
+from globus_autosync.cleanup import rules
+from globus_autosync.cleanup.audit import AuditLog, audit_key
+from globus_autosync.cleanup.enrolment import enroll_all
+from globus_autosync.errors import TransportError
 from globus_autosync.model.crashpoint import crashpoint
-from globus_autosync.model.plan import QUEUED, SEEN, Pending, backoff
+from globus_autosync.model.plan import QUEUED, SEEN, Pending
+from globus_autosync.sources.base import Excluder, join
 from globus_autosync.sources.context import CycleContext
-from globus_autosync.sources.local.listing import Excluder, join
-from globus_autosync.store import Candidate, Enrolled
+from globus_autosync.store import Candidate
 
 log = logging.getLogger(__name__)
 
-AUDIT_NAME = "deletions.jsonl"
 _LOG_EACH = 20  # per-file warnings per cycle before they are summed up
-_AUDIT_TAIL = 1 << 20  # bytes of the audit log read back to resolve an interrupted deletion
 
 
-@dataclass
+@dataclass(slots=True)
 class CleanupResult:
     deleted: int = 0
     bytes: int = 0
     failed: int = 0
-    requeued: int = 0  # copies missing or different at the destination: sent again
     would_delete: list[str] = field(default_factory=list)
     problem: str | None = None  # the destination could not be looked at: stopped early
-
-
-def audit_path(state_dir: Path) -> Path:
-    return state_dir / "log" / AUDIT_NAME
 
 
 def free_space(path: Path) -> tuple[int, int]:
@@ -60,7 +58,7 @@ def free_space(path: Path) -> tuple[int, int]:
     return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     """One directory's work: what is deleted, kept, dropped, failed or sent again."""
 
@@ -87,11 +85,15 @@ class Cleaner:
         self.root = Path(job.source)
         self.root_str = str(self.root).rstrip("/") or "/"
         self.real_root = os.path.realpath(self.root)
-        self.dest_root = job.destination.rstrip("/")
+        self.audit = AuditLog(
+            ctx.state_dir,
+            job.name,
+            self.root_str,
+            job.destination.rstrip("/"),
+            job.destination_collection,
+        )
         self.result = CleanupResult()
         self._warned = 0
-        self._audit: list[str] = []
-        self._stamp: tuple[int, str, str] = (-1, "", "")  # (second, line head, line middle)
 
     # -- the step ---------------------------------------------------------------------------
     def run(self) -> CleanupResult:
@@ -101,7 +103,7 @@ class Cleaner:
                 self.store.cleanup.off(self.job_id)
             return self.result
         if self.store.cleanup.enrolled(self.job_id) is None:
-            self.enroll_all()
+            enroll_all(self.store, self.tree, self.root_str, self.now, self.job.name)
         try:
             self._delete_due()
         except TransportError as err:
@@ -109,40 +111,9 @@ class Cleaner:
             log.warning("%s: %s", self.job.name, message)
             self.result.problem = message
         if self._warned > _LOG_EACH:
-            log.warning("%s: ... and %d more files kept or not deleted", self.job.name,
-                        self._warned - _LOG_EACH)  # fmt: skip
+            more = self._warned - _LOG_EACH
+            log.warning("%s: ... and %d more files kept or not deleted", self.job.name, more)
         return self.result
-
-    def enroll_all(self) -> None:
-        """Files confirmed before cleanup was on (or before ``baseline``) become candidates,
-        as if confirmed now: one lstat each, once."""
-        started = time.monotonic()
-        count = 0
-        for dir_id in self.store.dirs.with_confirmed(self.job_id):
-            rel = self.tree.rel.get(dir_id)
-            if rel is None:
-                continue
-            done = self.store.dirs.confirmed(dir_id)
-            found: list[Enrolled] = []
-            try:
-                fd = os.open(os.path.join(self.root_str, rel), os.O_RDONLY | os.O_DIRECTORY)
-            except OSError:
-                continue  # gone or unreadable: its files are enrolled by a later enrolment
-            try:
-                for name, (size, mtime) in done.items():
-                    try:
-                        st = os.lstat(name, dir_fd=fd)
-                    except OSError:
-                        continue
-                    if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (size, mtime):
-                        found.append(Enrolled(dir_id, name, size, mtime, st.st_ino, st.st_ctime_ns))
-            finally:
-                os.close(fd)
-            self.store.cleanup.enroll_dir(self.job_id, found, self.now)
-            count += len(found)
-        self.store.cleanup.set_enrolled(self.job_id, self.now)
-        log.info("%s: cleanup is on: %d confirmed files are candidates (%.1f s)", self.job.name,
-                 count, time.monotonic() - started)  # fmt: skip
 
     def _pressure(self) -> int:
         """Bytes short of ``keep_free`` on the source's file system (0: none)."""
@@ -151,46 +122,37 @@ class Cleaner:
         try:
             free, total = free_space(self.root)
         except OSError as err:
-            log.warning("%s: cannot learn the free space of %s: %s", self.job.name, self.root,
-                        err.strerror)  # fmt: skip
+            log.warning(
+                "%s: cannot learn the free space of %s: %s", self.job.name, self.root, err.strerror
+            )
             return 0
-        return max(0, self.job.keep_free.bytes_of(total) - free)
+        return rules.shortfall(self.job.keep_free, free, total)
 
     def _delete_due(self) -> None:
         job = self.job
         age_cut = self.now - job.delete_after if job.delete_after is not None else None
         need = self._pressure()
-        before = self.now if need > 0 else age_cut
+        before = rules.due_before(self.now, job.delete_after, need)
         if before is None:
             return
         rows = self.store.cleanup.due(
             self.job_id, before, self.now, job.max_deletes, actions=job.on_done is not None
         )
-        chosen: list[Candidate] = []
-        planned = 0
-        for c in rows:  # oldest confirmation first
-            if (age_cut is not None and c.confirmed < age_cut) or planned < need:
-                chosen.append(c)
-                planned += c.size
-            else:
-                break
-        groups: dict[int, list[Candidate]] = {}
-        for c in chosen:
-            groups.setdefault(c.dir, []).append(c)
-        for dir_id, cands in groups.items():
+        chosen = rules.choose(rows, age_cut, need, job.max_deletes)
+        for dir_id, cands in rules.by_dir(chosen).items():
             if need > 0:
                 need = self._pressure()
-                if need <= 0 and age_cut is not None:
-                    cands = [c for c in cands if c.confirmed < age_cut]
-                elif need <= 0:
+                due = rules.still_due(cands, need, age_cut)
+                if due is None:
                     break  # enough is free
+                cands = due
             if cands:
                 self._delete_group(dir_id, cands)
 
     # -- one directory ----------------------------------------------------------------------
     def _delete_group(self, dir_id: int, cands: list[Candidate]) -> None:
         rel = self.tree.rel.get(dir_id)
-        if rel is None or self._below_unreadable(dir_id):
+        if rel is None or rules.below_any(dir_id, self.unreadable, self.tree.rows):
             return  # its directory could not be read in this cycle: nothing in it is deleted
         group = _Group(dir_id, rel)
         folder = os.path.join(self.root_str, rel) if rel else self.root_str
@@ -213,20 +175,24 @@ class Cleaner:
         dir_mtime = self.now
         done = self.store.dirs.confirmed_entries(dir_id, (c.name for c in cands))
         work = self.store.files.names(dir_id)
+        patterns = bool(self.excluded.patterns)
         checked: list[Candidate] = []
         for c in cands:
-            if c.name in work or done.get(c.name) != (c.size, c.mtime_ns):
+            excluded = patterns and self.excluded(c.name, join(rel, c.name))
+            look = rules.first_look(
+                c, done.get(c.name), c.name in work, excluded, self.now, self.job.settle
+            )
+            if look == "drop":
                 group.dropped.append(c)  # in work again; a new confirmation enrolls it anew
-            elif self.excluded.patterns and self.excluded(c.name, join(rel, c.name)):
-                group.dropped.append(c)
-            elif self.now - c.mtime_ns / 1e9 < self.job.settle:
-                group.deferred.append((c, c.mtime_ns / 1e9 + self.job.settle))  # young
+            elif look == "defer":
+                group.deferred.append((c, rules.settled_at(c, self.job.settle)))  # young
             else:
                 checked.append(c)  # the source is looked at right before its unlink
         cleared = self._verify(group, checked) if checked else []
         if self.dry_run:  # what a real run would delete: rule 2 too, without the unlink
-            self.result.would_delete += [join(rel, c.name) for c in cleared
-                                         if _same_now(fd, c)]  # fmt: skip
+            self.result.would_delete += [
+                join(rel, c.name) for c in cleared if _deletable_now(fd, c)
+            ]
             return
         if cleared:
             dir_mtime = os.fstat(fd).st_mtime  # before the unlinks touch it
@@ -234,36 +200,30 @@ class Cleaner:
             crashpoint("cleanup-journaled")
             for c in cleared:
                 self._unlink(group, fd, c)
-            self._audit += [self._audit_line(rel, c, recovered=False) for c in group.deleted]
+            for c in group.deleted:
+                self.audit.add(self.audit.entry(join(rel, c.name), c, recovered=False))
             self.result.deleted += len(group.deleted)
             self.result.bytes += sum(c.size for c in group.deleted)
-            self._write_audit()
+            self.audit.write()
             crashpoint("cleanup-audited")
         self._resolve(group)
         crashpoint("cleanup-resolved")
         if group.deleted and self.job.delete_empty_dirs:
             self._remove_empty(dir_id, dir_mtime)
 
-    def _below_unreadable(self, dir_id: int) -> bool:
-        while dir_id in self.tree.rows:
-            if dir_id in self.unreadable:
-                return True
-            dir_id = self.tree.rows[dir_id].parent
-        return False
-
     def _plain_path(self, rel: str, folder: str) -> bool:
         """The directory is not excluded and is reached without following a symlink."""
-        if rel:
-            parts = rel.split("/")
-            for i, part in enumerate(parts):
-                if self.excluded(part, "/".join(parts[: i + 1])):
-                    return False
+        if rules.excluded_dir(rel, self.excluded):
+            return False
         return os.path.realpath(folder) == os.path.join(self.real_root, rel).rstrip("/")
 
     def _changed(self, group: _Group, c: Candidate, st: os.stat_result) -> None:
         """The source is not the file that was confirmed: it is sent again, not deleted."""
-        self._say(f"kept {join(group.rel, c.name)}: changed or replaced since its copy was "
-                  "confirmed; it is sent again, not deleted", logging.INFO)  # fmt: skip
+        self._say(
+            f"kept {join(group.rel, c.name)}: changed or replaced since its copy was "
+            "confirmed; it is sent again, not deleted",
+            logging.INFO,
+        )
         group.dropped.append(c)
         if stat.S_ISREG(st.st_mode):
             # seen anew, whatever its size and mtime say: a replaced file may show the old ones
@@ -274,14 +234,8 @@ class Cleaner:
         copies = self.transport.verify_copies(group.rel, [c.name for c in checked])
         cleared: list[Candidate] = []
         for c in checked:
-            copy = copies.get(c.name)
-            if copy is None:
-                why = "its copy is missing at the destination"
-            elif copy.size != c.size:
-                why = f"its copy at the destination has {copy.size} bytes, not {c.size}"
-            elif copy.mtime_ns is not None and copy.mtime_ns != c.mtime_ns:
-                why = "its copy at the destination has another modification time"
-            else:
+            why = rules.copy_problem(copies.get(c.name), c)
+            if why is None:
                 cleared.append(c)
                 continue
             self._say(f"kept {join(group.rel, c.name)}: {why}; sending it again")
@@ -289,7 +243,6 @@ class Cleaner:
             group.requeue.append(
                 Pending(c.name, c.size, c.mtime_ns, QUEUED, since=self.now, queued_at=self.now)
             )
-            self.result.requeued += 1
         return cleared
 
     def _unlink(self, group: _Group, fd: int, c: Candidate) -> None:
@@ -301,7 +254,7 @@ class Cleaner:
         except OSError as err:
             self._failed(group, c, f"cannot look at it: {err.strerror}")
             return
-        if not (_same(st, c) and stat.S_ISREG(st.st_mode)):
+        if not rules.deletable(st, c):
             self._changed(group, c, st)
             return
         try:
@@ -316,9 +269,9 @@ class Cleaner:
         group.deleted.append(c)
 
     def _failed(self, group: _Group, c: Candidate, reason: str) -> None:
-        path = self._source(join(group.rel, c.name))
+        path = f"{self.root_str}/{join(group.rel, c.name)}"
         self._say(f"cannot clean up {path}: {reason}; tried again later")
-        group.failed.append((c, reason, self.now + max(backoff(c.attempts + 1), 60.0)))
+        group.failed.append((c, reason, rules.retry_at(c, self.now)))
         self.result.failed += 1
 
     def _resolve(self, group: _Group) -> None:
@@ -327,14 +280,20 @@ class Cleaner:
         if not (group.deleted or group.dropped or failed or group.kept or group.requeue):
             return
         self.store.cleanup.resolve(
-            self.job_id, group.dir_id, group.deleted, group.kept, group.dropped, failed,
-            group.requeue, time.time(),
-        )  # fmt: skip
+            self.job_id,
+            group.dir_id,
+            group.deleted,
+            group.kept,
+            group.dropped,
+            failed,
+            group.requeue,
+            time.time(),
+        )
 
     def _remove_empty(self, dir_id: int, dir_mtime: float) -> None:
         """Remove the directory cleanup left empty, then its parents (never the root, never
         one younger than ``settle``); rmdir refuses a directory that is not empty."""
-        while dir_id != self.tree.root and self.now - dir_mtime >= self.job.settle:
+        while dir_id != self.tree.root and rules.may_remove(self.now, dir_mtime, self.job.settle):
             row = self.tree.rows.get(dir_id)
             if row is None:
                 return
@@ -344,8 +303,12 @@ class Cleaner:
                 os.rmdir(folder)
             except OSError as err:
                 if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
-                    log.warning("%s: cannot remove the empty directory %s: %s", self.job.name,
-                                folder, err.strerror)  # fmt: skip
+                    log.warning(
+                        "%s: cannot remove the empty directory %s: %s",
+                        self.job.name,
+                        folder,
+                        err.strerror,
+                    )
                 return
             log.info("%s: removed the empty directory %s", self.job.name, folder)
             if self.store.dirs.forget(dir_id):
@@ -358,134 +321,51 @@ class Cleaner:
         interrupted = self.store.cleanup.interrupted(self.job_id)
         if not interrupted:
             return
-        import json
-
-        seen = self._audited()
-        groups: dict[int, list[Candidate]] = {}
-        for c in interrupted:
-            groups.setdefault(c.dir, []).append(c)
-        for dir_id, cands in groups.items():
+        seen = self.audit.audited()
+        for dir_id, cands in rules.by_dir(interrupted).items():
             rel = self.tree.rel.get(dir_id)
             if rel is None:
                 continue  # a directory cleanup removed keeps no candidate: not reached
             group = _Group(dir_id, rel)
             for c in cands:
+                path = self.root / rel / c.name
                 try:
-                    st = os.lstat(self.root / rel / c.name)
+                    st: os.stat_result | None = os.lstat(path)
                 except FileNotFoundError:
                     st = None
                 except OSError as err:
-                    log.warning("%s: cannot resolve the interrupted deletion of %s: %s",
-                                self.job.name, self.root / rel / c.name, err.strerror)  # fmt: skip
+                    log.warning(
+                        "%s: cannot resolve the interrupted deletion of %s: %s",
+                        self.job.name,
+                        path,
+                        err.strerror,
+                    )
                     continue
-                if st is not None and _same(st, c):
+                found = rules.recovered(st, c)
+                if found == "kept":
                     group.kept.append(c)  # not deleted: it is looked at again from scratch
-                    continue
-                if st is not None and st.st_ino == c.ino:
-                    # rewritten in place, or (rarely) deleted and its inode number reused by a
-                    # new file: whichever, the file there now is sent, never deleted
+                elif found == "changed":
+                    assert st is not None
                     log.warning(
                         "%s: %s changed while an interrupted run was deleting it; it is sent again",
                         self.job.name,
-                        self._source(join(rel, c.name)),
+                        f"{self.root_str}/{join(rel, c.name)}",
                     )
                     self._changed(group, c, st)
-                    continue
-                # gone, or another file in its place: the journaled one was deleted
-                group.deleted.append(c)
-                line = self._audit_line(rel, c, recovered=True)
-                if self._audit_key(json.loads(line)) not in seen:
-                    self._audit.append(line)
-            self._write_audit()
+                else:
+                    group.deleted.append(c)
+                    entry = self.audit.entry(join(rel, c.name), c, recovered=True)
+                    if audit_key(entry) not in seen:
+                        self.audit.add(entry)
+            self.audit.write()
             crashpoint("cleanup-recovery-audited")
             self._resolve(group)
             if group.deleted:
-                log.info("%s: resolved %d deletions an interrupted run had begun", self.job.name,
-                         len(group.deleted))  # fmt: skip
-
-    # -- the audit log ----------------------------------------------------------------------
-    def _source(self, relpath: str) -> str:
-        return f"{self.root_str}/{relpath}"
-
-    def _audit_line(self, rel: str, c: Candidate, recovered: bool) -> str:
-        """One JSON object, written by hand (json.dumps of a dict per line was most of what a
-        deletion cost in Python); keys: time, job, source, size, mtime_ns, ino, destination,
-        destination_collection, batch, task_id, and recovered when the next run wrote it."""
-        from json.encoder import encode_basestring as quote  # here: not every cycle needs it
-
-        now = int(time.time())
-        if now != self._stamp[0]:  # the same to the second for many lines: formatted once
-            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-            collection = self.job.destination_collection
-            self._stamp = (now, (
-                f'{{"time": "{when}", "job": {quote(self.job.name)}, "source": '
-            ), (
-                f'"destination_collection": {quote(collection) if collection else "null"}, '
-            ))  # fmt: skip
-        _, head, middle = self._stamp
-        relpath = join(rel, c.name)
-        return (
-            f"{head}{quote(self._source(relpath))}, "
-            f'"size": {c.size}, "mtime_ns": {c.mtime_ns}, "ino": {c.ino}, '
-            f'"destination": {quote(f"{self.dest_root}/{relpath}")}, {middle}'
-            f'"batch": {c.batch if c.batch is not None else "null"}, '
-            f'"task_id": {quote(c.task_id) if c.task_id else "null"}'
-            + (', "recovered": true}' if recovered else "}")
-        )
-
-    @staticmethod
-    def _audit_key(entry: dict[str, object]) -> tuple[object, ...]:
-        """What identifies a deletion in the audit log."""
-        return entry.get("source"), entry.get("mtime_ns"), entry.get("ino")
-
-    def _audited(self) -> set[tuple[object, ...]]:
-        """The deletions the end of the audit log already records."""
-        path = audit_path(self.state_dir)
-        try:
-            with open(path, "rb") as fh:
-                size = fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, size - _AUDIT_TAIL))
-                tail = fh.read()
-        except FileNotFoundError:
-            return set()
-        except OSError as err:
-            raise JobError(f"cannot read the deletion log {path}: {err.strerror}") from None
-        import json
-
-        seen = set()
-        for raw in tail.splitlines():
-            try:
-                seen.add(self._audit_key(json.loads(raw)))
-            except (ValueError, AttributeError):
-                continue  # the first line of the tail may be cut
-        return seen
-
-    def _write_audit(self) -> None:
-        """Append the lines of the deletions made, durably, before they are resolved."""
-        if not self._audit:
-            return
-        path = audit_path(self.state_dir)
-        data = ("\n".join(self._audit) + "\n").encode("utf-8")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-            try:
-                end = os.fstat(fd).st_size
-                if end and os.pread(fd, 1, end - 1) != b"\n":
-                    data = b"\n" + data  # a line torn by a failed write stays a line of its own
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as err:
-            # the deletions stay journaled: the next run writes their lines
-            raise JobError(
-                f"cannot write the deletion log {path}: {err.strerror}; fix it, then run again "
-                "(the deletions made are journaled and recorded by the next run)"
-            ) from None
-        self._audit.clear()
+                log.info(
+                    "%s: resolved %d deletions an interrupted run had begun",
+                    self.job.name,
+                    len(group.deleted),
+                )
 
     def _say(self, message: str, level: int = logging.WARNING) -> None:
         self._warned += 1
@@ -493,17 +373,9 @@ class Cleaner:
             log.log(level, "%s: %s", self.job.name, message)
 
 
-def _same(st: os.stat_result, c: Candidate) -> bool:
-    """The file at the source is the one that was confirmed: the same size and mtime, and the
-    same inode with the same ctime (a reused inode number has a new ctime)."""
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == (
-        c.size, c.mtime_ns, c.ino, c.ctime_ns,
-    )  # fmt: skip
-
-
-def _same_now(fd: int, c: Candidate) -> bool:
+def _deletable_now(fd: int, c: Candidate) -> bool:
     try:
         st = os.lstat(c.name, dir_fd=fd)
     except OSError:
         return False
-    return _same(st, c) and stat.S_ISREG(st.st_mode)
+    return rules.deletable(st, c)

@@ -1,8 +1,8 @@
-"""A large directory relisted in runs of names (``runs``, ``listwork._by_runs``): only what changed
-is looked up, and a stored digest never vouches for a name that is not confirmed.
+"""A large directory relisted in chunks of names (``chunks``, ``listwork._by_chunks``): only what
+changed is looked up, and a stored digest never vouches for a name that is not confirmed.
 
 Each test makes one directory of ``FILES`` files, treated as large (``QUICK_FROM`` lowered) and
-cut into runs of about 8 names (``runs.MASK`` lowered), and drives whole cycles in this process.
+cut into chunks of about 8 names (``chunks.MASK`` lowered), and drives whole cycles in this process.
 Every change dates the directory in the past (``touch``), so the racy rule never relists it and
 each cycle lists it only because its names changed.
 """
@@ -24,8 +24,7 @@ from globus_autosync.config import Config, Job
 from globus_autosync.engine.baseline import baseline_job
 from globus_autosync.engine.step import run_job
 from globus_autosync.engine.summary import Summary
-from globus_autosync.sources.local import chunks as runs
-from globus_autosync.sources.local import listwork
+from globus_autosync.sources.local import chunks, listwork
 from globus_autosync.store import codec
 
 FILES = 600
@@ -38,7 +37,7 @@ class Flat:
     cfg: Config
     job: Job
     tick: int = PAST
-    looked_up: list[int] = field(default_factory=list)  # names of unsure runs, per lookup
+    looked_up: list[int] = field(default_factory=list)  # names of unsure chunks, per lookup
 
     @property
     def day(self) -> Path:
@@ -79,7 +78,7 @@ class Flat:
 @pytest.fixture
 def flat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flat]:
     monkeypatch.setattr(listwork, "QUICK_FROM", FILES // 2)
-    monkeypatch.setattr(runs, "MASK", 7)
+    monkeypatch.setattr(chunks, "MASK", 7)
     day = tmp_path / "source" / "day"
     day.mkdir(parents=True)
     for i in range(FILES):
@@ -88,10 +87,19 @@ def flat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flat]:
     shutil.copytree(day, tmp_path / "dest" / "day")  # baseline: the files are there already
     cfg = config_mod.parse(
         tmp_path / "config.toml",
-        {"job": [{"name": "flat", "source": str(tmp_path / "source"),
-                  "destination": str(tmp_path / "dest"), "settle": "5s",
-                  "full_scan_every": "3650d", "exclude": ["*.tmp"]}]},
-    )  # fmt: skip
+        {
+            "job": [
+                {
+                    "name": "flat",
+                    "source": str(tmp_path / "source"),
+                    "destination": str(tmp_path / "dest"),
+                    "settle": "5s",
+                    "full_scan_every": "3650d",
+                    "exclude": ["*.tmp"],
+                }
+            ]
+        },
+    )
     f = Flat(tmp_path, cfg, cfg.jobs[0])
     f.touch()
     baseline_job(f.job, tmp_path / "state", None)
@@ -118,9 +126,9 @@ def test_a_new_file_costs_the_lookup_of_its_run_and_a_quiet_relist_none(flat: Fl
     second = flat.cycle()
     assert (second.changed, second.sent_files, second.scanned) == (1, 1, FILES + 2)
     assert (flat.dest / "new_2.tif").read_bytes() == b"two"
-    # the runs of new_2 and of new_1 (confirmed since the last listing): a few dozen names
+    # the chunks of new_2 and of new_1 (confirmed since the last listing): a few dozen names
     assert 0 < sum(flat.looked_up) < 100
-    for looked_up in (range(1, 60), range(1)):  # new_2's run (confirmed since), then none
+    for looked_up in (range(1, 60), range(1)):  # new_2's chunk (confirmed since), then none
         flat.looked_up.clear()
         flat.touch()  # relisted, nothing new
         quiet = flat.cycle()
@@ -133,7 +141,7 @@ def test_a_new_file_under_a_name_cleanup_deleted_is_sent(flat: Flat) -> None:
     flat.touch()
     flat.cycle()
     flat.touch()
-    flat.cycle()  # every run stored
+    flat.cycle()  # every chunk stored
     job = flat.job._replace(delete_after=0.0, max_deletes=1)
     for _ in range(3):
         if flat.cycle(job).deleted:
@@ -141,12 +149,12 @@ def test_a_new_file_under_a_name_cleanup_deleted_is_sent(flat: Flat) -> None:
     [name] = {f"frame_{i:05d}.tif" for i in range(FILES)} - set(os.listdir(flat.day))
     assert flat.column("forgotten") == name.encode()  # no stored digest vouches for it now
     assert flat.chunks() is not None  # the others still vouch for their names
-    flat.write(name, b"a new scan")  # before any listing: the names of the runs stored before
+    flat.write(name, b"a new scan")  # before any listing: the names of the chunks stored before
     flat.looked_up.clear()
     summary = flat.cycle()
     assert (summary.changed, summary.sent_files) == (1, 1)
     assert (flat.dest / name).read_bytes() == b"a new scan"
-    assert 0 < sum(flat.looked_up) < 100  # its run, not every name
+    assert 0 < sum(flat.looked_up) < 100  # its chunk, not every name
     assert flat.column("forgotten") is None  # listed again: the digests are made anew
 
 
@@ -155,7 +163,7 @@ def test_digests_made_under_other_exclude_patterns_are_not_trusted(flat: Flat) -
     flat.write("a.tif", b"a")
     assert flat.cycle().sent_files == 1  # a.tif; notes.tmp is excluded
     flat.touch()
-    flat.cycle()  # every run vouched for, the one holding notes.tmp too (it is excluded)
+    flat.cycle()  # every chunk vouched for, the one holding notes.tmp too (it is excluded)
     flat.touch()
     summary = flat.cycle(flat.job._replace(exclude=()))
     assert (summary.changed, summary.sent_files) == (1, 1)
@@ -168,7 +176,7 @@ def test_a_listing_in_another_order_is_still_compared_right(
     flat.write("a.tif", b"a")
     flat.cycle()
     flat.touch()
-    flat.cycle()  # every run stored
+    flat.cycle()  # every chunk stored
 
     real = os.scandir
 
@@ -196,7 +204,7 @@ def test_new_subdirectories_and_links_are_looked_at(flat: Flat) -> None:
     flat.touch()
     flat.cycle()
     flat.touch()
-    flat.cycle()  # every run stored
+    flat.cycle()  # every chunk stored
     (flat.day / "sub").mkdir()
     (flat.day / "sub" / "inner.tif").write_bytes(b"inner")
     os.utime(flat.day / "sub" / "inner.tif", (PAST, PAST))

@@ -1,0 +1,124 @@
+"""The append-only audit log of source deletions, ``<state dir>/log/deletions.jsonl``: one JSON
+object a line, written durably before the deletions are resolved in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from globus_autosync.errors import JobError
+from globus_autosync.store import Candidate
+
+AUDIT_NAME = "deletions.jsonl"
+_AUDIT_TAIL = 1 << 20  # bytes of the audit log read back to resolve an interrupted deletion
+
+# one encoder for every line; the entries hold no containers, so no check for cycles
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
+class AuditKey(NamedTuple):
+    """What identifies a deletion in the audit log."""
+
+    source: object
+    mtime_ns: object
+    ino: object
+
+
+def audit_path(state_dir: Path) -> Path:
+    return state_dir / "log" / AUDIT_NAME
+
+
+def audit_key(entry: dict[str, object]) -> AuditKey:
+    return AuditKey(entry.get("source"), entry.get("mtime_ns"), entry.get("ino"))
+
+
+class AuditLog:
+    """The lines of one job's deletions, buffered until ``write``."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        job: str,
+        source_root: str,
+        dest_root: str,
+        collection: str | None,
+    ) -> None:
+        self.path = audit_path(state_dir)
+        self.job, self.source_root, self.dest_root = job, source_root, dest_root
+        self.collection = collection
+        self._lines: list[str] = []
+        self._stamp: tuple[int, str] = (-1, "")  # (second, its ISO form)
+
+    def entry(self, relpath: str, c: Candidate, recovered: bool) -> dict[str, object]:
+        """One deletion's record; ``recovered``: the next run wrote it."""
+        now = int(time.time())
+        if now != self._stamp[0]:  # the same to the second for many lines: formatted once
+            self._stamp = (now, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+        entry: dict[str, object] = {
+            "time": self._stamp[1],
+            "job": self.job,
+            "source": f"{self.source_root}/{relpath}",
+            "size": c.size,
+            "mtime_ns": c.mtime_ns,
+            "ino": c.ino,
+            "destination": f"{self.dest_root}/{relpath}",
+            "destination_collection": self.collection or None,
+            "batch": c.batch,
+            "task_id": c.task_id or None,
+        }
+        if recovered:
+            entry["recovered"] = True
+        return entry
+
+    def add(self, entry: dict[str, object]) -> None:
+        self._lines.append(_encode(entry))
+
+    def audited(self) -> set[AuditKey]:
+        """The deletions the end of the audit log already records."""
+        try:
+            with open(self.path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - _AUDIT_TAIL))
+                tail = fh.read()
+        except FileNotFoundError:
+            return set()
+        except OSError as err:
+            raise JobError(f"cannot read the deletion log {self.path}: {err.strerror}") from None
+        seen = set()
+        for raw in tail.splitlines():
+            try:
+                seen.add(audit_key(json.loads(raw)))
+            except (ValueError, AttributeError):
+                continue  # the first line of the tail may be cut
+        return seen
+
+    def write(self) -> None:
+        """Append the lines of the deletions made, durably, before they are resolved."""
+        if not self._lines:
+            return
+        path = self.path
+        data = ("\n".join(self._lines) + "\n").encode("utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            try:
+                end = os.fstat(fd).st_size
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    data = b"\n" + data  # a line torn by a failed write stays a line of its own
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            # the deletions stay journaled: the next run writes their lines
+            raise JobError(
+                f"cannot write the deletion log {path}: {err.strerror}; fix it, then run again "
+                "(the deletions made are journaled and recorded by the next run)"
+            ) from None
+        self._lines.clear()

@@ -1,0 +1,131 @@
+"""What both sources share: a directory's listing, the tree of known directories, the walk's
+counts, the seam a walk hands each listed directory to, change notices, and name helpers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Protocol
+
+from globus_autosync.model.plan import DirPlan
+from globus_autosync.store import DirRow, Store
+
+UNSENDABLE_UTF8 = "name is not valid UTF-8"
+UNSENDABLE_NEWLINE = "name contains a newline"
+SKIPPED_SYMLINK = "symbolic link (symlinks = skip)"
+DANGLING_SYMLINK = "symbolic link to nothing"
+SKIPPED_SPECIAL = "not a regular file"
+
+
+@dataclass(frozen=True, slots=True)
+class Subdir:
+    name: str
+    path: str  # the path to list it by (a followed link's own path)
+    dev: int
+    ino: int
+
+
+@dataclass(slots=True)
+class Listing:
+    """One directory: sendable files, subdirectories and what was passed over."""
+
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (size, mtime_ns)
+    subdirs: list[Subdir] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # printable name -> reason
+
+
+def printable(name: str) -> str:
+    """A name as it can be logged and stored: undecodable bytes become \\xNN, newlines \\n."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.replace("\n", "\\n").replace("\r", "\\r")
+
+
+def unsendable(name: str) -> str | None:
+    """Why a name cannot be sent, or None."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return UNSENDABLE_UTF8
+    if "\n" in name or "\r" in name:
+        return UNSENDABLE_NEWLINE
+    return None
+
+
+class Excluder:
+    """Glob patterns matched against a name and against its path relative to the source."""
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self.patterns = patterns
+
+    def __call__(self, name: str, relpath: str) -> bool:
+        return any(fnmatchcase(name, p) or fnmatchcase(relpath, p) for p in self.patterns)
+
+
+def join(relpath: str, name: str) -> str:
+    return f"{relpath}/{name}" if relpath else name
+
+
+@dataclass(slots=True)
+class WalkStats:
+    files: int = 0  # files listed
+    dirs: int = 0  # directories visited
+    listed: int = 0  # directories listed
+    changed: int = 0
+    skipped: int = 0
+    empty_dirs: list[int] = field(default_factory=list)  # listed empty, not yet made
+    unreadable: set[int] = field(default_factory=set)  # directories that could not be read
+
+
+class DirTree:
+    """The job's known directories: ids, relative paths, children. O(directories) memory."""
+
+    def __init__(self, store: Store, job_id: int) -> None:
+        self.store, self.job_id = store, job_id
+        self.rows: dict[int, DirRow] = {}
+        self.rel: dict[int, str] = {}
+        self.children: dict[int, dict[str, int]] = {}
+        for row in store.dirs.rows(job_id):
+            self._add(row)
+        roots = self.children.get(0, {})
+        self.root = roots[""] if "" in roots else self.add(0, "")
+
+    def _add(self, row: DirRow) -> None:
+        self.rows[row.id] = row
+        self.rel[row.id] = join(self.rel[row.parent], row.name) if row.parent else ""
+        self.children.setdefault(row.parent, {})[row.name] = row.id
+
+    def add(self, parent: int, name: str) -> int:
+        dir_id = self.store.dirs.add(self.job_id, parent, name)
+        self._add(DirRow(dir_id, parent, name, -1, 0, False))
+        return dir_id
+
+    def forget(self, dir_id: int) -> None:
+        """A directory the store no longer holds (removed by cleanup)."""
+        row = self.rows.pop(dir_id)
+        del self.rel[dir_id]
+        self.children.get(row.parent, {}).pop(row.name, None)
+
+
+# apply(dir id, plan, listing, mtime_ns to record (-1: racy), inode) after each listed directory.
+# With plan=True the listing carries the subdirectories and the entries passed over, not the
+# files (a parallel walk does not send a million names back; the plan says what changed); with
+# plan=False (``baseline``) the plan holds only the listing's digest and the listing has every
+# file.
+Apply = Callable[[int, DirPlan, Listing, int, int], None]
+
+
+class Notices(Protocol):
+    """Change notices for a walk's directories, by name (``sources.local.inotify.DirWatch``)."""
+
+    def begin(self) -> None:
+        """Take in what was noticed since the last walk (called once, before the walk)."""
+
+    def watch(self, dir_id: int, path: str) -> None:
+        """Start noticing changes in a directory, if not yet (before it is stat'ed)."""
+
+    def names(self, dir_id: int, st: os.stat_result) -> frozenset[str] | None:
+        """The names changed in a directory since the last walk, or None if the notices cannot
+        vouch for it (then it is listed)."""
