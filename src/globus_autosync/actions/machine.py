@@ -26,13 +26,13 @@ from globus_autosync.model.plan import backoff
 from globus_autosync.sources.base import join
 from globus_autosync.sources.context import CycleContext
 from globus_autosync.store import ActionRow, QueuedFile
-from globus_autosync.store.action_record import ActionRecord
 from globus_autosync.store.actions import (
     ACTION_FAILED,
     PENDING,
     RUNNING,
     STARTING,
     SUCCEEDED,
+    ActionRecord,
     ConfirmedFile,
 )
 

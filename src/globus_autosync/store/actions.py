@@ -13,13 +13,11 @@ import fnmatch
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from globus_autosync.model.plan import FAILED, QUEUED, SEEN, SUBMITTED
 from globus_autosync.store.connection import Connection
-
-if TYPE_CHECKING:
-    from globus_autosync.store.action_record import ActionRecord
 
 PENDING, STARTING, RUNNING, SUCCEEDED = "pending", "starting", "running", "succeeded"
 ACTION_FAILED, COLLECTING = "failed", "collecting"
@@ -36,6 +34,20 @@ class ConfirmedFile(NamedTuple):
     size: int
     mtime_ns: int
     path: str  # relative to the source
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """What the actions of a batch's confirmed files record, in the transaction that confirms
+    them: one action for the batch (``per_batch``), else the files added to the datasets of
+    their directories (``dir_paths``: those directories' paths; ``marker``: the pattern of a
+    file that finishes a dataset)."""
+
+    files: Sequence[ConfirmedFile]
+    per_batch: bool
+    legs: tuple[bool, bool]  # a flow run, a command
+    marker: str | None
+    dir_paths: Mapping[int, str]
 
 
 _COLS = (

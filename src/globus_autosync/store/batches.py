@@ -15,7 +15,7 @@ from globus_autosync.store.dirs import Directories
 from globus_autosync.store.files import FILE_COLS, QueuedFile, WorkFiles, pending
 
 if TYPE_CHECKING:
-    from globus_autosync.store.action_record import ActionRecord
+    from globus_autosync.store.actions import ActionRecord
 
 
 class BatchRow(NamedTuple):
