@@ -6,13 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from globus_autosync.config import Job
-from globus_autosync.sources.globus import (
-    INVALID_LINK,
-    GlobusSource,
-    Pace,
-    classify,
-    mtime_ns,
-)
+from globus_autosync.globus.client import Pace
+from globus_autosync.sources.globus import INVALID_LINK, GlobusSource, classify, mtime_ns
 from globus_autosync.sources.local.listing import SKIPPED_SPECIAL, SKIPPED_SYMLINK, Excluder
 
 UUID_A = "ddb59aef-6d04-11e5-ba46-22000b92c6ec"
@@ -81,11 +76,11 @@ class _Client:
         return {"DATA": [entry(n) for n in page], "limit": self.limit}
 
 
-class _Transport:
+class _Session:
     def __init__(self, client: _Client) -> None:
         self.tc = client
 
-    def call(self, what: str, fn: Any) -> Any:
+    def call(self, what: str, fn: Any, hook: Any = None) -> Any:
         return fn()
 
 
@@ -95,7 +90,7 @@ def test_paging_ends_at_a_short_page_and_an_entry_shifted_across_pages_is_not_a_
               source_collection=UUID_A, destination_collection=UUID_B,
               requests_per_second=20)  # fmt: skip
     client = _Client([f"f{i}" for i in range(5)], limit=2)
-    source = GlobusSource(job, _Transport(client))  # type: ignore[arg-type]
+    source = GlobusSource(job, _Session(client))  # type: ignore[arg-type]
     got = [e["name"] for e in source.entries("/src")]
     # pages: f0 f1 | (0-new inserted) f1 f2 | f3 f4 | (empty, shorter than the limit)
     assert got == ["f0", "f1", "f2", "f3", "f4"]

@@ -13,11 +13,12 @@ import logging
 
 from globus_autosync.config import Job
 from globus_autosync.errors import AutosyncError
+from globus_autosync.globus.collections import CollectionDoc
 from globus_autosync.monitoring import health
 from globus_autosync.store import Store
 from globus_autosync.store import health as db
 from globus_autosync.transports import Transport
-from globus_autosync.transports.base import CollectionDoc, WatchesCollections
+from globus_autosync.transports.base import WatchesCollections
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,9 @@ def observe(job: Job, store: Store, transport: Transport, now: float) -> int:
             for c in rows.values():
                 c.checked = now  # not again before CHECK_EVERY
         for doc in docs:
-            rows[doc.role] = db.CollectionRow(job.name, doc.role, doc.id, doc.name, doc.gcp,
-                                              _doc_problem(doc), None, now)  # fmt: skip
+            rows[doc.role] = db.CollectionRow(
+                job.name, doc.role, doc.id, doc.name, doc.gcp, _doc_problem(doc), None, now
+            )
     old = {role: c.problem for role, c in known.items()}
     faults = sorted(set(transport.task_faults.values()))
     # the faulty side is the Globus Connect Personal collection (the source if neither says)
@@ -74,7 +76,8 @@ def observe(job: Job, store: Store, transport: Transport, now: float) -> int:
             log.warning("%s: %s %s: %s", job.name, c.label, c.problem, health.collection_action(c))
         elif old.get(c.role):
             log.info("%s: %s is connected again", job.name, c.label)
-    if changed or any(known.get(r) is None or known[r].checked != c.checked
-                      for r, c in rows.items()):  # fmt: skip
+    if changed or any(
+        known.get(r) is None or known[r].checked != c.checked for r, c in rows.items()
+    ):
         db.save_collections(store, list(rows.values()))
     return sum(1 for c in rows.values() if c.problem)

@@ -69,10 +69,12 @@ def make_source(job: Job, transport: Transport | None, notices: Notices | None =
         from globus_autosync.sources.local.source import LocalSource
 
         return LocalSource(job, notices)
+    # here: globus_sdk, which these load, costs a local run XX ms
+    from globus_autosync.globus.client import TransferSession
     from globus_autosync.sources.globus import GlobusSource
-    from globus_autosync.transports.globus import GlobusTransport
 
     real = getattr(transport, "real", transport)  # a dry run's stand-in lists through the real
-    if not isinstance(real, GlobusTransport):
+    session = getattr(real, "session", None)  # the Globus transport's client, shared
+    if not isinstance(session, TransferSession):
         raise TypeError(f"job {job.name}: scan = 'globus' needs the Globus transport")
-    return GlobusSource(job, real)
+    return GlobusSource(job, session)

@@ -15,6 +15,7 @@ def make_transport(job: Job, config: Config, state_dir: Path) -> Transport:
         from globus_autosync.transports.local.transport import LocalTransport
 
         return LocalTransport(job)
+    # here: globus_sdk, which this loads, costs a local run XX ms
     from globus_autosync.transports.globus import GlobusTransport
 
     return GlobusTransport(job, config, state_dir)
