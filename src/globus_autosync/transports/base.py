@@ -13,6 +13,22 @@ from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from globus_autosync.globus.collections import CollectionDoc
 
+__all__ = [
+    "DONE",
+    "FAIL",
+    "RETRY",
+    "SKIP",
+    "Check",
+    "CollectionDoc",
+    "Copy",
+    "Item",
+    "Outcome",
+    "OutcomeKind",
+    "TaskReport",
+    "Transport",
+    "WatchesCollections",
+]
+
 DONE: Literal["done"] = "done"
 SKIP: Literal["skipped"] = "skipped"
 FAIL: Literal["failed"] = "failed"
