@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .globus_env import gx  # noqa: F401  (the emulated Globus fixture, for every module here)
 from .helpers import CliEnv
-from .test_globus import gx  # noqa: F401  (the emulated Globus fixture, for every module here)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

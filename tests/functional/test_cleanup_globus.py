@@ -9,8 +9,8 @@ import os
 
 from tests.emulator.fixtures import DST_COLLECTION
 
+from .globus_env import DST_PATH, Globus, populate
 from .helpers import LONG_AGO
-from .test_globus import DST_PATH, Globus, populate
 
 
 def _ls_requests(g: Globus, since: int = 0) -> list[tuple[str, int]]:

@@ -19,8 +19,8 @@ import pytest
 from tests.emulator import TRANSFER_SCOPE, TransferEmulator
 from tests.emulator.fixtures import DST_COLLECTION, SRC_COLLECTION
 
+from .globus_env import DST_PATH, JOB, SRC_PATH, Globus, log_in, login_links
 from .helpers import LONG_AGO, CliEnv
-from .test_globus import DST_PATH, JOB, SRC_PATH, Globus, _links, _login
 
 FLOW = "3a1f2e4d-5c6b-4a7e-8f9d-0e1f2a3b4c5d"
 SCAN = "run_Sep2018/YAGline9test"
@@ -282,10 +282,10 @@ def test_a_service_account_asks_for_the_flow_scope_itself(fx: Globus) -> None:
 def test_login_asks_for_the_flow_and_its_runs_start_as_that_user(fx: Globus) -> None:
     fx.service = False
     configure(fx)
-    res = _login(fx, fx.emu.authorize)
+    res = log_in(fx, fx.emu.authorize)
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
     assert f"asking also for the consent to start flow {FLOW}" in res.stdout
-    links = _links(res)
+    links = login_links(res)
     flow_scope = f"https://auth.globus.org/scopes/{FLOW}/flow_{FLOW.replace('-', '_')}_user"
     run_status = "https://auth.globus.org/scopes/eec9b274-0c81-4334-bdc2-54e90e689b9a/run_status"
     assert flow_scope in links[0]["scope"] and run_status in links[0]["scope"]
@@ -358,7 +358,7 @@ def test_a_flow_that_needs_more_consent_is_asked_for_it_by_the_next_login(fx: Gl
     elsewhere = "5e4d3c2b-1a0f-4e9d-8c7b-6a5f4e3d2c1b"  # a collection only the flow touches
     fx.emu.require_flow_consent(FLOW, elsewhere)
     configure(fx)
-    assert _login(fx, fx.emu.authorize).returncode == 0
+    assert log_in(fx, fx.emu.authorize).returncode == 0
     write(fx, frames(1))
     fx.run(code=None)
     fx.emu.wait_idle()
@@ -370,10 +370,10 @@ def test_a_flow_that_needs_more_consent_is_asked_for_it_by_the_next_login(fx: Gl
     )
     assert runs(fx) == []
     # that login asks for what the flow asked for, under the flow's scope
-    res = _login(fx, fx.emu.authorize)
+    res = log_in(fx, fx.emu.authorize)
     assert res.returncode == 0, res.stderr
     assert any("data_access" in link["scope"] and elsewhere in link["scope"]
-               for link in _links(res))  # fmt: skip
+               for link in login_links(res))  # fmt: skip
     fx.run()
     [run] = runs(fx)
     assert run.owner == fx.emu.DEFAULT_USER_ID

@@ -8,10 +8,8 @@ import os
 
 from tests.emulator.fixtures import SRC_COLLECTION
 
+from .globus_env import JOB, Globus
 from .helpers import LONG_AGO
-from .test_globus import JOB, Globus, gx
-
-__all__ = ["gx"]  # the fixture
 
 NAME = "Emulated Collection 1"  # the source collection's display name in the emulator
 TODO = f"start Globus Connect Personal on {NAME}"

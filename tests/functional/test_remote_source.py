@@ -5,7 +5,6 @@ test's instrument directory and the job's source is ``/src`` on it, so the test 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -13,35 +12,16 @@ import subprocess
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from tests.emulator.fixtures import DST_COLLECTION, SRC_COLLECTION
+from tests.emulator.fixtures import SRC_COLLECTION
 
+from .globus_env import JOB, Globus, populate, remote, stderr_lines, wait_for
 from .helpers import LONG_AGO, assert_mirrored, console_script
-from .test_globus import DST_PATH, JOB, NATIVE_APP, Globus, populate, stderr_lines, wait_for
 
 LS = f"/v0.10/operation/endpoint/{SRC_COLLECTION}/ls"
 # populate()'s directories: the top, run_Sep2018, YAGline9test, run_Oct2018, a, b, c, empty,
 # deeper
 DIRS = 9
-
-
-def remote(g: Globus, **changes: Any) -> None:
-    """The issue's example job: the source is a path on the source collection."""
-    job = {
-        "name": JOB,
-        "scan": "globus",
-        "transport": "globus",
-        "source_collection": SRC_COLLECTION,
-        "source": "/src",
-        "destination_collection": DST_COLLECTION,
-        "destination": DST_PATH,
-        "settle": "0s",
-        "requests_per_second": 20,
-    } | changes
-    lines = ["[globus]", f'client_id = "{NATIVE_APP}"', "[[job]]"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in job.items() if value is not None]
-    g.env.config.write_text("\n".join(lines) + "\n")
 
 
 def listings(g: Globus, since: int = 0) -> list[tuple[float, str]]:

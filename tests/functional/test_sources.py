@@ -17,9 +17,8 @@ from globus_autosync.sources.local.walk import DirTree
 from globus_autosync.store import Store
 from globus_autosync.transports.globus import GlobusTransport
 
+from .globus_env import Globus, populate, remote
 from .helpers import LONG_AGO
-from .test_globus import Globus, populate
-from .test_remote_source import remote
 
 Seen = dict[str, tuple[int, int]]
 
