@@ -85,8 +85,11 @@ def test_one_flow_run_per_batch_with_the_right_manifest(fx: Globus) -> None:
     assert run.body["analysis"] == "xpcs" and run.body["nodes"] == 2
     manifest = run.body["autosync"]
     assert (manifest["job"], manifest["kind"], manifest["id"], manifest["batch"]) == (
-        JOB, "batch", action["action"], batch["batch"],
-    )  # fmt: skip
+        JOB,
+        "batch",
+        action["action"],
+        batch["batch"],
+    )
     assert manifest["source"] == {"collection": SRC_COLLECTION, "root": SRC_PATH}
     assert manifest["destination"] == {"collection": DST_COLLECTION, "root": DST_PATH}
     assert {f["path"]: (f["source"], f["destination"], f["size"]) for f in manifest["files"]} == {
@@ -98,8 +101,10 @@ def test_one_flow_run_per_batch_with_the_right_manifest(fx: Globus) -> None:
     fx.run()
     [action] = actions(fx)
     assert (action["state"], action["flow_state"], action["run_id"]) == (
-        "succeeded", "succeeded", run.run_id,
-    )  # fmt: skip
+        "succeeded",
+        "succeeded",
+        run.run_id,
+    )
     assert action["url"] == f"https://app.globus.org/runs/{run.run_id}"
     text = fx.cli("tasks").stdout
     assert f"flow run {run.run_id} succeeded" in text
@@ -183,8 +188,10 @@ def test_a_failed_run_is_reported_and_started_again_on_request(fx: Globus) -> No
     fx.run()
     [action] = actions(fx)
     assert (action["state"], action["attempt"], action["run_id"]) == (
-        "succeeded", 2, second.run_id,
-    )  # fmt: skip
+        "succeeded",
+        2,
+        second.run_id,
+    )
     res = fx.cli("retry-action", str(action["action"]), code=2)
     assert "only a failed action is started again" in res.stderr
 
@@ -226,8 +233,9 @@ def test_a_dataset_action_waits_until_the_dataset_is_quiet(fx: Globus) -> None:
 
 
 def test_a_dataset_spread_over_batches_starts_once_its_marker_is_confirmed(fx: Globus) -> None:
-    configure(fx, on_done="dataset", dataset_quiet="1h", dataset_marker="*.done",
-              max_files_per_task=2)  # fmt: skip
+    configure(
+        fx, on_done="dataset", dataset_quiet="1h", dataset_marker="*.done", max_files_per_task=2
+    )
     scan = frames(5)
     other = frames(2, scan="run_Sep2018/other")
     write(fx, scan | other)
@@ -372,8 +380,9 @@ def test_a_flow_that_needs_more_consent_is_asked_for_it_by_the_next_login(fx: Gl
     # that login asks for what the flow asked for, under the flow's scope
     res = log_in(fx, fx.emu.authorize)
     assert res.returncode == 0, res.stderr
-    assert any("data_access" in link["scope"] and elsewhere in link["scope"]
-               for link in login_links(res))  # fmt: skip
+    assert any(
+        "data_access" in link["scope"] and elsewhere in link["scope"] for link in login_links(res)
+    )
     fx.run()
     [run] = runs(fx)
     assert run.owner == fx.emu.DEFAULT_USER_ID

@@ -82,8 +82,12 @@ def test_a_tree_is_sent_as_one_task_with_full_paths(gx: Globus) -> None:
     # the store and the reports
     st = gx.status()
     assert (st["done"], st["queued"], st["in_flight"], st["failed"], st["skipped"]) == (
-        len(files), 0, 0, 0, 0,
-    )  # fmt: skip
+        len(files),
+        0,
+        0,
+        0,
+        0,
+    )
     assert gx.rows("SELECT submission_id, task_id, label, state, files FROM batches") == [
         (task.submission_id, task.task_id, task.label, "succeeded", len(files))
     ]
@@ -415,8 +419,9 @@ def test_missing_consent_names_the_login_command(gx: Globus) -> None:
     command = f"globus-autosync login --collection {DST_COLLECTION}"
     res = gx.run(code=3)
     [line] = stderr_lines(res)
-    assert line.endswith(f"Globus needs your consent to access collection {DST_COLLECTION}; "
-                         f"run: {command}"), line  # fmt: skip
+    assert line.endswith(
+        f"Globus needs your consent to access collection {DST_COLLECTION}; run: {command}"
+    ), line
     assert gx.emu.tasks == {}
 
     res = gx.cli("check", code=3)
@@ -460,8 +465,14 @@ def test_check_passes_against_good_collections(gx: Globus) -> None:
     lines = res.stdout.splitlines()
     assert all(line.startswith("ok  ") for line in lines), res.stdout
     text = res.stdout
-    for what in ("credentials", "source collection", "destination collection", "consent",
-                 "source path", "destination path"):  # fmt: skip
+    for what in (
+        "credentials",
+        "source collection",
+        "destination collection",
+        "consent",
+        "source path",
+        "destination path",
+    ):
         assert sum(f"{JOB}: {what}" in line for line in lines) == 1, (what, text)
     assert "probe made and deleted" in text
     assert not [p for p in gx.cluster.rglob("*") if "probe" in p.name]
