@@ -99,6 +99,21 @@ class Globus:
     def cli(self, *args: str, code: int | None = 0, **extra: str | None) -> Any:
         return self.env.cli(*args, code=code, env=self.environ(**extra))
 
+    def spawn(
+        self, *args: str, piped: bool = False, stdin: bool = False, **extra: str | None
+    ) -> subprocess.Popen[str]:
+        """The console script started in the background, its output dropped (or ``piped``)."""
+        out = subprocess.PIPE if piped else subprocess.DEVNULL
+        return subprocess.Popen(
+            [*console_script(), *args],
+            env=self.environ(**extra),
+            cwd=self.env.root,
+            stdin=subprocess.PIPE if stdin else None,
+            stdout=out,
+            stderr=out,
+            text=True,
+        )
+
     def run(self, code: int | None = 0) -> Any:
         return self.cli("run", code=code)
 
@@ -219,15 +234,7 @@ def log_in(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``login --no-browser``: open each link it prints, as a person would, and type back
     what ``answer`` makes of it (the code the browser showed)."""
-    proc = subprocess.Popen(
-        [*console_script(), "login", "--no-browser", *args],
-        env=gx.environ(PYTHONUNBUFFERED="1"),
-        cwd=gx.env.root,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = gx.spawn("login", "--no-browser", *args, piped=True, stdin=True, PYTHONUNBUFFERED="1")
     assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
     shown: list[str] = []
     try:

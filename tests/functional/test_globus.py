@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import stat
-import subprocess
 import uuid
 from typing import Any
 
@@ -34,7 +33,7 @@ from .globus_env import (
     stderr_lines,
     wait_for,
 )
-from .helpers import LONG_AGO, assert_mirrored, console_script, tree
+from .helpers import LONG_AGO, assert_mirrored, tree
 
 LABEL = re.compile(rf"^AUTO_{JOB}_\d{{4}}-\d\d-\d\d_\d{{6}}$")
 TASK_LINK = "https://app.globus.org/activity/"
@@ -143,13 +142,7 @@ def test_sigkill_after_submission_then_the_rerun_finds_the_same_task(gx: Globus)
     files = populate(gx)
     # the service makes the task at once, but its answer is held: the kill lands in between
     gx.emu.delay_replies(1, 60, "/v0.10/transfer", "POST")
-    proc = subprocess.Popen(
-        [*console_script(), "run"],
-        env=gx.environ(),
-        cwd=gx.env.root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = gx.spawn("run")
     try:
         wait_for("the task to be created", lambda: len(gx.emu.tasks) == 1)
         assert proc.poll() is None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from tests.emulator.fixtures import SRC_COLLECTION
 
 from .globus_env import JOB, Globus, populate, remote, stderr_lines, wait_for
-from .helpers import LONG_AGO, assert_mirrored, console_script
+from .helpers import LONG_AGO, assert_mirrored
 
 LS = f"/v0.10/operation/endpoint/{SRC_COLLECTION}/ls"
 # populate()'s directories: the top, run_Sep2018, YAGline9test, run_Oct2018, a, b, c, empty,
@@ -199,13 +198,7 @@ def test_sigkill_during_a_submission_then_the_rerun_finds_the_same_task(gx: Glob
     remote(gx)
     files = populate(gx)
     gx.emu.delay_replies(1, 60, "/v0.10/transfer", "POST")
-    proc = subprocess.Popen(
-        [*console_script(), "run"],
-        env=gx.environ(),
-        cwd=gx.env.root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = gx.spawn("run")
     try:
         wait_for("the task to be created", lambda: len(gx.emu.tasks) == 1)
         proc.send_signal(signal.SIGKILL)
@@ -326,14 +319,7 @@ def test_a_vanished_directory_drops_its_pending_work_not_its_confirmed_state(
 def test_watch_sends_remote_files_as_they_settle(gx: Globus) -> None:
     remote(gx, settle="1s", interval="0.3s", batch_window="0s")
     gx.env.write("run/a.dat", b"a" * 100, mtime=LONG_AGO)
-    proc = subprocess.Popen(
-        [*console_script(), "watch"],
-        env=gx.environ(),
-        cwd=gx.env.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = gx.spawn("watch", piped=True)
     try:
         wait_for("a.dat at the destination", lambda: (gx.dst / "run/a.dat").exists(), 60)
         gx.env.write("run/b.dat", b"b" * 100, mtime=LONG_AGO)

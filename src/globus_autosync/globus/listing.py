@@ -37,10 +37,11 @@ class Lister(Protocol):
 
 
 def missing(path: str) -> ErrorHook:
-    """A 404 says the directory is not there: Vanished."""
+    """Transfer's 404 says the directory is not there: Vanished."""
 
     def hook(err: globus_sdk.GlobusAPIError) -> Exception | None:
-        return Vanished(path) if err.http_status == 404 else None
+        found = isinstance(err, globus_sdk.TransferAPIError) and err.http_status == 404
+        return Vanished(path) if found else None
 
     return hook
 
@@ -50,6 +51,8 @@ def unlistable(path: str) -> ErrorHook:
     permission denied, the storage's error), not a fault of the service."""
 
     def hook(err: globus_sdk.GlobusAPIError) -> Exception | None:
+        if not isinstance(err, globus_sdk.TransferAPIError):
+            return None
         if err.http_status == 404:
             return Vanished(path)
         if not err.info.consent_required and (
@@ -71,14 +74,17 @@ def list_entries(
 ) -> list[dict[str, Any]]:
     """Every entry of one directory, page by page (``before`` each request); the errors as
     ``session.call`` maps them, ``hook`` first."""
+
+    def page(offset: int) -> Any:
+        return session.tc.operation_ls(collection, path=path, limit=LS_PAGE, offset=offset)
+
     out: list[dict[str, Any]] = []
     seen: dict[tuple[Any, ...], int] = {}  # entries of earlier pages
     offset = 0
     number = 0
     while True:
         before()
-        ls = partial(session.tc.operation_ls, collection, path=path, limit=LS_PAGE, offset=offset)
-        doc = session.call(what, ls, hook)
+        doc = session.call(what, partial(page, offset), hook)
         data: list[dict[str, Any]] = list(doc["DATA"])
         number += 1
         for entry in data:

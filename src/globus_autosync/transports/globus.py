@@ -1,8 +1,9 @@
 """The Globus transport: one transfer task per batch, through globus-sdk.
 
 The SDK does the auth flows, token refresh, retries of 429/5xx and paging; this module maps a
-batch onto a TransferData document, a task onto per-file outcomes, and every Globus error onto
-one line with its HTTP status, code and request id.
+batch onto a TransferData document and a task onto per-file outcomes. The client, its error
+mapping, the paged listing and the collections' documents are globus/'s, shared with a source
+listed through Globus.
 """
 
 from __future__ import annotations
