@@ -27,7 +27,7 @@ class Unlistable(Exception):
         self.denied = denied  # permission denied (403), not a fault of the collection's side
 
 
-class Lister(Protocol):
+class TransferCalls(Protocol):
     """What a listing needs of a session (TransferSession): its client, and its calls."""
 
     @property
@@ -65,7 +65,7 @@ def unlistable(path: str) -> ErrorHook:
 
 
 def list_entries(
-    session: Lister,
+    session: TransferCalls,
     collection: str,
     path: str,
     what: str,

@@ -15,61 +15,19 @@ source it drives; ``plan.py`` and the store serve both.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
-
 from globus_autosync.config import Job
-from globus_autosync.sources.local.listing import Listing
-from globus_autosync.sources.local.walk import Apply, DirTree, Notices, WalkStats
+from globus_autosync.sources.base import Source, Walked
+from globus_autosync.sources.local.source import LocalSource
+from globus_autosync.sources.local.walk import Notices
 from globus_autosync.transports.base import Transport
 
 __all__ = ["Source", "Walked", "make_source"]
-
-
-@dataclass
-class Walked:
-    """What a walk of the source saw, and whether it saw it whole."""
-
-    stats: WalkStats
-    stopped: bool = False  # asked to stop, or could not go on: the tree was not seen whole
-    problem: str | None = None  # why it could not go on (the source's service unreachable)
-
-
-class Source(Protocol):
-    kind: str
-    # a file's own mtime may vouch that it settled (plan.settled): true of the local clock,
-    # not of a remote collection's
-    trust_mtime: bool
-
-    def ready(self) -> None:
-        """Raise JobError when the source cannot be walked at all."""
-
-    def list_dir(self, rel: str) -> Listing:
-        """One directory (relative to the source's root): files, subdirectories, and the entries
-        passed over with why."""
-
-    def walk(
-        self,
-        tree: DirTree,
-        apply: Apply,
-        full: bool,
-        now: float,
-        should_stop: Callable[[], bool] = lambda: False,
-        progress: Callable[[WalkStats], None] | None = None,
-        *,
-        plan: bool = True,
-    ) -> Walked:
-        """List the tree against the store; ``apply`` after each directory listed (with its
-        plan; with ``plan=False`` the listing's files themselves, for ``baseline``)."""
 
 
 def make_source(job: Job, transport: Transport | None, notices: Notices | None = None) -> Source:
     """The job's source; a Globus one lists through the job's (real) Globus transport. A local
     one may learn new names from the kernel's change notices (``watch`` on Linux)."""
     if job.scan == "local":
-        from globus_autosync.sources.local.source import LocalSource
-
         return LocalSource(job, notices)
     # here: the Globus source and globus_sdk cost a local run 30 ms
     from globus_autosync.globus.client import TransferSession

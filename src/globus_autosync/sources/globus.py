@@ -24,7 +24,7 @@ from globus_autosync.globus.client import Pace, TransferSession
 from globus_autosync.globus.listing import Unlistable, Vanished, list_entries, unlistable
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.model.plan import DirPlan, plan_dir
-from globus_autosync.sources import Walked
+from globus_autosync.sources.base import Walked
 from globus_autosync.sources.local.listing import (
     SKIPPED_SPECIAL,
     SKIPPED_SYMLINK,

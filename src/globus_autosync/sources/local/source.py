@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from globus_autosync.config import Job
 from globus_autosync.errors import JobError
-from globus_autosync.sources import Walked
+from globus_autosync.sources.base import Walked
 from globus_autosync.sources.local.listing import Excluder, Listing, list_dir
 from globus_autosync.sources.local.walk import Apply, DirTree, Notices, Walker, WalkStats
 
