@@ -59,8 +59,8 @@ class Globus:
         return self.cluster / DST_PATH.lstrip("/")
 
     def configure(self, **changes: Any) -> None:
-        """The issue's example configuration, laid out as it is there (no ``settle``: the test
-        files are old), with the collections and paths of this test; ``changes`` replace keys."""
+        """The example configuration of a Globus job (no ``settle``: the test files are old),
+        with the collections and paths of this test; ``changes`` replace keys."""
         job = {
             "name": JOB,
             "source": str(self.src),
@@ -212,7 +212,7 @@ def populate(g: Globus) -> dict[str, bytes]:
 
 
 def remote(g: Globus, **changes: Any) -> None:
-    """The issue's example job: the source is a path on the source collection."""
+    """A job whose source is listed through Globus: a path on the source collection."""
     job = {
         "name": JOB,
         "scan": "globus",
