@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulator import TransferEmulator
-from tests.emulator.fixtures import DST_COLLECTION, SRC_COLLECTION
-
-from .globus_helpers import Globus
+from .globus_env import gx  # noqa: F401  (the emulated Globus fixture, for every module here)
 from .helpers import CliEnv, wait_for
 
 
@@ -44,26 +41,6 @@ def clean_logging() -> Iterator[None]:
         if handler not in root.handlers:
             root.addHandler(handler)
     root.setLevel(level)
-
-
-@pytest.fixture
-def gx(tmp_path: Path) -> Iterator[Globus]:
-    """A job shipping through a started emulator (see globus_helpers); the emulator must end
-    without an internal error."""
-    instrument = tmp_path / "instrument"
-    instrument.mkdir()
-    env = CliEnv(instrument)
-    cluster = tmp_path / "cluster"
-    (cluster / "clusterfs" / "xmas" / "xmas-storage").mkdir(parents=True)
-    emu = TransferEmulator({SRC_COLLECTION: instrument, DST_COLLECTION: cluster}, max_active=10)
-    emu.start()
-    g = Globus(env, emu, cluster)
-    g.configure()
-    try:
-        yield g
-    finally:
-        emu.stop()
-    assert not emu.server_errors, "emulator internal errors:\n" + "\n".join(emu.server_errors)
 
 
 @pytest.fixture

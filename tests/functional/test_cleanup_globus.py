@@ -9,7 +9,7 @@ import os
 
 from tests.emulator.fixtures import DST_COLLECTION
 
-from .globus_helpers import DST_PATH, Globus, populate
+from .globus_env import DST_PATH, Globus, populate
 from .helpers import LONG_AGO
 
 

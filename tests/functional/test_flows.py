@@ -19,7 +19,7 @@ import pytest
 from tests.emulator import TRANSFER_SCOPE, TransferEmulator
 from tests.emulator.fixtures import DST_COLLECTION, SRC_COLLECTION
 
-from .globus_helpers import DST_PATH, JOB, SRC_PATH, Globus, login_links, run_login
+from .globus_env import DST_PATH, JOB, SRC_PATH, Globus, log_in, login_links
 from .helpers import LONG_AGO, CliEnv
 
 FLOW = "3a1f2e4d-5c6b-4a7e-8f9d-0e1f2a3b4c5d"
@@ -85,8 +85,11 @@ def test_one_flow_run_per_batch_with_the_right_manifest(fx: Globus) -> None:
     assert run.body["analysis"] == "xpcs" and run.body["nodes"] == 2
     manifest = run.body["autosync"]
     assert (manifest["job"], manifest["kind"], manifest["id"], manifest["batch"]) == (
-        JOB, "batch", action["action"], batch["batch"],
-    )  # fmt: skip
+        JOB,
+        "batch",
+        action["action"],
+        batch["batch"],
+    )
     assert manifest["source"] == {"collection": SRC_COLLECTION, "root": SRC_PATH}
     assert manifest["destination"] == {"collection": DST_COLLECTION, "root": DST_PATH}
     assert {f["path"]: (f["source"], f["destination"], f["size"]) for f in manifest["files"]} == {
@@ -98,8 +101,10 @@ def test_one_flow_run_per_batch_with_the_right_manifest(fx: Globus) -> None:
     fx.run()
     [action] = actions(fx)
     assert (action["state"], action["flow_state"], action["run_id"]) == (
-        "succeeded", "succeeded", run.run_id,
-    )  # fmt: skip
+        "succeeded",
+        "succeeded",
+        run.run_id,
+    )
     assert action["url"] == f"https://app.globus.org/runs/{run.run_id}"
     text = fx.cli("tasks").stdout
     assert f"flow run {run.run_id} succeeded" in text
@@ -183,8 +188,10 @@ def test_a_failed_run_is_reported_and_started_again_on_request(fx: Globus) -> No
     fx.run()
     [action] = actions(fx)
     assert (action["state"], action["attempt"], action["run_id"]) == (
-        "succeeded", 2, second.run_id,
-    )  # fmt: skip
+        "succeeded",
+        2,
+        second.run_id,
+    )
     res = fx.cli("retry-action", str(action["action"]), code=2)
     assert "only a failed action is started again" in res.stderr
 
@@ -226,8 +233,9 @@ def test_a_dataset_action_waits_until_the_dataset_is_quiet(fx: Globus) -> None:
 
 
 def test_a_dataset_spread_over_batches_starts_once_its_marker_is_confirmed(fx: Globus) -> None:
-    configure(fx, on_done="dataset", dataset_quiet="1h", dataset_marker="*.done",
-              max_files_per_task=2)  # fmt: skip
+    configure(
+        fx, on_done="dataset", dataset_quiet="1h", dataset_marker="*.done", max_files_per_task=2
+    )
     scan = frames(5)
     other = frames(2, scan="run_Sep2018/other")
     write(fx, scan | other)
@@ -282,7 +290,7 @@ def test_a_service_account_asks_for_the_flow_scope_itself(fx: Globus) -> None:
 def test_login_asks_for_the_flow_and_its_runs_start_as_that_user(fx: Globus) -> None:
     fx.service = False
     configure(fx)
-    res = run_login(fx, fx.emu.authorize)
+    res = log_in(fx, fx.emu.authorize)
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
     assert f"asking also for the consent to start flow {FLOW}" in res.stdout
     links = login_links(res)
@@ -358,7 +366,7 @@ def test_a_flow_that_needs_more_consent_is_asked_for_it_by_the_next_login(fx: Gl
     elsewhere = "5e4d3c2b-1a0f-4e9d-8c7b-6a5f4e3d2c1b"  # a collection only the flow touches
     fx.emu.require_flow_consent(FLOW, elsewhere)
     configure(fx)
-    assert run_login(fx, fx.emu.authorize).returncode == 0
+    assert log_in(fx, fx.emu.authorize).returncode == 0
     write(fx, frames(1))
     fx.run(code=None)
     fx.emu.wait_idle()
@@ -370,10 +378,11 @@ def test_a_flow_that_needs_more_consent_is_asked_for_it_by_the_next_login(fx: Gl
     )
     assert runs(fx) == []
     # that login asks for what the flow asked for, under the flow's scope
-    res = run_login(fx, fx.emu.authorize)
+    res = log_in(fx, fx.emu.authorize)
     assert res.returncode == 0, res.stderr
-    assert any("data_access" in link["scope"] and elsewhere in link["scope"]
-               for link in login_links(res))  # fmt: skip
+    assert any(
+        "data_access" in link["scope"] and elsewhere in link["scope"] for link in login_links(res)
+    )
     fx.run()
     [run] = runs(fx)
     assert run.owner == fx.emu.DEFAULT_USER_ID

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import stat
-import subprocess
 import uuid
 from typing import Any
 
@@ -22,18 +21,18 @@ import pytest
 from tests.emulator import DATA_ACCESS_SCOPE
 from tests.emulator.fixtures import DST_COLLECTION, SRC_COLLECTION
 
-from .globus_helpers import (
+from .globus_env import (
     DST_PATH,
     JOB,
     NATIVE_APP,
     SRC_PATH,
     Globus,
+    log_in,
     login_links,
     populate,
-    run_login,
     stderr_lines,
 )
-from .helpers import LONG_AGO, assert_mirrored, console_script, tree, wait_for
+from .helpers import LONG_AGO, assert_mirrored, tree, wait_for
 
 LABEL = re.compile(rf"^AUTO_{JOB}_\d{{4}}-\d\d-\d\d_\d{{6}}$")
 TASK_LINK = "https://app.globus.org/activity/"
@@ -81,8 +80,12 @@ def test_a_tree_is_sent_as_one_task_with_full_paths(gx: Globus) -> None:
     # the store and the reports
     st = gx.status()
     assert (st["done"], st["queued"], st["in_flight"], st["failed"], st["skipped"]) == (
-        len(files), 0, 0, 0, 0,
-    )  # fmt: skip
+        len(files),
+        0,
+        0,
+        0,
+        0,
+    )
     assert gx.rows("SELECT submission_id, task_id, label, state, files FROM batches") == [
         (task.submission_id, task.task_id, task.label, "succeeded", len(files))
     ]
@@ -138,13 +141,7 @@ def test_sigkill_after_submission_then_the_rerun_finds_the_same_task(gx: Globus)
     files = populate(gx)
     # the service makes the task at once, but its answer is held: the kill lands in between
     gx.emu.delay_replies(1, 60, "/v0.10/transfer", "POST")
-    proc = subprocess.Popen(
-        [*console_script(), "run"],
-        env=gx.environ(),
-        cwd=gx.env.root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = gx.spawn("run")
     try:
         wait_for("the task to be created", lambda: len(gx.emu.tasks) == 1)
         assert proc.poll() is None
@@ -414,8 +411,9 @@ def test_missing_consent_names_the_login_command(gx: Globus) -> None:
     command = f"globus-autosync login --collection {DST_COLLECTION}"
     res = gx.run(code=3)
     [line] = stderr_lines(res)
-    assert line.endswith(f"Globus needs your consent to access collection {DST_COLLECTION}; "
-                         f"run: {command}"), line  # fmt: skip
+    assert line.endswith(
+        f"Globus needs your consent to access collection {DST_COLLECTION}; run: {command}"
+    ), line
     assert gx.emu.tasks == {}
 
     res = gx.cli("check", code=3)
@@ -459,8 +457,14 @@ def test_check_passes_against_good_collections(gx: Globus) -> None:
     lines = res.stdout.splitlines()
     assert all(line.startswith("ok  ") for line in lines), res.stdout
     text = res.stdout
-    for what in ("credentials", "source collection", "destination collection", "consent",
-                 "source path", "destination path"):  # fmt: skip
+    for what in (
+        "credentials",
+        "source collection",
+        "destination collection",
+        "consent",
+        "source path",
+        "destination path",
+    ):
         assert sum(f"{JOB}: {what}" in line for line in lines) == 1, (what, text)
     assert "probe made and deleted" in text
     assert not [p for p in gx.cluster.rglob("*") if "probe" in p.name]
@@ -534,7 +538,7 @@ def test_a_file_deleted_before_the_task_ran_is_marked_skipped(gx: Globus) -> Non
 
 def test_login_once_and_every_run_ships_as_that_user(gx: Globus) -> None:
     gx.service = False
-    res = run_login(gx, gx.emu.authorize)
+    res = log_in(gx, gx.emu.authorize)
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
     assert "Traceback" not in res.stderr
     # the first link asks for Transfer; the collections then need data access consent, which
@@ -561,7 +565,7 @@ def test_a_code_that_is_not_the_one_shown_is_one_line_and_stores_nothing(gx: Glo
     def mistyped(url: str) -> str:
         return gx.emu.authorize(url)[:-1] + "x"
 
-    res = run_login(gx, mistyped)
+    res = log_in(gx, mistyped)
     assert res.returncode == 3
     [line] = stderr_lines(res)
     assert line.startswith("globus-autosync: error: login: Globus Auth refused the login; ")

@@ -8,7 +8,7 @@ import os
 
 from tests.emulator.fixtures import SRC_COLLECTION
 
-from .globus_helpers import JOB, Globus
+from .globus_env import JOB, Globus
 from .helpers import LONG_AGO
 
 NAME = "Emulated Collection 1"  # the source collection's display name in the emulator

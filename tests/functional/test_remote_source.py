@@ -8,15 +8,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
 from tests.emulator.fixtures import SRC_COLLECTION
 
-from .globus_helpers import JOB, Globus, populate, remote, stderr_lines
-from .helpers import LONG_AGO, assert_mirrored, console_script, wait_for
+from .globus_env import JOB, Globus, populate, remote, stderr_lines
+from .helpers import LONG_AGO, assert_mirrored, wait_for
 
 LS = f"/v0.10/operation/endpoint/{SRC_COLLECTION}/ls"
 # populate()'s directories: the top, run_Sep2018, YAGline9test, run_Oct2018, a, b, c, empty,
@@ -117,8 +116,11 @@ def test_a_directory_of_several_pages_is_listed_whole(gx: Globus) -> None:
     gx.run()
     flat = [p for _, p in listings(gx, before) if p.endswith("/flat")]
     assert len(flat) == 5  # 7 + 7 + 7 + 7 + 2
-    offsets = [int(q["offset"][0]) for (_t, _m, p, q) in gx.emu.arrivals[before:]
-               if p == LS and q["path"][0].endswith("/flat")]  # fmt: skip
+    offsets = [
+        int(q["offset"][0])
+        for (_t, _m, p, q) in gx.emu.arrivals[before:]
+        if p == LS and q["path"][0].endswith("/flat")
+    ]
     assert offsets == [0, 7, 14, 21, 28]
 
 
@@ -126,8 +128,12 @@ def test_duplicate_names_on_a_google_drive_are_skipped_with_the_reason(gx: Globu
     drive = gx.emu.google_drive(SRC_COLLECTION)
     remote(gx, source="/My Drive/beamtime-2026")
     beam = drive / "beamtime-2026"
-    for name, data in (("a.dat", b"a"), ("twice.dat", b"one"), ("twice.dat~dup1", b"two"),
-                       ("run/b.dat", b"b")):  # fmt: skip
+    for name, data in (
+        ("a.dat", b"a"),
+        ("twice.dat", b"one"),
+        ("twice.dat~dup1", b"two"),
+        ("run/b.dat", b"b"),
+    ):
         (beam / name).parent.mkdir(parents=True, exist_ok=True)
         (beam / name).write_bytes(data)
     res = gx.run(code=1)  # the rest is sent; the run says something was skipped
@@ -193,8 +199,7 @@ def test_sigkill_during_a_submission_then_the_rerun_finds_the_same_task(gx: Glob
     remote(gx)
     files = populate(gx)
     gx.emu.delay_replies(1, 60, "/v0.10/transfer", "POST")
-    proc = subprocess.Popen([*console_script(), "run"], env=gx.environ(), cwd=gx.env.root,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = gx.spawn("run")
     try:
         wait_for("the task to be created", lambda: len(gx.emu.tasks) == 1)
         proc.send_signal(signal.SIGKILL)
@@ -221,8 +226,9 @@ def test_a_missing_consent_for_the_source_collection_names_the_login_command(
     command = f"globus-autosync login --collection {SRC_COLLECTION}"
     res = gx.run(code=3)
     [line] = stderr_lines(res)
-    assert line.endswith(f"Globus needs your consent to access collection {SRC_COLLECTION}; "
-                         f"run: {command}"), line  # fmt: skip
+    assert line.endswith(
+        f"Globus needs your consent to access collection {SRC_COLLECTION}; run: {command}"
+    ), line
     assert gx.emu.tasks == {}
     res = gx.cli("check", code=3)
     assert (
@@ -314,8 +320,7 @@ def test_a_vanished_directory_drops_its_pending_work_not_its_confirmed_state(
 def test_watch_sends_remote_files_as_they_settle(gx: Globus) -> None:
     remote(gx, settle="1s", interval="0.3s", batch_window="0s")
     gx.env.write("run/a.dat", b"a" * 100, mtime=LONG_AGO)
-    proc = subprocess.Popen([*console_script(), "watch"], env=gx.environ(), cwd=gx.env.root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = gx.spawn("watch", piped=True)
     try:
         wait_for("a.dat at the destination", lambda: (gx.dst / "run/a.dat").exists(), 60)
         gx.env.write("run/b.dat", b"b" * 100, mtime=LONG_AGO)
@@ -337,8 +342,10 @@ def test_a_directory_globus_refuses_to_list_does_not_stop_the_rest(gx: Globus) -
     files = populate(gx)
     gx.emu.deny_listing(SRC_COLLECTION, "/src/run_Oct2018/a")
     res = gx.run(code=1)
-    assert any("run_Oct2018/a: cannot list directory: Globus answered 403 PermissionDenied" in line
-               for line in stderr_lines(res)), res.stderr  # fmt: skip
+    assert any(
+        "run_Oct2018/a: cannot list directory: Globus answered 403 PermissionDenied" in line
+        for line in stderr_lines(res)
+    ), res.stderr
     gx.emu.wait_idle()
     gx.run(code=1)  # still refused: said again, the rest is sent
     others = sorted(rel for rel in files if not rel.startswith("run_Oct2018/a/"))

@@ -16,7 +16,7 @@ from globus_autosync.sources.base import DirTree, Listing, join
 from globus_autosync.store import Store
 from globus_autosync.transports.globus import GlobusTransport
 
-from .globus_helpers import Globus, populate, remote
+from .globus_env import Globus, populate, remote
 from .helpers import LONG_AGO
 
 Seen = dict[str, tuple[int, int]]

@@ -6,21 +6,21 @@ from pathlib import Path
 from typing import Any
 
 from globus_autosync.config import Job
+from globus_autosync.globus.client import Pace
 from globus_autosync.sources.base import SKIPPED_SPECIAL, SKIPPED_SYMLINK, Excluder
-from globus_autosync.sources.globus import (
-    INVALID_LINK,
-    GlobusSource,
-    Pace,
-    classify,
-    mtime_ns,
-)
+from globus_autosync.sources.globus import INVALID_LINK, GlobusSource, classify, mtime_ns
 
 UUID_A = "ddb59aef-6d04-11e5-ba46-22000b92c6ec"
 UUID_B = "ddb59af0-6d04-11e5-ba46-22000b92c6ec"
 
 
-def entry(name: str, kind: str = "file", size: int = 1, link: str | None = None,
-          when: str = "2023-12-18 16:52:50+00:00") -> dict[str, Any]:  # fmt: skip
+def entry(
+    name: str,
+    kind: str = "file",
+    size: int = 1,
+    link: str | None = None,
+    when: str = "2023-12-18 16:52:50+00:00",
+) -> dict[str, Any]:
     return {"name": name, "type": kind, "size": size, "last_modified": when, "link_target": link}
 
 
@@ -49,10 +49,16 @@ def test_last_modified_is_whole_seconds_utc() -> None:
 
 def test_classify_one_listing() -> None:
     entries = [
-        entry("a.tif", size=7), entry("dup"), entry("dup", size=2), entry("sub", "dir"),
-        entry("gone", "invalid_symlink", link="nowhere"), entry("link.tif", link="/x/a.tif"),
-        entry("scratch.tmp"), entry("odd", "device"), entry("two\nlines"),
-    ]  # fmt: skip
+        entry("a.tif", size=7),
+        entry("dup"),
+        entry("dup", size=2),
+        entry("sub", "dir"),
+        entry("gone", "invalid_symlink", link="nowhere"),
+        entry("link.tif", link="/x/a.tif"),
+        entry("scratch.tmp"),
+        entry("odd", "device"),
+        entry("two\nlines"),
+    ]
     listing, targets = classify(entries, "/src", "", Excluder(("*.tmp",)), follow=False)
     assert listing.files == {"a.tif": (7, 1702918370 * 10**9)}
     assert [s.name for s in listing.subdirs] == ["sub"] and listing.subdirs[0].path == "/src/sub"
@@ -62,8 +68,9 @@ def test_classify_one_listing() -> None:
     assert listing.skipped["odd"] == SKIPPED_SPECIAL
     assert "two\\nlines" in listing.skipped  # kept printable, as a local listing keeps it
     assert "scratch.tmp" not in listing.skipped and targets == {}
-    followed, targets = classify([entry("l", "dir", link="../up")], "/src/a", "a", Excluder(()),
-                                 follow=True)  # fmt: skip
+    followed, targets = classify(
+        [entry("l", "dir", link="../up")], "/src/a", "a", Excluder(()), follow=True
+    )
     assert [s.name for s in followed.subdirs] == ["l"] and targets == {"l": "/src/up"}
 
 
@@ -81,21 +88,27 @@ class _Client:
         return {"DATA": [entry(n) for n in page], "limit": self.limit}
 
 
-class _Transport:
+class _Session:
     def __init__(self, client: _Client) -> None:
         self.tc = client
 
-    def call(self, what: str, fn: Any) -> Any:
+    def call(self, what: str, fn: Any, hook: Any = None) -> Any:
         return fn()
 
 
-def test_paging_ends_at_a_short_page_and_an_entry_shifted_across_pages_is_not_a_duplicate(
-) -> None:  # fmt: skip
-    job = Job(name="r", source=Path("/src"), destination="/d", transport="globus", scan="globus",
-              source_collection=UUID_A, destination_collection=UUID_B,
-              requests_per_second=20)  # fmt: skip
+def test_paging_ends_at_a_short_page_and_an_entry_shifted_across_pages_is_not_a_duplicate() -> None:
+    job = Job(
+        name="r",
+        source=Path("/src"),
+        destination="/d",
+        transport="globus",
+        scan="globus",
+        source_collection=UUID_A,
+        destination_collection=UUID_B,
+        requests_per_second=20,
+    )
     client = _Client([f"f{i}" for i in range(5)], limit=2)
-    source = GlobusSource(job, _Transport(client))  # type: ignore[arg-type]
+    source = GlobusSource(job, _Session(client))  # type: ignore[arg-type]
     got = [e["name"] for e in source.entries("/src")]
     # pages: f0 f1 | (0-new inserted) f1 f2 | f3 f4 | (empty, shorter than the limit)
     assert got == ["f0", "f1", "f2", "f3", "f4"]

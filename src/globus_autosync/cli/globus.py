@@ -1,5 +1,5 @@
-"""The Globus commands: ``login``, ``logout``, ``whoami``. globus-sdk is imported only here
-and in the Globus transport, so the local commands start quickly."""
+"""The Globus commands: ``login``, ``logout``, ``whoami``, and the ``check`` line of a job's
+flow. Loaded only for them (cli.app), so globus-sdk is imported at the top."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import globus_sdk
 
 from globus_autosync import config
+from globus_autosync.errors import AutosyncError
+from globus_autosync.globus import auth as globus_auth
+from globus_autosync.globus.collections import needing_consent
+from globus_autosync.globus.errors import globus_errors
+from globus_autosync.globus.flows import FlowRunner
 
 if TYPE_CHECKING:
     from globus_autosync.cli.context import Context
@@ -21,9 +27,6 @@ def _flows(cfg: config.Config) -> list[str]:
 
 def flow_check(job: config.Job, cfg: config.Config, state_dir: Path) -> tuple[bool, str]:
     """The `check` line of a job's flow: is the consent to start it granted?"""
-    from globus_autosync.errors import AutosyncError
-    from globus_autosync.globus.flows import FlowRunner
-
     runner = FlowRunner(job, cfg, state_dir)
     try:
         ok, text = runner.check()
@@ -54,11 +57,6 @@ def _globus_collections(cfg: config.Config) -> list[str]:
 @click.pass_obj
 def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
     """Log in to Globus once; the tokens are kept (mode 0600) in the state directory."""
-    import globus_sdk
-
-    from globus_autosync.globus import auth as globus_auth
-    from globus_autosync.transports.globus import globus_errors
-
     cfg = obj.load()
     if globus_auth.is_service_account():
         click.echo(
@@ -70,8 +68,8 @@ def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
     with globus_errors("login", hint=refused):
         flows = _flows(cfg)
         if flows:
-            click.echo(f"asking also for the consent to start flow{'s' * (len(flows) > 1)} "
-                       f"{', '.join(flows)}")  # fmt: skip
+            plural = "s" * (len(flows) > 1)
+            click.echo(f"asking also for the consent to start flow{plural} {', '.join(flows)}")
         app = globus_auth.make_app(
             cfg,
             obj.state_dir,
@@ -82,7 +80,7 @@ def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
         )
         app.login(force=True)
         tc = globus_sdk.TransferClient(app=app)
-        needed = globus_auth.collections_needing_consent(tc, _globus_collections(cfg))
+        needed = needing_consent(tc, _globus_collections(cfg))
         if set(needed) - consents:
             click.echo(
                 f"collections {', '.join(needed)} need your consent for data access; "
@@ -104,9 +102,6 @@ def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
 @click.pass_obj
 def logout(obj: Context) -> None:
     """Revoke the stored Globus tokens and delete them."""
-    from globus_autosync.globus import auth as globus_auth
-    from globus_autosync.transports.globus import globus_errors
-
     cfg = obj.load()
     with globus_errors("logout"):
         app = globus_auth.make_app(cfg, obj.state_dir)
@@ -118,11 +113,6 @@ def logout(obj: Context) -> None:
 @click.pass_obj
 def whoami(obj: Context) -> None:
     """Show the Globus identity the tool acts as."""
-    import globus_sdk
-
-    from globus_autosync.globus import auth as globus_auth
-    from globus_autosync.transports.globus import globus_errors
-
     cfg = obj.load()
     with globus_errors("whoami"):
         app = globus_auth.make_app(cfg, obj.state_dir)

@@ -8,13 +8,21 @@ instead of a user's login.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import globus_sdk
-from globus_sdk.scopes import AuthScopes, GCSCollectionScopes, Scope, TransferScopes
+from globus_sdk.scopes import (
+    AuthScopes,
+    FlowsScopes,
+    GCSCollectionScopes,
+    Scope,
+    SpecificFlowScopes,
+    TransferScopes,
+)
 from globus_sdk.token_storage import SQLiteTokenStorage, TokenValidationError
 
 from globus_autosync.config import Config
@@ -51,8 +59,6 @@ def transfer_scope(collections: Iterable[str] = ()) -> Scope:
 def flow_scope(flow_id: str, collections: Iterable[str] = ()) -> Scope:
     """The scope that lets the tool start a flow: ``flow_<id with _>_user`` on the flow's own
     resource server; with the data_access consents the flow needs through Transfer."""
-    from globus_sdk.scopes import SpecificFlowScopes
-
     scope = SpecificFlowScopes(flow_id).user
     deps = [GCSCollectionScopes(c).data_access for c in sorted(set(collections))]
     if deps:
@@ -65,8 +71,6 @@ FLOW_NEEDS = "flow-consents.json"  # what a flow's ConsentRequired answer asked 
 
 def flow_needs(state_dir: Path) -> dict[str, list[str]]:
     """The scopes each flow asked for when a run could not start (noted by ``note_flow_needs``)."""
-    import json
-
     try:
         doc = json.loads((state_dir / FLOW_NEEDS).read_text("utf-8"))
     except (OSError, ValueError):
@@ -78,8 +82,6 @@ def flow_needs(state_dir: Path) -> dict[str, list[str]]:
 
 def note_flow_needs(state_dir: Path, flow_id: str, scopes: Iterable[str]) -> None:
     """Keep the scopes a flow asked for (those of its own scope), so that `login` asks for them."""
-    import json
-
     own = str(flow_scope(flow_id))
     mine = [s for s in scopes if s == own or s.startswith(own + "[")]
     if not mine:
@@ -99,8 +101,6 @@ def flow_scopes(
     """Scope requirements for the configured flows: each flow's own scope (with what the flow
     asked for when a run could not start, ``needs``), and the Flows service's ``run_status``
     (to look at and list runs)."""
-    from globus_sdk.scopes import FlowsScopes
-
     wanted = sorted(set(flows))
     if not wanted:
         return {}
@@ -193,13 +193,3 @@ def require_login(app: globus_sdk.GlobusApp) -> None:
             raise AuthError(NOT_LOGGED_IN)
     except globus_sdk.GlobusError as err:
         raise AuthError(f"{NOT_LOGGED_IN} ({type(err).__name__})") from None
-
-
-def collections_needing_consent(tc: globus_sdk.TransferClient, ids: Iterable[str]) -> list[str]:
-    """GCS v5 mapped collections (not high-assurance) need a data_access consent."""
-    needed = []
-    for cid in sorted(set(ids)):
-        doc = tc.get_endpoint(cid)
-        if doc.get("entity_type") == "GCSv5_mapped_collection" and not doc.get("high_assurance"):
-            needed.append(cid)
-    return needed

@@ -1,6 +1,6 @@
 """Globus Flows, through globus-sdk: start a run of a job's flow, find a run again by its tag,
-look at a run. Every Globus error becomes one line: an AuthError (a login or a consent is
-missing: the exact command to run) or a TransportError (transient: tried again later).
+look at a run. Every Globus error becomes one line (errors.py): an AuthError (a login or a
+consent is missing: the exact command to run) or a TransportError (transient: tried again later).
 
 ``run_flow`` has no idempotency key: each run carries the unique tag of its journal row, and
 after a crash the flow's runs are listed, looking for that tag, before one is started again.
@@ -9,22 +9,23 @@ after a crash the flow's runs are listed, looking for that tag, before one is st
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import globus_sdk
 from globus_sdk.scopes import FlowsScopes, Scope
-from globus_sdk.token_storage import TokenValidationError
 
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import AuthError, TransportError
 from globus_autosync.globus import auth as globus_auth
+from globus_autosync.globus.errors import consenting, describe, globus_errors
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+SERVICE = "Globus Flows"  # who answered, in an error's line
 # The Flows service keeps a run's state (its input, and what its steps add) under 200 kB
 # (https://docs.globus.org/api/flows/limits/, "Maximum Run State Size"). A manifest whose input
 # would pass half of that is split into several runs, leaving the other half to the flow.
@@ -44,13 +45,6 @@ def consent_line(flow_id: str) -> str:
             "flow's starters (flow_starters) and give it access to the collections the flow uses"
         )
     return f"Globus needs your consent to start flow {flow_id}; run: globus-autosync login"
-
-
-def describe(err: globus_sdk.GlobusAPIError) -> str:
-    message = (err.message or "").strip().splitlines()
-    text = message[0] if message else "no message"
-    rid = err.request_id
-    return f"Globus Flows answered {err.http_status} {err.code} (request id {rid}): {text}"
 
 
 class FlowRunner:
@@ -89,41 +83,34 @@ class FlowRunner:
             self._flows = globus_sdk.FlowsClient(app=self.app, app_scopes=[FlowsScopes.run_status])
         return self._flows
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
+    def _errors(self, what: str) -> AbstractContextManager[None]:
         where = f"{self.job.name}: flow {self.flow}: {what}"
-        try:
-            yield
-        except globus_sdk.GlobusAPIError as err:
+
+        def hook(err: globus_sdk.GlobusAPIError) -> Exception | None:
             if err.info.consent_required:  # `login` will ask for what the flow asked for
                 required = err.info.consent_required.required_scopes or []
                 globus_auth.note_flow_needs(self.state_dir, self.flow, required)
-                raise AuthError(f"{self.job.name}: {consent_line(self.flow)}") from None
-            if err.http_status in (401, 403) or isinstance(err, globus_sdk.AuthAPIError):
-                advice = globus_auth.login_hint()
-                if err.http_status == 403:
-                    advice = consent_line(self.flow)
-                raise AuthError(f"{where}: {advice} ({describe(err)})") from None
-            raise TransportError(f"{where}: {describe(err)}") from None
-        except TokenValidationError:
-            raise AuthError(f"{where}: {globus_auth.login_hint()}") from None
-        except globus_sdk.NetworkError as err:
-            raise TransportError(f"{where}: cannot reach Globus ({type(err).__name__})") from None
+                return AuthError(f"{self.job.name}: {consent_line(self.flow)}")
+            if err.http_status == 403:
+                return AuthError(f"{where}: {consent_line(self.flow)} ({describe(err, SERVICE)})")
+            return None
+
+        return globus_errors(where, service=SERVICE, hook=hook)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         with self._errors(what):
-            try:
-                return fn()
-            except globus_sdk.GlobusAPIError as err:
-                # a service account consents by asking for the scopes itself: once
-                consent = err.info.consent_required
-                required = consent.required_scopes if consent else None
-                if not required or not globus_auth.is_service_account():
-                    raise
-                log.info("%s: asking for the scopes flow %s needs", self.job.name, self.flow)
-                self.app.add_scope_requirements({self.flow: [Scope.parse(s) for s in required]})
-                self.app.token_storage.remove_token_data(self.flow)
-                return fn()
+            return consenting(fn, self._ask_consent)
+
+    def _ask_consent(self, err: globus_sdk.GlobusAPIError) -> bool:
+        """A service account consents by asking for the scopes itself."""
+        consent = err.info.consent_required
+        required = consent.required_scopes if consent else None
+        if not required:
+            return False
+        log.info("%s: asking for the scopes flow %s needs", self.job.name, self.flow)
+        self.app.add_scope_requirements({self.flow: [Scope.parse(s) for s in required]})
+        self.app.token_storage.remove_token_data(self.flow)
+        return True
 
     # -- the three calls ----------------------------------------------------------------------
     def start(self, body: dict[str, Any], label: str, tags: list[str]) -> str:

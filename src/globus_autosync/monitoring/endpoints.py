@@ -58,8 +58,9 @@ def observe(job: Job, store: Store, transport: Transport, now: float) -> int:
             # not again before CHECK_EVERY
             rows = {role: replace(c, checked=now) for role, c in rows.items()}
         for doc in docs:
-            rows[doc.role] = db.CollectionRow(job.name, doc.role, doc.id, doc.name, doc.gcp,
-                                              _doc_problem(doc), None, now)  # fmt: skip
+            rows[doc.role] = db.CollectionRow(
+                job.name, doc.role, doc.id, doc.name, doc.gcp, _doc_problem(doc), None, now
+            )
     old = {role: c.problem for role, c in known.items()}
     faults = sorted(set(transport.task_faults.values()))
     # the faulty side is the Globus Connect Personal collection (the source if neither says)
@@ -75,7 +76,8 @@ def observe(job: Job, store: Store, transport: Transport, now: float) -> int:
             log.warning("%s: %s %s: %s", job.name, c.label, c.problem, health.collection_action(c))
         elif old.get(c.role):
             log.info("%s: %s is connected again", job.name, c.label)
-    if changed or any(known.get(r) is None or known[r].checked != c.checked
-                      for r, c in rows.items()):  # fmt: skip
+    if changed or any(
+        known.get(r) is None or known[r].checked != c.checked for r, c in rows.items()
+    ):
         store.health.save_collections(list(rows.values()))
     return sum(1 for c in rows.values() if c.problem)

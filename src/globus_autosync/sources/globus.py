@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import logging
 import posixpath
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import globus_sdk
-
 from globus_autosync.config import Job
 from globus_autosync.errors import JobError, TransportError
+from globus_autosync.globus.client import Pace, TransferSession
+from globus_autosync.globus.listing import Unlistable, Vanished, list_entries, unlistable
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.model.plan import DirPlan, plan_dir
-from globus_autosync.sources import Walked
 from globus_autosync.sources.base import (
     SKIPPED_SPECIAL,
     SKIPPED_SYMLINK,
@@ -34,55 +32,21 @@ from globus_autosync.sources.base import (
     Excluder,
     Listing,
     Subdir,
+    Walked,
     WalkStats,
     join,
     printable,
     unsendable,
 )
-from globus_autosync.transports.globus import GlobusTransport, describe
 
 log = logging.getLogger(__name__)
 
-LS_PAGE = 100_000  # entries per page: the most the service gives
 AMBIGUOUS = (
     "AMBIGUOUS_PATH: {n} entries of this name in one folder, which Globus cannot tell apart; "
     "rename all but one on the source"
 )
 INVALID_LINK = "symbolic link to nothing (the listing marks it invalid_symlink)"
 LINK_LOOP = "symbolic link loop, not followed"
-
-
-class Vanished(Exception):
-    """The directory is not on the collection (any more)."""
-
-
-class Unlistable(Exception):
-    """Globus refuses to list this directory (permission denied, an error of the storage behind
-    the collection): the rest of the tree is listed, this one is tried again next cycle."""
-
-    def __init__(self, message: str, denied: bool) -> None:
-        super().__init__(message)
-        self.denied = denied  # permission denied (403), not a fault of the collection's side
-
-
-class Pace:
-    """At most ``rate`` requests a second: each starts at least ``1/rate`` s after the last."""
-
-    def __init__(
-        self,
-        rate: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.gap, self.clock, self.sleep = 1.0 / rate, clock, sleep
-        self.next = 0.0
-
-    def wait(self) -> None:
-        now = self.clock()
-        if now < self.next:
-            self.sleep(self.next - now)
-            now = self.next
-        self.next = now + self.gap
 
 
 def mtime_ns(entry: dict[str, Any]) -> int:
@@ -139,9 +103,9 @@ class GlobusSource:
     kind = "globus"
     trust_mtime = False
 
-    def __init__(self, job: Job, transport: GlobusTransport) -> None:
+    def __init__(self, job: Job, session: TransferSession) -> None:
         assert job.source_collection
-        self.job, self.transport = job, transport
+        self.job, self.session = job, session
         self.collection = job.source_collection
         self.root = str(job.source).rstrip("/") or "/"
         self.excluded = Excluder(job.exclude)
@@ -160,54 +124,18 @@ class GlobusSource:
         """Every entry of one directory, page by page; raises Vanished (404), Unlistable
         (refused: permission denied, the storage's error), TransportError
         (429, 5xx, the network, once the SDK's own retries are spent) or AuthError."""
-        out: list[dict[str, Any]] = []
-        seen: dict[tuple[Any, ...], int] = {}  # entries of earlier pages
-        offset = 0
-        tc = self.transport.tc
+        what = f"list {path} on the source"
+        return list_entries(
+            self.session, self.collection, path, what, unlistable(path), self._paced
+        )
 
-        def page() -> Any:
-            try:
-                return tc.operation_ls(self.collection, path=path, limit=LS_PAGE, offset=offset)
-            except globus_sdk.TransferAPIError as err:
-                if err.http_status == 404:
-                    raise Vanished(path) from None
-                consent = err.info.consent_required
-                if not consent and (
-                    err.http_status == 403
-                    or str(err.code).startswith(("ExternalError", "EndpointError"))
-                ):
-                    # not the service's fault: this directory only
-                    raise Unlistable(describe(err), err.http_status == 403) from None
-                raise
-
-        number = 0
-        while True:
-            self.pace.wait()
-            self.requests += 1
-            doc = self.transport.call(f"list {path} on the source", page)
-            data: list[dict[str, Any]] = list(doc["DATA"])
-            number += 1
-            for entry in data:
-                key = (entry.get("name"), entry.get("type"), entry.get("size"),
-                       entry.get("last_modified"))  # fmt: skip
-                if seen.get(key, number) != number:
-                    # on an earlier page too: the folder changed while it was paged and the
-                    # entry moved across a page boundary; not a second entry of that name
-                    continue
-                seen[key] = number
-                out.append(entry)
-            # a page shorter than the limit the service applied is the last one
-            if not data or len(data) < int(doc.get("limit") or LS_PAGE):
-                return out
-            offset += len(data)
+    def _paced(self) -> None:
+        self.pace.wait()
+        self.requests += 1
 
     def list_dir(self, rel: str) -> Listing:
         path = self._path(rel)
         return classify(self.entries(path), path, rel, self.excluded, self.follow)[0]
-
-    def count_top(self) -> int:
-        """How many entries the source's top directory holds (for ``check``)."""
-        return len(self.entries(self.root))
 
     # -- the tree -----------------------------------------------------------------------------
     def walk(
@@ -274,11 +202,20 @@ class GlobusSource:
             dplan = DirPlan()
             if plan:
                 done, pending = store.dirs.state(dir_id)
-                dplan = plan_dir(listing.files, listing.skipped, done, pending, now,
-                                 self.job.settle, full, trust_mtime=False)  # fmt: skip
+                dplan = plan_dir(
+                    listing.files,
+                    listing.skipped,
+                    done,
+                    pending,
+                    now,
+                    self.job.settle,
+                    full,
+                    trust_mtime=False,
+                )
                 for row in dplan.newly_skipped:
-                    log.warning("%s: skipped %s: %s", self.job.name, join(rel, row.name),
-                                row.reason)  # fmt: skip
+                    log.warning(
+                        "%s: skipped %s: %s", self.job.name, join(rel, row.name), row.reason
+                    )
                 stats.changed += dplan.changed
                 stats.skipped += len(dplan.newly_skipped)
             if not listing.files and not listing.subdirs and not tree.rows[dir_id].made:
@@ -299,8 +236,9 @@ class GlobusSource:
                 found = known.get(sub.name)
                 child = tree.add(dir_id, sub.name) if found is None else found
                 stack.append((child, sub.path, ancestors | {real}))
-        log.debug("%s: %d directories listed in %d requests", self.job.name, stats.listed,
-                  self.requests)  # fmt: skip
+        log.debug(
+            "%s: %d directories listed in %d requests", self.job.name, stats.listed, self.requests
+        )
         return walked
 
     def _vanished(self, tree: DirTree, dir_id: int, with_rows: set[int]) -> None:
@@ -322,5 +260,9 @@ class GlobusSource:
                 if dropped == 1
                 else f"{dropped} files not yet sent there are"
             )
-            log.warning("%s: %s is gone from the source; %s forgotten", self.job.name,
-                        tree.rel[dir_id], what)  # fmt: skip
+            log.warning(
+                "%s: %s is gone from the source; %s forgotten",
+                self.job.name,
+                tree.rel[dir_id],
+                what,
+            )

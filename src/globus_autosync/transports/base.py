@@ -11,11 +11,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
+from globus_autosync.globus.collections import CollectionDoc
+
+__all__ = [
+    "DONE",
+    "FAIL",
+    "RETRY",
+    "SKIP",
+    "Check",
+    "CollectionDoc",
+    "Copy",
+    "Item",
+    "Outcome",
+    "OutcomeKind",
+    "TaskReport",
+    "Transport",
+    "WatchesCollections",
+]
+
 DONE: Literal["done"] = "done"
 SKIP: Literal["skipped"] = "skipped"
 FAIL: Literal["failed"] = "failed"
 RETRY: Literal["retry"] = "retry"  # not sent, through no fault of the file: look at it again
-Result = Literal["done", "skipped", "failed", "retry"]
+OutcomeKind = Literal["done", "skipped", "failed", "retry"]
 
 
 class Item(NamedTuple):
@@ -27,11 +45,11 @@ class Item(NamedTuple):
 
 
 class Outcome(NamedTuple):
-    result: Result
+    result: OutcomeKind
     reason: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class TaskReport:
     """What a transport knows of a task. ``finished`` false: ask again in a later cycle.
 
@@ -52,7 +70,8 @@ class Copy(NamedTuple):
     mtime_ns: int | None
 
 
-class Check(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Check:
     """One line of ``check``."""
 
     what: str
@@ -102,18 +121,6 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-class CollectionDoc(NamedTuple):
-    """What a collection's document says of its state (Globus Connect Personal: connected,
-    paused)."""
-
-    role: str  # source, destination
-    id: str
-    name: str | None
-    gcp: bool
-    connected: bool | None = None
-    paused: bool | None = None
 
 
 @runtime_checkable

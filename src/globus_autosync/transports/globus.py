@@ -1,30 +1,31 @@
 """The Globus transport: one transfer task per batch, through globus-sdk.
 
 The SDK does the auth flows, token refresh, retries of 429/5xx and paging; this module maps a
-batch onto a TransferData document, a task onto per-file outcomes, and every Globus error onto
-one line with its HTTP status, code and request id.
+batch onto a TransferData document and a task onto per-file outcomes. The client, its error
+mapping, the paged listing and the collections' documents are globus/'s, shared with a source
+listed through Globus.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import globus_sdk
-from globus_sdk.scopes import TransferScopes
-from globus_sdk.token_storage import TokenValidationError
 
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import AuthError, TransportError
 from globus_autosync.globus import auth as globus_auth
+from globus_autosync.globus import collections as globus_collections
+from globus_autosync.globus.client import TransferSession
+from globus_autosync.globus.errors import ConsentNeeded, consent_message
+from globus_autosync.globus.listing import Unlistable, Vanished, list_entries, missing, unlistable
 from globus_autosync.transports.base import (
     DONE,
     SKIP,
@@ -38,76 +39,11 @@ from globus_autosync.transports.base import (
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 SYNC_LEVELS = {"exists": 0, "size": 1, "mtime": 2, "checksum": 3}
 # an ACTIVE task showing one of these will not get better by waiting: cancel it, retry later
 FATAL_NICE_STATUS = {"PERMISSION_DENIED", "FILE_NOT_FOUND", "NOT_FOUND", "QUOTA_EXCEEDED"}
-LS_PAGE = 100_000  # entries per operation_ls page: the most the service gives
 # an ACTIVE task showing one of these waits for a collection to come back (endpoints.py says so)
 COLLECTION_FAULTS = {"GC_NOT_CONNECTED", "GC_PAUSED", "CONNECT_FAILED", "ENDPOINT_ERROR"}
-_SCOPE_COLLECTION = re.compile(r"/scopes/([0-9a-fA-F-]{36})/data_access")
-
-
-def consent_command(collections: Sequence[str]) -> str:
-    return "globus-autosync login " + " ".join(f"--collection {c}" for c in collections)
-
-
-def describe(err: globus_sdk.GlobusAPIError) -> str:
-    """One line: what Globus said, with its HTTP status, code and request id."""
-    message = (err.message or "").strip().splitlines()
-    text = message[0] if message else "no message"
-    return f"Globus answered {err.http_status} {err.code} (request id {err.request_id}): {text}"
-
-
-class ConsentNeeded(AuthError):
-    """Globus wants a data_access consent for these collections before it touches them."""
-
-    def __init__(self, message: str, collections: Sequence[str]) -> None:
-        super().__init__(message)
-        self.collections = list(collections)
-
-
-def consent_message(what: str, needed: Sequence[str]) -> str:
-    """What to do about a missing consent: the exact login command, or for a service account,
-    the access its client identity lacks."""
-    ids, prefix = ", ".join(needed), f"{what}: " if what else ""
-    if globus_auth.is_service_account():
-        return (
-            f"{prefix}the service account may not access collection {ids}; give its client "
-            "identity access to the collection (a role or an ACL), then run again"
-        )
-    return (
-        f"{prefix}Globus needs your consent to access collection {ids}; "
-        f"run: {consent_command(needed)}"
-    )
-
-
-def consent_collections(err: globus_sdk.GlobusAPIError) -> list[str]:
-    """The collections whose data_access consent a ConsentRequired error asks for."""
-    scopes = " ".join(err.info.consent_required.required_scopes or [])
-    return sorted(set(_SCOPE_COLLECTION.findall(scopes)))
-
-
-@contextmanager
-def globus_errors(
-    what: str, collections: Sequence[str] = (), hint: str | None = None
-) -> Iterator[None]:
-    """Turn any globus-sdk error into an AuthError (fix it, then run again) or a TransportError
-    (transient: the work stays queued). ``hint`` replaces the advice to log in."""
-    try:
-        yield
-    except globus_sdk.GlobusAPIError as err:
-        if err.info.consent_required:
-            needed = consent_collections(err) or list(collections)
-            raise ConsentNeeded(consent_message(what, needed), needed) from None
-        if err.http_status == 401 or isinstance(err, globus_sdk.AuthAPIError):
-            advice = hint or globus_auth.login_hint()
-            raise AuthError(f"{what}: {advice} ({describe(err)})") from None
-        raise TransportError(f"{what}: {describe(err)}") from None
-    except TokenValidationError:
-        raise AuthError(f"{what}: {hint or globus_auth.login_hint()}") from None
-    except globus_sdk.NetworkError as err:
-        raise TransportError(f"{what}: cannot reach Globus ({type(err).__name__}: {err})") from None
 
 
 class GlobusTransport:
@@ -120,42 +56,14 @@ class GlobusTransport:
         self.src, self.dst = job.source_collection, job.destination_collection
         self.max_active = job.max_active_tasks
         self.src_root = job.source_collection_path or str(job.source)
-        self._app: globus_sdk.GlobusApp | None = None
-        self._client: globus_sdk.TransferClient | None = None
+        self.session = TransferSession(job, config, state_dir)  # a Globus source lists with it
         self._made: set[str] = set()
         self.task_faults: dict[str, str] = {}  # task id -> a COLLECTION_FAULTS nice_status
 
     # -- plumbing -------------------------------------------------------------------------
     @property
     def tc(self) -> globus_sdk.TransferClient:
-        if self._client is None:
-            app = globus_auth.make_app(self.config, self.state_dir)
-            globus_auth.require_login(app)
-            self._app, self._client = app, globus_sdk.TransferClient(app=app)
-        return self._client
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        with globus_errors(f"{self.job.name}: {what}", [self.src, self.dst]):
-            try:
-                return fn()
-            except globus_sdk.GlobusAPIError as err:
-                # A service account consents by asking for the scope: add it, try once more.
-                needed = consent_collections(err) if err.info.consent_required else []
-                if not needed or not globus_auth.is_service_account():
-                    raise
-                log.info("%s: asking for data access to %s", self.job.name, ", ".join(needed))
-                for cid in needed:
-                    self.tc.add_app_data_access_scope(cid)
-                # The stored token, got without that consent, would be used again as it is
-                # (the SDK cannot see a client's consents): drop it, so a new one is asked for.
-                if self._app is not None:
-                    self._app.token_storage.remove_token_data(TransferScopes.resource_server)
-                return fn()
-
-    def call(self, what: str, fn: Callable[[], T]) -> T:
-        """One request (or a few) to Transfer, its errors mapped as for the transport's own:
-        for a source listed through Globus (sources/globus.py)."""
-        return self._call(what, fn)
+        return self.session.tc
 
     def src_path(self, relpath: str) -> str:
         return _join(self.src_root, relpath)
@@ -165,10 +73,12 @@ class GlobusTransport:
 
     # -- the Transport protocol -----------------------------------------------------------
     def ready(self) -> None:
-        self._call("credentials", lambda: self.tc)
+        self.session.call("credentials", lambda: self.tc)
 
     def new_submission_id(self) -> str:
-        return str(self._call("get a submission id", lambda: self.tc.get_submission_id()["value"]))
+        return str(
+            self.session.call("get a submission id", lambda: self.tc.get_submission_id()["value"])
+        )
 
     def submit(self, submission_id: str, label: str, items: Sequence[Item]) -> str:
         deadline = datetime.fromtimestamp(time.time() + self.job.task_deadline, UTC)
@@ -189,11 +99,11 @@ class GlobusTransport:
         )
         for item in items:
             data.add_item(self.src_path(item.relpath), self.dst_path(item.relpath))
-        result = self._call("submit a transfer", lambda: self.tc.submit_transfer(data))
+        result = self.session.call("submit a transfer", lambda: self.tc.submit_transfer(data))
         return str(result["task_id"])
 
     def poll(self, task_id: str, items: Sequence[Item], submitted_at: float) -> TaskReport:
-        task = self._call(f"look at task {task_id}", lambda: self.tc.get_task(task_id))
+        task = self.session.call(f"look at task {task_id}", lambda: self.tc.get_task(task_id))
         status, nice = task["status"], task.get("nice_status")
         if status == "ACTIVE" and nice in COLLECTION_FAULTS:
             self.task_faults[task_id] = nice
@@ -226,7 +136,7 @@ class GlobusTransport:
             task_id,
             reason,
         )
-        self._call(f"cancel task {task_id}", lambda: self.tc.cancel_task(task_id))
+        self.session.call(f"cancel task {task_id}", lambda: self.tc.cancel_task(task_id))
         return self._ended_badly(task_id, f"canceled: {reason}")
 
     def _ended_badly(self, task_id: str, reason: str) -> TaskReport:
@@ -237,7 +147,7 @@ class GlobusTransport:
             for t in self.tc.paginated.task_successful_transfers(task_id).items():
                 outcomes[self._rel(t["source_path"])] = Outcome(DONE)
 
-        self._call(f"list what task {task_id} transferred", successes)
+        self.session.call(f"list what task {task_id} transferred", successes)
         outcomes.update(self._skipped(task_id))
         return TaskReport(True, outcomes, reason=reason, state="FAILED")
 
@@ -251,7 +161,7 @@ class GlobusTransport:
                     why += f": {str(e['error_details']).strip().splitlines()[0]}"
                 out[self._rel(e["source_path"])] = Outcome(SKIP, why)
 
-        self._call(f"list what task {task_id} skipped", collect)
+        self.session.call(f"list what task {task_id} skipped", collect)
         return out
 
     def _rel(self, source_path: str) -> str:
@@ -280,8 +190,8 @@ class GlobusTransport:
                 if not (err.http_status == 502 and "Exists" in str(err.code)):
                     raise
 
-        # through _call: a service account asks for a consent it lacks, as for a submission
-        self._call(f"make directory {path}", make)
+        # through the session: a service account asks for a consent it lacks, as for a submission
+        self.session.call(f"make directory {path}", make)
         self._made.add(path)
 
     def task_url(self, task_id: str) -> str | None:
@@ -292,48 +202,31 @@ class GlobusTransport:
         path = self.dst_path(reldir)
         wanted = set(names)
         found: dict[str, Copy] = {}
-
-        def listing() -> None:
-            offset = 0
-            while True:
-                try:
-                    page = self.tc.operation_ls(self.dst, path=path, limit=LS_PAGE, offset=offset)
-                except globus_sdk.TransferAPIError as err:
-                    if err.http_status == 404:
-                        return  # the directory is not there: neither is any file in it
-                    raise
-                entries = page["DATA"]
-                for entry in entries:
-                    if entry.get("type") == "file" and entry.get("name") in wanted:
-                        found[entry["name"]] = Copy(int(entry["size"]), None)
-                # a page shorter than the limit the service applied is the last one
-                if not entries or len(entries) < int(page.get("limit") or LS_PAGE):
-                    return
-                offset += len(entries)
-
-        self._call(f"list {path} on the destination", listing)
+        what = f"list {path} on the destination"
+        try:
+            entries = list_entries(self.session, self.dst, path, what, missing(path))
+        except Vanished:
+            return found  # the directory is not there: neither is any file in it
+        for entry in entries:
+            if entry.get("type") == "file" and entry.get("name") in wanted:
+                found[entry["name"]] = Copy(int(entry["size"]), None)
         return found
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self._app is not None:
-            self._app.close()
-            self._app = None
+        self.session.close()
 
     # -- check ----------------------------------------------------------------------------
     def checks(self) -> list[Check]:
         try:
             # a request that needs a valid token: a refused secret or a dead login shows here
-            self._call("credentials", lambda: self.tc.task_list(limit=1))
+            self.session.call("credentials", lambda: self.tc.task_list(limit=1))
         except (AuthError, TransportError) as err:
             return [Check("credentials", False, str(err))]
         who = "the service account's" if globus_auth.is_service_account() else "your Globus"
         out = [Check("credentials", True, f"{who} credentials are valid")]
         for role, cid in (("source collection", self.src), ("destination collection", self.dst)):
             try:
-                doc = self._endpoint(role, cid)
+                doc = globus_collections.endpoint(self.session, role, cid)
                 name = doc.get("display_name")
                 if doc.get("gcp_connected") is False or doc.get("gcp_paused"):
                     what = "paused" if doc.get("gcp_paused") else "not connected"
@@ -359,18 +252,22 @@ class GlobusTransport:
         whole top directory, and how many entries it holds."""
         try:
             if self.job.scan != "globus":
-                self._call(
+                self.session.call(
                     "list the source",
                     lambda: self.tc.operation_ls(self.src, path=self.src_root, limit=1),
                 )
                 return Check("source path", True, f"{self.src_root} lists on the source collection")
-            from globus_autosync.sources.globus import GlobusSource, Unlistable, Vanished
-
+            what = f"list {self.src_root} on the source"
             try:
-                n = GlobusSource(self.job, self).count_top()
+                hook = unlistable(self.src_root)
+                n = len(list_entries(self.session, self.src, self.src_root, what, hook))
             except Vanished:
-                return Check("source path", False, f"{self.src_root} is not a directory on the "
-                             "source collection; check the 'source' key")  # fmt: skip
+                return Check(
+                    "source path",
+                    False,
+                    f"{self.src_root} is not a directory on the "
+                    "source collection; check the 'source' key",
+                )
             except Unlistable as err:
                 return Check("source path", False, f"{self.src_root} cannot be listed: {err}")
             pace = f"at most {self.job.requests_per_second:g} requests a second"
@@ -381,19 +278,7 @@ class GlobusTransport:
             return Check("source path", False, str(err))
 
     def collections(self) -> list[CollectionDoc]:
-        """Both collections' documents: is either a Globus Connect Personal collection that is
-        not connected, or paused?"""
-        out = []
-        for role, cid in (("source", self.src), ("destination", self.dst)):
-            doc = self._endpoint(f"{role} collection", cid)
-            connected, paused = doc.get("gcp_connected"), doc.get("gcp_paused")
-            gcp = bool(doc.get("is_globus_connect")) or connected is not None
-            name = doc.get("display_name") or doc.get("canonical_name")
-            out.append(CollectionDoc(role, cid, name, gcp, connected, paused))
-        return out
-
-    def _endpoint(self, role: str, cid: str) -> globus_sdk.GlobusHTTPResponse:
-        return self._call(f"{role} {cid}", lambda: self.tc.get_endpoint(cid))
+        return globus_collections.collection_docs(self.session, self.src, self.dst)
 
     def _consent(self) -> Check:
         """Data access to both collections. Globus checks the consent before it looks at a
@@ -402,7 +287,9 @@ class GlobusTransport:
         refused: list[str] = []
         for cid, path in ((self.src, self.src_root), (self.dst, self.job.destination)):
             try:
-                self._call(f"data access to {cid}", partial(self.tc.operation_stat, cid, path))
+                self.session.call(
+                    f"data access to {cid}", partial(self.tc.operation_stat, cid, path)
+                )
             except ConsentNeeded as err:
                 needed += [c for c in err.collections or [cid] if c not in needed]
             except AuthError as err:
@@ -420,7 +307,9 @@ class GlobusTransport:
         try:
             if self.job.destination != "/":
                 self._mkdir(self.job.destination)  # the first run makes it anyway
-            self._call("make a probe directory", lambda: self.tc.operation_mkdir(self.dst, probe))
+            self.session.call(
+                "make a probe directory", lambda: self.tc.operation_mkdir(self.dst, probe)
+            )
         except (AuthError, TransportError) as err:
             return Check(
                 "destination path", False, f"{self.job.destination} is not writable: {err}"
@@ -430,8 +319,10 @@ class GlobusTransport:
         )
         delete.add_item(probe)
         try:
-            task = self._call("delete the probe directory", lambda: self.tc.submit_delete(delete))
-            done = self._call(
+            task = self.session.call(
+                "delete the probe directory", lambda: self.tc.submit_delete(delete)
+            )
+            done = self.session.call(
                 "wait for the probe's deletion",
                 lambda: self.tc.task_wait(task["task_id"], timeout=30, polling_interval=1),
             )

@@ -7,8 +7,15 @@ from collections.abc import Callable
 
 from globus_autosync.config import Job
 from globus_autosync.errors import JobError
-from globus_autosync.sources import Walked
-from globus_autosync.sources.base import Apply, DirTree, Excluder, Listing, Notices, WalkStats
+from globus_autosync.sources.base import (
+    Apply,
+    DirTree,
+    Excluder,
+    Listing,
+    Notices,
+    Walked,
+    WalkStats,
+)
 from globus_autosync.sources.local.listing import list_dir
 from globus_autosync.sources.local.walk import Walker
 
@@ -43,16 +50,7 @@ class LocalSource:
         *,
         plan: bool = True,
     ) -> Walked:
-        walker = Walker(
-            self.job,
-            tree.store,
-            tree,
-            apply,
-            now,
-            should_stop,
-            progress,
-            plan=plan,
-            notices=self.notices,
-        )
+        walker = Walker(self.job, tree.store, tree, apply, now, should_stop, progress, plan=plan,
+                        notices=self.notices)  # fmt: skip
         stats = walker.run(full)
         return Walked(stats, walker.stopped)

@@ -1,6 +1,5 @@
-"""The emulated Globus side of the end-to-end tests: a job that ships through tests/emulator
-(its source collection rooted at the instrument's directory, its destination standing for a
-cluster file system), the files it starts from, and a login typed in as a person would."""
+"""The emulated Globus for the end-to-end tests: a CliEnv whose job ships through the emulated
+Transfer and Auth services (tests/emulator), the ``gx`` fixture, and the steps tests share."""
 
 from __future__ import annotations
 
@@ -9,11 +8,12 @@ import os
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from globus_sdk.token_storage import SQLiteTokenStorage, TokenStorageData
 
 from tests.emulator import DATA_ACCESS_SCOPE, TRANSFER_SCOPE, TransferEmulator
@@ -51,8 +51,8 @@ class Globus:
         return self.cluster / DST_PATH.lstrip("/")
 
     def configure(self, **changes: Any) -> None:
-        """The issue's example configuration, laid out as it is there (no ``settle``: the test
-        files are old), with the collections and paths of this test; ``changes`` replace keys."""
+        """The example configuration of a Globus job (no ``settle``: the test files are old),
+        with the collections and paths of this test; ``changes`` replace keys."""
         job = {
             "name": JOB,
             "source": str(self.src),
@@ -90,6 +90,21 @@ class Globus:
 
     def cli(self, *args: str, code: int | None = 0, **extra: str | None) -> Any:
         return self.env.cli(*args, code=code, env=self.environ(**extra))
+
+    def spawn(
+        self, *args: str, piped: bool = False, stdin: bool = False, **extra: str | None
+    ) -> subprocess.Popen[str]:
+        """The console script started in the background, its output dropped (or ``piped``)."""
+        out = subprocess.PIPE if piped else subprocess.DEVNULL
+        return subprocess.Popen(
+            [*console_script(), *args],
+            env=self.environ(**extra),
+            cwd=self.env.root,
+            stdin=subprocess.PIPE if stdin else None,
+            stdout=out,
+            stderr=out,
+            text=True,
+        )
 
     def run(self, code: int | None = 0) -> Any:
         return self.cli("run", code=code)
@@ -156,6 +171,24 @@ class Globus:
         return identity
 
 
+@pytest.fixture
+def gx(tmp_path: Path) -> Iterator[Globus]:
+    instrument = tmp_path / "instrument"
+    instrument.mkdir()
+    env = CliEnv(instrument)
+    cluster = tmp_path / "cluster"
+    (cluster / "clusterfs" / "xmas" / "xmas-storage").mkdir(parents=True)
+    emu = TransferEmulator({SRC_COLLECTION: instrument, DST_COLLECTION: cluster}, max_active=10)
+    emu.start()
+    g = Globus(env, emu, cluster)
+    g.configure()
+    try:
+        yield g
+    finally:
+        emu.stop()
+    assert not emu.server_errors, "emulator internal errors:\n" + "\n".join(emu.server_errors)
+
+
 def populate(g: Globus) -> dict[str, bytes]:
     files = {
         "run_Sep2018/YAGline9test/YAGline9test_01791.tif": os.urandom(4000),
@@ -171,7 +204,7 @@ def populate(g: Globus) -> dict[str, bytes]:
 
 
 def remote(g: Globus, **changes: Any) -> None:
-    """The issue's example job: the source is a path on the source collection."""
+    """A job whose source is listed through Globus: a path on the source collection."""
     job = {
         "name": JOB,
         "scan": "globus",
@@ -188,20 +221,12 @@ def remote(g: Globus, **changes: Any) -> None:
     g.env.config.write_text("\n".join(lines) + "\n")
 
 
-def run_login(
+def log_in(
     gx: Globus, answer: Callable[[str], str], *args: str
 ) -> subprocess.CompletedProcess[str]:
     """Run ``login --no-browser``: open each link it prints, as a person would, and type back
     what ``answer`` makes of it (the code the browser showed)."""
-    proc = subprocess.Popen(
-        [*console_script(), "login", "--no-browser", *args],
-        env=gx.environ(PYTHONUNBUFFERED="1"),
-        cwd=gx.env.root,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = gx.spawn("login", "--no-browser", *args, piped=True, stdin=True, PYTHONUNBUFFERED="1")
     assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
     shown: list[str] = []
     try:
