@@ -35,9 +35,16 @@ MINIMAL = '[[job]]\nname = "det"\nsource = "/data/det"\ndestination = "/mnt/det"
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0s", 0), ("30s", 30), ("5m", 300), ("24h", 86400), ("2d", 172800), ("1.5h", 5400),
-     (" 10 s ", 10)],
-)  # fmt: skip
+    [
+        ("0s", 0),
+        ("30s", 30),
+        ("5m", 300),
+        ("24h", 86400),
+        ("2d", 172800),
+        ("1.5h", 5400),
+        (" 10 s ", 10),
+    ],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -71,8 +78,12 @@ def test_every_documented_key(tmp_path: Path) -> None:
     )
     (job,) = cfg.jobs
     assert (job.name, job.settle, job.exclude, job.symlinks, job.full_scan_every) == (
-        "a.b_c-1", 0.0, ("*.tmp", "raw/*"), "follow", 86400.0,
-    )  # fmt: skip
+        "a.b_c-1",
+        0.0,
+        ("*.tmp", "raw/*"),
+        "follow",
+        86400.0,
+    )
 
 
 def test_relative_paths_resolve_against_the_config_file(
@@ -81,9 +92,10 @@ def test_relative_paths_resolve_against_the_config_file(
     monkeypatch.chdir("/")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     cfg = _load(
-        tmp_path, '[[job]]\nname = "j"\nsource = "data/in"\ndestination = "../out"\n'
+        tmp_path,
+        '[[job]]\nname = "j"\nsource = "data/in"\ndestination = "../out"\n'
         '[[job]]\nname = "k"\nsource = "~/in"\ndestination = "/abs"\n',
-    )  # fmt: skip
+    )
     j, k = cfg.jobs
     assert j.source == tmp_path / "conf" / "data" / "in"
     assert Path(j.destination) == (tmp_path / "conf" / ".." / "out").absolute()
@@ -198,7 +210,7 @@ def test_a_local_destination_may_not_overlap_the_source(
 def test_health_and_alert_defaults(tmp_path: Path) -> None:
     cfg = _load(tmp_path, MINIMAL)
     [job] = cfg.jobs
-    assert (job.alert_lag, job.alert_after) == (3600.0, 3)
+    assert (job.health.alert_lag, job.health.alert_after) == (3600.0, 3)
     assert not cfg.alerts.enabled
     cfg = _load(tmp_path, '[alerts]\nemail = ["ops@example.org"]\nsmtp_host = "mail"\n' + MINIMAL)
     a = cfg.alerts
@@ -211,9 +223,11 @@ def test_health_and_alert_defaults(tmp_path: Path) -> None:
         'from = "a@b.org"\n' + MINIMAL.replace("[[job]]\n", '[[job]]\nalert_lag = "2h"\n'),
     )
     assert cfg.alerts.webhook == "https://hooks.example.org/x"
-    assert (cfg.alerts.repeat_every, cfg.alerts.sender, cfg.jobs[0].alert_lag) == (
-        1800.0, "a@b.org", 7200.0,
-    )  # fmt: skip
+    assert (cfg.alerts.repeat_every, cfg.alerts.sender, cfg.jobs[0].health.alert_lag) == (
+        1800.0,
+        "a@b.org",
+        7200.0,
+    )
 
 
 @pytest.mark.parametrize(
@@ -251,31 +265,47 @@ GLOBUS_JOB = (
 
 def test_cleanup_is_off_by_default(tmp_path: Path) -> None:
     (job,) = _load(tmp_path, MINIMAL).jobs
-    assert not job.cleanup
-    assert (job.delete_after, job.keep_free, job.max_deletes, job.delete_empty_dirs) == (
-        None, None, 10000, True,
-    )  # fmt: skip
+    c = job.cleanup
+    assert not c.enabled
+    assert (c.delete_after, c.keep_free, c.max_deletes, c.delete_empty_dirs) == (
+        None,
+        None,
+        10000,
+        True,
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "total", "wanted"),
-    [("20%", 1000, 200), ("0.5%", 10**6, 5000), ("500GB", 1, 500 * 10**9), ("2TB", 1, 2 * 10**12),
-     ("1.5TiB", 1, int(1.5 * 2**40)), ("4096", 1, 4096), ("10 MB", 1, 10**7), ("1kB", 1, 1000)],
-)  # fmt: skip
+    [
+        ("20%", 1000, 200),
+        ("0.5%", 10**6, 5000),
+        ("500GB", 1, 500 * 10**9),
+        ("2TB", 1, 2 * 10**12),
+        ("1.5TiB", 1, int(1.5 * 2**40)),
+        ("4096", 1, 4096),
+        ("10 MB", 1, 10**7),
+        ("1kB", 1, 1000),
+    ],
+)
 def test_keep_free(tmp_path: Path, text: str, total: int, wanted: int) -> None:
     (job,) = _load(tmp_path, MINIMAL + f'keep_free = "{text}"\n').jobs
-    assert job.cleanup and job.delete_after is None
-    assert job.keep_free is not None and job.keep_free.bytes_of(total) == wanted
+    assert job.cleanup.enabled and job.cleanup.delete_after is None
+    assert job.cleanup.keep_free is not None and job.cleanup.keep_free.bytes_of(total) == wanted
 
 
 def test_cleanup_keys(tmp_path: Path) -> None:
     text = MINIMAL + 'delete_after = "7d"\nmax_deletes = 50\ndelete_empty_dirs = false\n'
     (job,) = _load(tmp_path, text).jobs
-    assert (job.cleanup, job.delete_after, job.max_deletes, job.delete_empty_dirs) == (
-        True, 7 * 86400.0, 50, False,
-    )  # fmt: skip
+    c = job.cleanup
+    assert (c.enabled, c.delete_after, c.max_deletes, c.delete_empty_dirs) == (
+        True,
+        7 * 86400.0,
+        50,
+        False,
+    )
     (zero,) = _load(tmp_path, MINIMAL + 'delete_after = "0s"\n').jobs
-    assert zero.cleanup and zero.delete_after == 0.0
+    assert zero.cleanup.enabled and zero.cleanup.delete_after == 0.0
 
 
 @pytest.mark.parametrize(
@@ -308,10 +338,10 @@ def test_cleanup_errors(tmp_path: Path, text: str, words: list[str]) -> None:
 
 def test_globus_cleanup_with_a_verified_copy(tmp_path: Path) -> None:
     (job,) = _load(tmp_path, GLOBUS_JOB + 'delete_after = "1d"\n').jobs  # verify_checksum default
-    assert job.cleanup
+    assert job.cleanup.enabled
     text = GLOBUS_JOB + 'keep_free = "1TB"\nverify_checksum = false\nsync_level = "checksum"\n'
     (job,) = _load(tmp_path, text).jobs
-    assert job.keep_free is not None and job.keep_free.size == 10**12
+    assert job.cleanup.keep_free is not None and job.cleanup.keep_free.size == 10**12
 
 
 REMOTE = (

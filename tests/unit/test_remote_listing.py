@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from globus_autosync.config import Job
+from globus_autosync.config import Job, JobGlobus
 from globus_autosync.sources.globus import (
     INVALID_LINK,
     GlobusSource,
@@ -92,7 +92,7 @@ class _Transport:
 def test_paging_ends_at_a_short_page_and_an_entry_shifted_across_pages_is_not_a_duplicate(
 ) -> None:  # fmt: skip
     job = Job(name="r", source=Path("/src"), destination="/d", transport="globus", scan="globus",
-              source_collection=UUID_A, destination_collection=UUID_B,
+              globus=JobGlobus(source_collection=UUID_A, destination_collection=UUID_B),
               requests_per_second=20)  # fmt: skip
     client = _Client([f"f{i}" for i in range(5)], limit=2)
     source = GlobusSource(job, _Transport(client))  # type: ignore[arg-type]

@@ -61,7 +61,7 @@ class Actions:
                  rel: dict[int, str], state_dir: Path) -> None:  # fmt: skip
         self.job, self.config, self.store, self.job_id = job, config, store, job_id
         self.rel, self.state_dir = rel, state_dir
-        self.legs = (job.flow is not None, bool(job.command))
+        self.legs = (job.actions.flow is not None, bool(job.actions.command))
         self._runner: FlowRunner | None = None
         self.result = ActResult()
 
@@ -74,11 +74,11 @@ class Actions:
         ]
 
         def record() -> None:
-            if self.job.on_done == "batch":
+            if self.job.actions.on_done == "batch":
                 self.store.record_batch_action(self.job_id, batch, files, now, self.legs)
             else:
                 self.store.record_dataset_files(
-                    self.job_id, files, now, self.job.dataset_marker, self.rel
+                    self.job_id, files, now, self.job.actions.dataset_marker, self.rel
                 )
 
         return record
@@ -87,7 +87,7 @@ class Actions:
     def run(self, should_stop: Callable[[], bool]) -> ActResult:
         now = time.time()
         for row in self.store.collecting(self.job_id):
-            due = row.marker or now - row.changed >= self.job.dataset_quiet
+            due = row.marker or now - row.changed >= self.job.actions.dataset_quiet
             if due and row.dir is not None and not self.store.dataset_blockers(row.dir, 1):
                 self.store.finish_dataset(row.id, self.legs, now)
                 why = "its marker is confirmed" if row.marker else "it is quiet"
@@ -107,12 +107,16 @@ class Actions:
 
     def _move(self, row: ActionRow) -> None:
         # a missing login or consent stops the flows, not the commands; the run ends with it
-        if row.flow_state is not None and self.job.flow is not None and self.result.auth is None:
+        if (
+            row.flow_state is not None
+            and self.job.actions.flow is not None
+            and self.result.auth is None
+        ):
             try:
                 row = self._flow(row)
             except AuthError as err:
                 self.result.auth = err
-        if row.cmd_state is not None and self.job.command:
+        if row.cmd_state is not None and self.job.actions.command:
             row = self._command(row)
 
     def _backoff(self, row: ActionRow, message: str) -> None:
@@ -143,7 +147,9 @@ class Actions:
     def manifest(self, row: ActionRow, files: Sequence[ConfirmedFile]) -> dict[str, Any]:
         job = self.job
         globus = job.transport == "globus"
-        src_root = (job.source_collection_path or str(job.source)) if globus else str(job.source)
+        src_root = (
+            (job.globus.source_collection_path or str(job.source)) if globus else str(job.source)
+        )
         doc: dict[str, Any] = {
             "job": job.name,
             "kind": row.kind,
@@ -153,9 +159,9 @@ class Actions:
             "parts": row.parts,
             "batch": row.batch,
             "dataset": row.dataset,
-            "source": {"collection": job.source_collection if globus else None,
+            "source": {"collection": job.globus.source_collection if globus else None,
                        "root": src_root},
-            "destination": {"collection": job.destination_collection if globus else None,
+            "destination": {"collection": job.globus.destination_collection if globus else None,
                             "root": job.destination},
             "files": [],
         }  # fmt: skip
@@ -171,7 +177,7 @@ class Actions:
         return doc
 
     def flow_body(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        body: dict[str, Any] = json.loads(self.job.flow_input)
+        body: dict[str, Any] = json.loads(self.job.actions.flow_input)
         body["autosync"] = manifest
         return body
 
@@ -273,7 +279,7 @@ class Actions:
                 return self._ended(row, "cmd", SUCCEEDED, None, exit_code=0)
             if ended.timed_out:
                 reason = (f"the command was still running after command_timeout "
-                          f"({self.job.command_timeout:g} s) and was killed")  # fmt: skip
+                          f"({self.job.actions.command_timeout:g} s) and was killed")  # fmt: skip
             elif ended.error:
                 reason = f"the command failed: {ended.error}"
             else:
@@ -287,7 +293,7 @@ class Actions:
             commands.write_manifest(top, self.manifest(row, files))
             row = self.store.update_leg(row.id, "cmd", STARTING, started=time.time())
             crashpoint("action-command-journaled")
-            pid = commands.start(top, self.job.command, self.job.command_timeout)
+            pid = commands.start(top, self.job.actions.command, self.job.actions.command_timeout)
         except OSError as err:
             self._backoff(row, f"cannot start the command: {err}")
             return row

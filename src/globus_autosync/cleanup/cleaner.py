@@ -109,7 +109,7 @@ class Cleaner:
     # -- the step ---------------------------------------------------------------------------
     def run(self) -> CleanupResult:
         """Delete what is due (the cycle calls ``recover`` first, before its walk)."""
-        if not self.job.cleanup:
+        if not self.job.cleanup.enabled:
             if self.store.cleanup_enrolled(self.job_id) is not None:
                 self.store.cleanup_off(self.job_id)
             return self.result
@@ -159,7 +159,7 @@ class Cleaner:
 
     def _pressure(self) -> int:
         """Bytes short of ``keep_free`` on the source's file system (0: none)."""
-        if self.job.keep_free is None:
+        if self.job.cleanup.keep_free is None:
             return 0
         try:
             free, total = free_space(self.root)
@@ -167,17 +167,23 @@ class Cleaner:
             log.warning("%s: cannot learn the free space of %s: %s", self.job.name, self.root,
                         err.strerror)  # fmt: skip
             return 0
-        return max(0, self.job.keep_free.bytes_of(total) - free)
+        return max(0, self.job.cleanup.keep_free.bytes_of(total) - free)
 
     def _delete_due(self) -> None:
         job = self.job
-        age_cut = self.now - job.delete_after if job.delete_after is not None else None
+        age_cut = (
+            self.now - job.cleanup.delete_after if job.cleanup.delete_after is not None else None
+        )
         need = self._pressure()
         before = self.now if need > 0 else age_cut
         if before is None:
             return
         rows = self.store.cleanup_due(
-            self.job_id, before, self.now, job.max_deletes, actions=job.on_done is not None
+            self.job_id,
+            before,
+            self.now,
+            job.cleanup.max_deletes,
+            actions=job.actions.on_done is not None,
         )
         chosen: list[Candidate] = []
         planned = 0
@@ -254,7 +260,7 @@ class Cleaner:
             crashpoint("cleanup-audited")
         self._resolve(group)
         crashpoint("cleanup-resolved")
-        if group.deleted and self.job.delete_empty_dirs:
+        if group.deleted and self.job.cleanup.delete_empty_dirs:
             self._remove_empty(dir_id, dir_mtime)
 
     def _below_unreadable(self, dir_id: int) -> bool:
@@ -429,7 +435,7 @@ class Cleaner:
         now = int(time.time())
         if now != self._stamp[0]:  # the same to the second for many lines: formatted once
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-            collection = self.job.destination_collection
+            collection = self.job.globus.destination_collection
             self._stamp = (now, (
                 f'{{"time": "{when}", "job": {quote(self.job.name)}, "source": '
             ), (

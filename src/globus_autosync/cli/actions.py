@@ -93,14 +93,14 @@ def command_check(job: Job) -> tuple[bool, str]:
 
     from globus_autosync.actions.commands import CLEAN_PATH
 
-    program = job.command[0]
+    program = job.actions.command[0]
     found = shutil.which(program, path=CLEAN_PATH) if "/" not in program else program
     if found is None or not os.access(found, os.X_OK) or os.path.isdir(found):
         where = "" if "/" in program else f" on the commands' PATH ({CLEAN_PATH})"
         return False, (f"{job.name}: command: {program!r} is not an executable program{where}; "
                        "give its full path in 'command'")  # fmt: skip
-    return True, (f"{job.name}: command: {found} runs for each {job.on_done}, killed after "
-                  f"{job.command_timeout:g} s")  # fmt: skip
+    return True, (f"{job.name}: command: {found} runs for each {job.actions.on_done}, killed after "
+                  f"{job.actions.command_timeout:g} s")  # fmt: skip
 
 
 COMMANDS = [retry_action]  # what cli.app registers

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from globus_autosync.engine.summary import human_bytes
-
 if TYPE_CHECKING:
     pass
 
 from globus_autosync.cli import actions as cli_actions
 from globus_autosync.cli import health as cli_health
 from globus_autosync.cli.context import Context, age, pass_ctx, readonly_store
+from globus_autosync.config.units import human_bytes
 
 log = logging.getLogger("globus_autosync")
 

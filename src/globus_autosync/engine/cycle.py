@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from globus_autosync.config import Config, GlobusSettings, Job
+from globus_autosync.config.units import human_bytes
 from globus_autosync.engine.lock import JobLock
-from globus_autosync.engine.summary import Summary, human_bytes
+from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import (
     AuthError,
     AutosyncError,
@@ -83,7 +84,7 @@ class Cycle:
         self.tree = DirTree(store, self.job_id)
         self.reported: set[tuple[int, str]] = set()  # (dir, name) skipped by the transport
         self.actions: Actions | None = None
-        if job.on_done and not dry_run:
+        if job.actions.on_done and not dry_run:
             from globus_autosync.actions.machine import Actions
 
             self.actions = Actions(job, config or Config(Path("?"), (job,), GlobusSettings()),
@@ -150,7 +151,7 @@ class Cycle:
         forget now that it is off, or deletions an interrupted run journaled (cleanup.py is
         imported only then: a cron run's start-up counts)."""
         if not (
-            self.job.cleanup
+            self.job.cleanup.enabled
             or self.store.cleanup_enrolled(self.job_id) is not None
             or self.store.cleanup_interrupted(self.job_id)
         ):
@@ -271,7 +272,7 @@ class Cycle:
                         self.job.name, warned - _LOG_EACH, batch.id)  # fmt: skip
         ok = not counts["failed"] and report.reason is None
         state = "succeeded" if ok else "failed"
-        enroll = self._enroll(done) if self.job.cleanup else None
+        enroll = self._enroll(done) if self.job.cleanup.enabled else None
         act = self.actions.on_resolved(batch.id, done, now) if self.actions else None
         self.store.resolve_batch(self.job_id, batch.id, state, report.reason, done, others, now,
                                  enroll, act)  # fmt: skip
@@ -470,7 +471,7 @@ def _baseline(
                                          "is recorded: run baseline again")  # fmt: skip
                 if before_ns is None:  # everything is known now: the next run need not walk it all
                     store.set_last_full_scan(job_id, started)
-                if job.cleanup:  # what baseline recorded becomes a candidate for cleanup too
+                if job.cleanup.enabled:  # what baseline recorded becomes a cleanup candidate too
                     store.set_cleanup_enrolled(job_id, None)
         finally:
             store.close()

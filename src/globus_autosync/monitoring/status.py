@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from globus_autosync.config import Job
+from globus_autosync.config.units import human_bytes
 from globus_autosync.sources.local.listing import join
 from globus_autosync.store import Store
 
@@ -82,7 +83,7 @@ def _cleanup(
     from globus_autosync.cleanup.cleaner import free_space
 
     totals = store.cleanup_totals(job_id) if store is not None and job_id is not None else None
-    if not job.cleanup and (totals is None or not totals.files):
+    if not job.cleanup.enabled and (totals is None or not totals.files):
         return None
     try:
         free, total = free_space(job.source)
@@ -95,7 +96,7 @@ def _cleanup(
             for d, name, reason in store.cleanup_failures(job_id)
         ]
     return {
-        "on": job.cleanup,
+        "on": job.cleanup.enabled,
         "deleted_files": totals.files if totals else 0,
         "deleted_bytes": totals.bytes if totals else 0,
         "last_deleted": _iso(totals.last) if totals else None,
@@ -103,14 +104,14 @@ def _cleanup(
         "failing": failures,
         "source_free_bytes": free,
         "source_total_bytes": total,
-        "keep_free_bytes": job.keep_free.bytes_of(total) if job.keep_free and total else None,
+        "keep_free_bytes": job.cleanup.keep_free.bytes_of(total)
+        if job.cleanup.keep_free and total
+        else None,
     }
 
 
 def cleanup_line(c: dict[str, Any]) -> str:
     """One line of ``status`` for a job's cleanup."""
-    from globus_autosync.engine.summary import human_bytes
-
     text = (
         f"deleted {c['deleted_files']} files ({human_bytes(c['deleted_bytes'])}), last "
         f"{c['last_deleted'] or 'never'}; {c['waiting']} confirmed files wait for cleanup"
@@ -168,7 +169,7 @@ def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
     the actions that failed or wait for someone; None for a job that never had any."""
     job_id = store.find_job(job.name) if store else None
     counts = store.action_counts(job_id) if store is not None and job_id is not None else {}
-    if not job.on_done and not counts:
+    if not job.actions.on_done and not counts:
         return None
     out: dict[str, Any] = {
         state: counts.get(state, 0)
