@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from globus_autosync.config import Config, Job, load, parse_duration
+from globus_autosync.config import (
+    AlertSettings,
+    Config,
+    GlobusSettings,
+    Job,
+    load,
+    parse_duration,
+    reference,
+)
+from globus_autosync.config.keys import KEYS
 from globus_autosync.errors import EXIT_USAGE, ConfigError
 
 UUID_A = "ddb59aef-6d04-11e5-ba46-22000b92c6ec"
@@ -381,3 +390,44 @@ def test_remote_source_errors(tmp_path: Path, text: str, words: list[str]) -> No
     message = _error(tmp_path, text)
     for word in words:
         assert word in message, message
+
+
+# -- the table of keys ------------------------------------------------------------------------
+
+
+def test_every_key_has_a_one_line_meaning() -> None:
+    for key in KEYS:
+        assert key.meaning.strip() and "\n" not in key.meaning, key.name
+
+
+def test_the_records_hold_the_table_defaults() -> None:
+    job = Job(name="det", source=Path("/data/det"), destination="/mnt/det")
+    records = {"job": job, "alerts": AlertSettings(), "globus": GlobusSettings()}
+    for key in KEYS:
+        if key.required:
+            continue
+        holder = records[key.table]
+        if key.section:
+            holder = getattr(holder, key.section)
+        assert getattr(holder, key.field) == key.value, key.name
+
+
+def test_init_template_names_every_key_with_its_default(tmp_path: Path) -> None:
+    text = reference.template()
+    lines = text.splitlines()
+    for key in KEYS:
+        shown = key.default if key.default not in (None, [], {}) else key.example
+        assert shown is not None, key.name
+        line = f"{key.name} = {reference.toml_value(shown)}"
+        assert line in lines or f"# {line}" in lines, key.name
+    cfg = _load(tmp_path, text)
+    (job,) = cfg.jobs
+    assert job == Job(name="detector", source=Path("/data/detector"), destination=job.destination)
+    assert cfg.alerts == AlertSettings() and cfg.globus == GlobusSettings()
+
+
+def test_markdown_reference_lists_every_key() -> None:
+    text = reference.markdown()
+    for key in KEYS:
+        assert f"| `{key.name}` |" in text
+        assert key.meaning.replace("|", "\\|") in text
