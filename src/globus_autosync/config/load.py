@@ -23,6 +23,7 @@ from globus_autosync.config.keys import (
     ConfigKey,
     G,
 )
+from globus_autosync.config.reader import UUID, Reader
 from globus_autosync.config.records import (
     AlertSettings,
     Config,
@@ -32,99 +33,12 @@ from globus_autosync.config.records import (
     JobCleanup,
     JobGlobus,
     JobHealth,
-    did_you_mean,
 )
-from globus_autosync.config.units import FreeSpace, parse_duration, parse_free_space
+from globus_autosync.config.units import FreeSpace, parse_free_space
 from globus_autosync.errors import ConfigError
 
 _JOB_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_REQUESTS_PER_SECOND = 20.0  # Globus meters about 20 API requests a second per user
-_TYPES: dict[str, type] = {
-    "string": str,
-    "duration": str,
-    "size": str,
-    "integer": int,
-    "boolean": bool,
-    "array": list,
-    "table": dict,
-}
-_KIND_NAMES = {str: "a string", int: "a whole number", bool: "true or false", list: "a list"}
-
-
-class _Reader:
-    """Reads one table of the file, naming the file, the table and the key in its errors."""
-
-    def __init__(
-        self, path: Path, where: str, table: dict[str, Any], keys: dict[str, ConfigKey]
-    ) -> None:
-        self.path, self.where, self.table, self.keys = path, where, table, keys
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {self.where}, key {key!r}: {message}")
-
-    def check_keys(self) -> None:
-        allowed = list(self.keys)
-        for key in self.table:
-            if key not in self.keys:
-                raise self.fail(key, f"unknown key{did_you_mean(key, allowed)}")
-
-    def get(self, key: str, required: bool = False) -> Any:
-        """The key's TOML value, of its type; its default when absent."""
-        spec = self.keys[key]
-        if key not in self.table:
-            if required:
-                raise ConfigError(f"{self.path}: {self.where}: missing required key {key!r}")
-            return spec.default
-        return self.typed(key, _TYPES[spec.toml])
-
-    def typed(self, key: str, kind: type) -> Any:
-        value = self.table[key]
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if not ok:
-            raise self.fail(key, f"expected {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}")
-        return value
-
-    def duration(self, key: str, minimum: float = 0.0) -> Any:
-        """Seconds (float); None when absent and the key has no default."""
-        text: str | None = self.get(key)
-        if text is None:
-            return None
-        try:
-            seconds = parse_duration(text)
-        except ValueError as err:
-            raise self.fail(key, str(err)) from None
-        if seconds < minimum:
-            raise self.fail(key, f"must be at least {minimum:g}s")
-        return seconds
-
-    def choice(self, key: str, choices: tuple[str, ...]) -> Any:
-        value: str | None = self.get(key)
-        if value is not None and value not in choices:
-            raise self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
-        return value
-
-    def positive_int(self, key: str) -> int:
-        value: int = self.get(key)
-        if value < 1:
-            raise self.fail(key, "must be a whole number of at least 1")
-        return value
-
-    def uuid(self, key: str, required: bool) -> str | None:
-        value: str | None = self.get(key, required=required)
-        if value is not None and not _UUID.match(value):
-            raise self.fail(key, f"{value!r} is not a collection id (a UUID)")
-        return value
-
-    def not_for(self, field: str, value: str) -> None:
-        """Fail on the first key present that does not apply where ``field`` is ``value``."""
-        for key, spec in self.keys.items():
-            applies = spec.transports if field == "transport" else spec.scans
-            if key in self.table and value not in applies:
-                (other,) = (
-                    v for v in (TRANSPORTS if field == "transport" else SCANS) if v != value
-                )
-                raise self.fail(key, f'applies only to {field} = "{other}"')
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -136,7 +50,7 @@ def _job(path: Path, index: int, table: Any) -> Job:
         raise ConfigError(f"{path}: [[job]] number {index + 1} is not a table")
     name = table.get("name")
     where = f"job {name!r}" if isinstance(name, str) else f"[[job]] number {index + 1}"
-    r = _Reader(path, where, table, JOB_KEYS)
+    r = Reader(path, where, table, JOB_KEYS)
     r.check_keys()
     name = r.get("name", required=True)
     if not _JOB_NAME.match(name):
@@ -199,7 +113,7 @@ def _job(path: Path, index: int, table: Any) -> Job:
     )
 
 
-def _globus(r: _Reader, transport: str) -> JobGlobus:
+def _globus(r: Reader, transport: str) -> JobGlobus:
     scp: str | None = r.get("source_collection_path")
     if scp is not None and not scp.startswith("/"):
         raise r.fail("source_collection_path", "must be an absolute path on the source collection")
@@ -216,7 +130,7 @@ def _globus(r: _Reader, transport: str) -> JobGlobus:
     )
 
 
-def _cleanup(r: _Reader, transport: str) -> JobCleanup:
+def _cleanup(r: Reader, transport: str) -> JobCleanup:
     delete_after = r.duration("delete_after")
     keep_free = _keep_free(r)
     if (delete_after is not None or keep_free is not None) and transport == "globus":
@@ -236,7 +150,7 @@ def _cleanup(r: _Reader, transport: str) -> JobCleanup:
     )
 
 
-def _scan(r: _Reader, table: dict[str, Any], transport: str) -> tuple[str, float]:
+def _scan(r: Reader, table: dict[str, Any], transport: str) -> tuple[str, float]:
     """The keys of a source listed through the Transfer API: ``scan`` and its pace."""
     scan: str = r.choice("scan", SCANS)
     rps: float = JOB_KEYS["requests_per_second"].value
@@ -275,7 +189,7 @@ def _scan(r: _Reader, table: dict[str, Any], transport: str) -> tuple[str, float
 
 
 def _alerts(path: Path, table: dict[str, Any]) -> AlertSettings:
-    r = _Reader(path, "[alerts]", table, BY_TABLE[A])
+    r = Reader(path, "[alerts]", table, BY_TABLE[A])
     if "password" in table or "smtp_password" in table:
         key = "password" if "password" in table else "smtp_password"
         raise r.fail(
@@ -308,11 +222,11 @@ def _alerts(path: Path, table: dict[str, Any]) -> AlertSettings:
     )
 
 
-def _actions(r: _Reader) -> JobActions:
+def _actions(r: Reader) -> JobActions:
     """The keys of actions (on_done, flow, command, ...), checked together."""
     on_done: str | None = r.choice("on_done", ON_DONE)
     flow: str | None = r.get("flow")
-    if flow is not None and not _UUID.match(flow):
+    if flow is not None and not UUID.match(flow):
         raise r.fail("flow", f"{flow!r} is not a flow id (a UUID, as the web app shows it)")
     command = r.get("command")
     if "command" in r.table and (not command or not all(isinstance(a, str) for a in command)):
@@ -350,7 +264,7 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _keep_free(r: _Reader) -> FreeSpace | None:
+def _keep_free(r: Reader) -> FreeSpace | None:
     text: str | None = r.get("keep_free")
     if text is None:
         return None
@@ -384,9 +298,9 @@ _TOP_KEYS = {
 
 
 def parse(path: Path, data: dict[str, Any]) -> Config:
-    top = _Reader(path, "top level", data, _TOP_KEYS)
+    top = Reader(path, "top level", data, _TOP_KEYS)
     top.check_keys()
-    g = _Reader(path, "[globus]", top.get("globus"), BY_TABLE[G])
+    g = Reader(path, "[globus]", top.get("globus"), BY_TABLE[G])
     g.check_keys()
     globus = GlobusSettings(client_id=g.get("client_id"))
     tables = top.get("job")
