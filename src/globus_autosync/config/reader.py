@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from globus_autosync.config.keys import SCANS, TRANSPORTS, ConfigKey
+from globus_autosync.config.keys import ConfigKey
 from globus_autosync.config.records import did_you_mean
 from globus_autosync.config.units import parse_duration
 from globus_autosync.errors import ConfigError
@@ -49,9 +49,9 @@ class Reader:
             if required:
                 raise ConfigError(f"{self.path}: {self.where}: missing required key {key!r}")
             return spec.default
-        return self.typed(key, _TYPES[spec.toml])
+        return self._typed(key, _TYPES[spec.toml])
 
-    def typed(self, key: str, kind: type) -> Any:
+    def _typed(self, key: str, kind: type) -> Any:
         value = self.table[key]
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if not ok:
@@ -94,7 +94,4 @@ class Reader:
         for key, spec in self.keys.items():
             applies = spec.transports if field == "transport" else spec.scans
             if key in self.table and value not in applies:
-                (other,) = (
-                    v for v in (TRANSPORTS if field == "transport" else SCANS) if v != value
-                )
-                raise self.fail(key, f'applies only to {field} = "{other}"')
+                raise self.fail(key, f'applies only to {field} = "{applies[0]}"')
