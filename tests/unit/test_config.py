@@ -219,7 +219,7 @@ def test_a_local_destination_may_not_overlap_the_source(
 def test_health_and_alert_defaults(tmp_path: Path) -> None:
     cfg = _load(tmp_path, MINIMAL)
     [job] = cfg.jobs
-    assert (job.health.alert_lag, job.health.alert_after) == (3600.0, 3)
+    assert (job.alert_lag, job.alert_after) == (3600.0, 3)
     assert not cfg.alerts.enabled
     cfg = _load(tmp_path, '[alerts]\nemail = ["ops@example.org"]\nsmtp_host = "mail"\n' + MINIMAL)
     a = cfg.alerts
@@ -232,7 +232,7 @@ def test_health_and_alert_defaults(tmp_path: Path) -> None:
         'from = "a@b.org"\n' + MINIMAL.replace("[[job]]\n", '[[job]]\nalert_lag = "2h"\n'),
     )
     assert cfg.alerts.webhook == "https://hooks.example.org/x"
-    assert (cfg.alerts.repeat_every, cfg.alerts.sender, cfg.jobs[0].health.alert_lag) == (
+    assert (cfg.alerts.repeat_every, cfg.alerts.sender, cfg.jobs[0].alert_lag) == (
         1800.0,
         "a@b.org",
         7200.0,

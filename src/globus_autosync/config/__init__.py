@@ -14,7 +14,6 @@ from globus_autosync.config.records import (
     JobActions,
     JobCleanup,
     JobGlobus,
-    JobHealth,
 )
 from globus_autosync.config.units import FreeSpace, parse_duration, parse_free_space, parse_size
 
@@ -32,7 +31,6 @@ __all__ = [
     "JobActions",
     "JobCleanup",
     "JobGlobus",
-    "JobHealth",
     "load",
     "parse",
     "parse_duration",

@@ -32,7 +32,6 @@ from globus_autosync.config.records import (
     JobActions,
     JobCleanup,
     JobGlobus,
-    JobHealth,
 )
 from globus_autosync.config.units import FreeSpace, parse_free_space
 from globus_autosync.errors import ConfigError
@@ -103,13 +102,11 @@ def _job(path: Path, index: int, table: Any) -> Job:
         transfers=r.positive_int("transfers"),
         scan=scan,
         requests_per_second=rps,
+        alert_lag=r.duration("alert_lag", minimum=1.0),
+        alert_after=r.positive_int("alert_after"),
         globus=_globus(r, transport),
         cleanup=cleanup,
         actions=_actions(r),
-        health=JobHealth(
-            alert_lag=r.duration("alert_lag", minimum=1.0),
-            alert_after=r.positive_int("alert_after"),
-        ),
     )
 
 

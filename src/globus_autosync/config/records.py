@@ -55,14 +55,6 @@ class JobActions:
 
 
 @dataclass(frozen=True, slots=True)
-class JobHealth:
-    """When a job's health turns: lagging past ``alert_lag``, failing after ``alert_after``."""
-
-    alert_lag: float = default("alert_lag")
-    alert_after: int = default("alert_after")
-
-
-@dataclass(frozen=True, slots=True)
 class Job:
     """One ``[[job]]``: the directory, its walk and its batches; the rest in sections."""
 
@@ -80,10 +72,11 @@ class Job:
     transfers: int = default("transfers")
     scan: str = default("scan")
     requests_per_second: float = default("requests_per_second")
+    alert_lag: float = default("alert_lag")  # health: lagging past this
+    alert_after: int = default("alert_after")  # health: failing after this many failed cycles
     globus: JobGlobus = JobGlobus()
     cleanup: JobCleanup = JobCleanup()
     actions: JobActions = JobActions()
-    health: JobHealth = JobHealth()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +110,8 @@ NO_ALERTS = AlertSettings()
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """The whole file: its jobs and its top-level tables."""
+
     path: Path
     jobs: tuple[Job, ...]
     globus: GlobusSettings

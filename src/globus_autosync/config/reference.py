@@ -24,7 +24,6 @@ _HEADINGS = {
     "cleanup": "Source cleanup (off unless delete_after or keep_free is set): a source file is\n"
     "deleted only once its copy is confirmed and verified at the destination, and it is\n"
     "unchanged since.",
-    "health": "Health: when the job counts as lagging, stopped or failing",
     "actions": 'Start the analysis when data is confirmed (see the README, "Actions")',
 }
 

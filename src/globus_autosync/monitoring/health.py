@@ -72,21 +72,21 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
     job_id = store.find_job(job.name) if store is not None else None
     if store is None or job_id is None:
         return Health(STOPPED, "it has never run", _RUN_IT, "stopped:never")
-    runs = db.recent_runs(store, job_id, job.health.alert_after)
+    runs = db.recent_runs(store, job_id, job.alert_after)
     if not runs:
         return Health(STOPPED, "it has never run", _RUN_IT, "stopped:never")
     last = runs[0]
     bad = (RESULT_ERROR, RESULT_UNAVAILABLE)
-    if len(runs) >= job.health.alert_after and all(r.result in bad for r in runs):
+    if len(runs) >= job.alert_after and all(r.result in bad for r in runs):
         return Health(
             FAILING,
             f"the last {len(runs)} cycles could not run: {last.summary}",
             "fix what the message says; the next cycle carries on by itself",
             "failing:cycles",
         )
-    many, example = db.stubborn_failures(store, job_id, job.health.alert_after)
+    many, example = db.stubborn_failures(store, job_id, job.alert_after)
     if many:
-        times = "once" if job.health.alert_after == 1 else f"{job.health.alert_after} times"
+        times = "once" if job.alert_after == 1 else f"{job.alert_after} times"
         return Health(
             FAILING,
             f"{many} file{'s' if many > 1 else ''} failed {times} or more (latest {example})",
@@ -100,10 +100,10 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
     good = db.last_good_run(store, job_id)
     # no good cycle for alert_lag: since the last good one, or since the job's first cycle
     since_good = now - (good if good is not None else db.first_run(store, job_id) or now)
-    if since_good > job.health.alert_lag:
+    if since_good > job.alert_lag:
         since = f"since {_when(good)} ({age(now - good)})" if good else "yet"
         reason = f"no cycle has run to its end {since}"
-        if last.result != "ok" and now - last.finished <= job.health.alert_lag:
+        if last.result != "ok" and now - last.finished <= job.alert_lag:
             reason += f"; the last one: {last.summary}"
         return Health(STOPPED, reason, _RUN_IT, "stopped:cycles")
     down = [c for c in db.collections(store, job.name) if c.problem]
@@ -120,11 +120,11 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
         )
     n = store.counts(job_id)
     lag = max(0.0, now - n.oldest_settled) if n.oldest_settled is not None else 0.0
-    if lag > job.health.alert_lag:
+    if lag > job.alert_lag:
         return Health(
             LAGGING,
             f"the oldest file ready to send has waited {age(lag)} "
-            f"(alert_lag {age(job.health.alert_lag)}); "
+            f"(alert_lag {age(job.alert_lag)}); "
             f"{n.queued} queued, {n.submitted} in flight, {n.failed} failed",
             "look at 'globus-autosync tasks' for a slow or stuck task, and at the destination",
             "lagging",
