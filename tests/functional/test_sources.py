@@ -5,6 +5,7 @@ walked whole against a store."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def test_both_sources_list_one_tree_alike(
     try:
         remote_source = make_source(job, transport)
         got = walk(remote_source, tmp_path / "remote")
-        local_job = job._replace(scan="local", source=gx.src)
+        local_job = replace(job, scan="local", source=gx.src)
         want = walk(make_source(local_job, None), tmp_path / "local")
         assert got == want
         assert set(files) <= set(got[0]) and "run_Sep2018/scratch.tmp" not in got[0]

@@ -39,15 +39,15 @@ def test_the_action_keys_and_their_defaults(tmp_path: Path) -> None:
         'command = ["/bin/true", "{manifest}"]\ndataset_marker = "*.done"\n'
     )
     job = _load(tmp_path, toml)
-    assert job.on_done == "dataset"
-    assert job.flow == FLOW
-    assert json.loads(job.flow_input) == {"kind": "xpcs", "n": 2}
-    assert job.command == ("/bin/true", "{manifest}")
-    assert job.command_timeout == 3600.0
-    assert job.dataset_quiet == 600.0
-    assert job.dataset_marker == "*.done"
+    assert job.actions.on_done == "dataset"
+    assert job.actions.flow == FLOW
+    assert json.loads(job.actions.flow_input) == {"kind": "xpcs", "n": 2}
+    assert job.actions.command == ("/bin/true", "{manifest}")
+    assert job.actions.command_timeout == 3600.0
+    assert job.actions.dataset_quiet == 600.0
+    assert job.actions.dataset_marker == "*.done"
     plain = _load(tmp_path, "")
-    assert plain.on_done is None and plain.flow is None
+    assert plain.actions.on_done is None and plain.actions.flow is None
 
 
 @pytest.mark.parametrize(

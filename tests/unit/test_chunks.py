@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -142,7 +142,7 @@ def test_a_new_file_under_a_name_cleanup_deleted_is_sent(flat: Flat) -> None:
     flat.cycle()
     flat.touch()
     flat.cycle()  # every chunk stored
-    job = flat.job._replace(delete_after=0.0, max_deletes=1)
+    job = replace(flat.job, cleanup=replace(flat.job.cleanup, delete_after=0.0, max_deletes=1))
     for _ in range(3):
         if flat.cycle(job).deleted:
             break
@@ -165,7 +165,7 @@ def test_digests_made_under_other_exclude_patterns_are_not_trusted(flat: Flat) -
     flat.touch()
     flat.cycle()  # every chunk vouched for, the one holding notes.tmp too (it is excluded)
     flat.touch()
-    summary = flat.cycle(flat.job._replace(exclude=()))
+    summary = flat.cycle(replace(flat.job, exclude=()))
     assert (summary.changed, summary.sent_files) == (1, 1)
     assert (flat.dest / "notes.tmp").read_bytes() == b"excluded"
 
@@ -232,7 +232,7 @@ def test_cleanup_in_a_large_directory_never_decodes_its_whole_listing(
         return real(blob)
 
     monkeypatch.setattr(codec, "decode", decode)
-    job = flat.job._replace(delete_after=0.0, max_deletes=5)
+    job = replace(flat.job, cleanup=replace(flat.job.cleanup, delete_after=0.0, max_deletes=5))
     flat.cycle(job)  # enrolls every file (decoding the listing once)
     decoded.clear()
     deleted = 0

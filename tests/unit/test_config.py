@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from globus_autosync.config import Config, Job, load, parse_duration
+from globus_autosync.config import (
+    AlertSettings,
+    Config,
+    GlobusSettings,
+    Job,
+    load,
+    parse_duration,
+    reference,
+)
+from globus_autosync.config.keys import KEYS
 from globus_autosync.errors import EXIT_USAGE, ConfigError
 
 UUID_A = "ddb59aef-6d04-11e5-ba46-22000b92c6ec"
@@ -35,9 +44,16 @@ MINIMAL = '[[job]]\nname = "det"\nsource = "/data/det"\ndestination = "/mnt/det"
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0s", 0), ("30s", 30), ("5m", 300), ("24h", 86400), ("2d", 172800), ("1.5h", 5400),
-     (" 10 s ", 10)],
-)  # fmt: skip
+    [
+        ("0s", 0),
+        ("30s", 30),
+        ("5m", 300),
+        ("24h", 86400),
+        ("2d", 172800),
+        ("1.5h", 5400),
+        (" 10 s ", 10),
+    ],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -71,8 +87,12 @@ def test_every_documented_key(tmp_path: Path) -> None:
     )
     (job,) = cfg.jobs
     assert (job.name, job.settle, job.exclude, job.symlinks, job.full_scan_every) == (
-        "a.b_c-1", 0.0, ("*.tmp", "raw/*"), "follow", 86400.0,
-    )  # fmt: skip
+        "a.b_c-1",
+        0.0,
+        ("*.tmp", "raw/*"),
+        "follow",
+        86400.0,
+    )
 
 
 def test_relative_paths_resolve_against_the_config_file(
@@ -81,9 +101,10 @@ def test_relative_paths_resolve_against_the_config_file(
     monkeypatch.chdir("/")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     cfg = _load(
-        tmp_path, '[[job]]\nname = "j"\nsource = "data/in"\ndestination = "../out"\n'
+        tmp_path,
+        '[[job]]\nname = "j"\nsource = "data/in"\ndestination = "../out"\n'
         '[[job]]\nname = "k"\nsource = "~/in"\ndestination = "/abs"\n',
-    )  # fmt: skip
+    )
     j, k = cfg.jobs
     assert j.source == tmp_path / "conf" / "data" / "in"
     assert Path(j.destination) == (tmp_path / "conf" / ".." / "out").absolute()
@@ -212,8 +233,10 @@ def test_health_and_alert_defaults(tmp_path: Path) -> None:
     )
     assert cfg.alerts.webhook == "https://hooks.example.org/x"
     assert (cfg.alerts.repeat_every, cfg.alerts.sender, cfg.jobs[0].alert_lag) == (
-        1800.0, "a@b.org", 7200.0,
-    )  # fmt: skip
+        1800.0,
+        "a@b.org",
+        7200.0,
+    )
 
 
 @pytest.mark.parametrize(
@@ -251,31 +274,47 @@ GLOBUS_JOB = (
 
 def test_cleanup_is_off_by_default(tmp_path: Path) -> None:
     (job,) = _load(tmp_path, MINIMAL).jobs
-    assert not job.cleanup
-    assert (job.delete_after, job.keep_free, job.max_deletes, job.delete_empty_dirs) == (
-        None, None, 10000, True,
-    )  # fmt: skip
+    c = job.cleanup
+    assert not c.enabled
+    assert (c.delete_after, c.keep_free, c.max_deletes, c.delete_empty_dirs) == (
+        None,
+        None,
+        10000,
+        True,
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "total", "wanted"),
-    [("20%", 1000, 200), ("0.5%", 10**6, 5000), ("500GB", 1, 500 * 10**9), ("2TB", 1, 2 * 10**12),
-     ("1.5TiB", 1, int(1.5 * 2**40)), ("4096", 1, 4096), ("10 MB", 1, 10**7), ("1kB", 1, 1000)],
-)  # fmt: skip
+    [
+        ("20%", 1000, 200),
+        ("0.5%", 10**6, 5000),
+        ("500GB", 1, 500 * 10**9),
+        ("2TB", 1, 2 * 10**12),
+        ("1.5TiB", 1, int(1.5 * 2**40)),
+        ("4096", 1, 4096),
+        ("10 MB", 1, 10**7),
+        ("1kB", 1, 1000),
+    ],
+)
 def test_keep_free(tmp_path: Path, text: str, total: int, wanted: int) -> None:
     (job,) = _load(tmp_path, MINIMAL + f'keep_free = "{text}"\n').jobs
-    assert job.cleanup and job.delete_after is None
-    assert job.keep_free is not None and job.keep_free.bytes_of(total) == wanted
+    assert job.cleanup.enabled and job.cleanup.delete_after is None
+    assert job.cleanup.keep_free is not None and job.cleanup.keep_free.bytes_of(total) == wanted
 
 
 def test_cleanup_keys(tmp_path: Path) -> None:
     text = MINIMAL + 'delete_after = "7d"\nmax_deletes = 50\ndelete_empty_dirs = false\n'
     (job,) = _load(tmp_path, text).jobs
-    assert (job.cleanup, job.delete_after, job.max_deletes, job.delete_empty_dirs) == (
-        True, 7 * 86400.0, 50, False,
-    )  # fmt: skip
+    c = job.cleanup
+    assert (c.enabled, c.delete_after, c.max_deletes, c.delete_empty_dirs) == (
+        True,
+        7 * 86400.0,
+        50,
+        False,
+    )
     (zero,) = _load(tmp_path, MINIMAL + 'delete_after = "0s"\n').jobs
-    assert zero.cleanup and zero.delete_after == 0.0
+    assert zero.cleanup.enabled and zero.cleanup.delete_after == 0.0
 
 
 @pytest.mark.parametrize(
@@ -308,10 +347,10 @@ def test_cleanup_errors(tmp_path: Path, text: str, words: list[str]) -> None:
 
 def test_globus_cleanup_with_a_verified_copy(tmp_path: Path) -> None:
     (job,) = _load(tmp_path, GLOBUS_JOB + 'delete_after = "1d"\n').jobs  # verify_checksum default
-    assert job.cleanup
+    assert job.cleanup.enabled
     text = GLOBUS_JOB + 'keep_free = "1TB"\nverify_checksum = false\nsync_level = "checksum"\n'
     (job,) = _load(tmp_path, text).jobs
-    assert job.keep_free is not None and job.keep_free.size == 10**12
+    assert job.cleanup.keep_free is not None and job.cleanup.keep_free.size == 10**12
 
 
 REMOTE = (
@@ -351,3 +390,44 @@ def test_remote_source_errors(tmp_path: Path, text: str, words: list[str]) -> No
     message = _error(tmp_path, text)
     for word in words:
         assert word in message, message
+
+
+# -- the table of keys ------------------------------------------------------------------------
+
+
+def test_every_key_has_a_one_line_meaning() -> None:
+    for key in KEYS:
+        assert key.meaning.strip() and "\n" not in key.meaning, key.name
+
+
+def test_the_records_hold_the_table_defaults() -> None:
+    job = Job(name="det", source=Path("/data/det"), destination="/mnt/det")
+    records = {"job": job, "alerts": AlertSettings(), "globus": GlobusSettings()}
+    for key in KEYS:
+        if key.required:
+            continue
+        holder = records[key.table]
+        if key.section:
+            holder = getattr(holder, key.section)
+        assert getattr(holder, key.field) == key.value, key.name
+
+
+def test_init_template_names_every_key_with_its_default(tmp_path: Path) -> None:
+    text = reference.template()
+    lines = text.splitlines()
+    for key in KEYS:
+        shown = key.default if key.default not in (None, [], {}) else key.example
+        assert shown is not None, key.name
+        line = f"{key.name} = {reference.toml_value(shown)}"
+        assert line in lines or f"# {line}" in lines, key.name
+    cfg = _load(tmp_path, text)
+    (job,) = cfg.jobs
+    assert job == Job(name="detector", source=Path("/data/detector"), destination=job.destination)
+    assert cfg.alerts == AlertSettings() and cfg.globus == GlobusSettings()
+
+
+def test_markdown_reference_lists_every_key() -> None:
+    text = reference.markdown()
+    for key in KEYS:
+        assert f"| `{key.name}` |" in text
+        assert key.meaning.replace("|", "\\|") in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from globus_autosync.config import Job
+from globus_autosync.config import Job, JobGlobus
 from globus_autosync.globus.client import Pace
 from globus_autosync.sources.base import SKIPPED_SPECIAL, SKIPPED_SYMLINK, Excluder
 from globus_autosync.sources.globus import INVALID_LINK, GlobusSource, classify, mtime_ns
@@ -103,8 +103,7 @@ def test_paging_ends_at_a_short_page_and_an_entry_shifted_across_pages_is_not_a_
         destination="/d",
         transport="globus",
         scan="globus",
-        source_collection=UUID_A,
-        destination_collection=UUID_B,
+        globus=JobGlobus(source_collection=UUID_A, destination_collection=UUID_B),
         requests_per_second=20,
     )
     client = _Client([f"f{i}" for i in range(5)], limit=2)

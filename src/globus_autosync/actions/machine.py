@@ -62,7 +62,7 @@ class Actions:
         job = ctx.job
         self.job, self.config, self.store, self.job_id = job, ctx.config, ctx.store, ctx.job_id
         self.rel, self.state_dir = ctx.tree.rel, ctx.state_dir
-        self.legs = (job.flow is not None, bool(job.command))
+        self.legs = (job.actions.flow is not None, bool(job.actions.command))
         self._runner: FlowRunner | None = None
         self.result = ActResult()
 
@@ -76,14 +76,14 @@ class Actions:
             )
             for f in done
         ]
-        per_batch = self.job.on_done == "batch"
-        return ActionRecord(files, per_batch, self.legs, self.job.dataset_marker, rel)
+        per_batch = self.job.actions.on_done == "batch"
+        return ActionRecord(files, per_batch, self.legs, self.job.actions.dataset_marker, rel)
 
     # -- act --------------------------------------------------------------------------------
     def run(self, should_stop: Callable[[], bool]) -> ActResult:
         now = time.time()
         for row in self.store.actions.collecting(self.job_id):
-            due = row.marker or now - row.changed >= self.job.dataset_quiet
+            due = row.marker or now - row.changed >= self.job.actions.dataset_quiet
             if due and row.dir is not None and not self.store.actions.dataset_blockers(row.dir, 1):
                 self.store.actions.finish_dataset(row.id, self.legs, now)
                 why = "its marker is confirmed" if row.marker else "it is quiet"
@@ -109,12 +109,16 @@ class Actions:
 
     def _move(self, row: ActionRow) -> None:
         # a missing login or consent stops the flows, not the commands; the run ends with it
-        if row.flow_state is not None and self.job.flow is not None and self.result.auth is None:
+        if (
+            row.flow_state is not None
+            and self.job.actions.flow is not None
+            and self.result.auth is None
+        ):
             try:
                 row = self._flow(row)
             except AuthError as err:
                 self.result.auth = err
-        if row.cmd_state is not None and self.job.command:
+        if row.cmd_state is not None and self.job.actions.command:
             row = self._command(row)
 
     def _backoff(self, row: ActionRow, message: str) -> None:
@@ -157,7 +161,9 @@ class Actions:
     def manifest(self, row: ActionRow, files: Sequence[ConfirmedFile]) -> dict[str, Any]:
         job = self.job
         globus = job.transport == "globus"
-        src_root = (job.source_collection_path or str(job.source)) if globus else str(job.source)
+        src_root = (
+            (job.globus.source_collection_path or str(job.source)) if globus else str(job.source)
+        )
         doc: dict[str, Any] = {
             "job": job.name,
             "kind": row.kind,
@@ -167,9 +173,12 @@ class Actions:
             "parts": row.parts,
             "batch": row.batch,
             "dataset": row.dataset,
-            "source": {"collection": job.source_collection if globus else None, "root": src_root},
+            "source": {
+                "collection": job.globus.source_collection if globus else None,
+                "root": src_root,
+            },
             "destination": {
-                "collection": job.destination_collection if globus else None,
+                "collection": job.globus.destination_collection if globus else None,
                 "root": job.destination,
             },
             "files": [],
@@ -188,7 +197,7 @@ class Actions:
         return doc
 
     def flow_body(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        body: dict[str, Any] = json.loads(self.job.flow_input)
+        body: dict[str, Any] = json.loads(self.job.actions.flow_input)
         body["autosync"] = manifest
         return body
 
@@ -310,7 +319,7 @@ class Actions:
             if ended.timed_out:
                 reason = (
                     f"the command was still running after command_timeout "
-                    f"({self.job.command_timeout:g} s) and was killed"
+                    f"({self.job.actions.command_timeout:g} s) and was killed"
                 )
             elif ended.error:
                 reason = f"the command failed: {ended.error}"
@@ -325,7 +334,7 @@ class Actions:
             commands.write_manifest(top, self.manifest(row, files))
             row = self.store.actions.update_leg(row.id, "cmd", STARTING, started=time.time())
             crashpoint("action-command-journaled")
-            pid = commands.start(top, self.job.command, self.job.command_timeout)
+            pid = commands.start(top, self.job.actions.command, self.job.actions.command_timeout)
         except OSError as err:
             self._backoff(row, f"cannot start the command: {err}")
             return row

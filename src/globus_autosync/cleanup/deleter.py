@@ -90,7 +90,7 @@ class Cleaner:
             job.name,
             self.root_str,
             job.destination.rstrip("/"),
-            job.destination_collection,
+            job.globus.destination_collection,
         )
         self.result = CleanupResult()
         self._warned = 0
@@ -98,7 +98,7 @@ class Cleaner:
     # -- the step ---------------------------------------------------------------------------
     def run(self) -> CleanupResult:
         """Delete what is due (the cycle calls ``recover`` first, before its walk)."""
-        if not self.job.cleanup:
+        if not self.job.cleanup.enabled:
             if self.store.cleanup.enrolled(self.job_id) is not None:
                 self.store.cleanup.off(self.job_id)
             return self.result
@@ -117,7 +117,7 @@ class Cleaner:
 
     def _pressure(self) -> int:
         """Bytes short of ``keep_free`` on the source's file system (0: none)."""
-        if self.job.keep_free is None:
+        if self.job.cleanup.keep_free is None:
             return 0
         try:
             free, total = free_space(self.root)
@@ -126,19 +126,25 @@ class Cleaner:
                 "%s: cannot learn the free space of %s: %s", self.job.name, self.root, err.strerror
             )
             return 0
-        return rules.shortfall(self.job.keep_free, free, total)
+        return rules.shortfall(self.job.cleanup.keep_free, free, total)
 
     def _delete_due(self) -> None:
         job = self.job
-        age_cut = self.now - job.delete_after if job.delete_after is not None else None
+        age_cut = (
+            self.now - job.cleanup.delete_after if job.cleanup.delete_after is not None else None
+        )
         need = self._pressure()
-        before = rules.due_before(self.now, job.delete_after, need)
+        before = rules.due_before(self.now, job.cleanup.delete_after, need)
         if before is None:
             return
         rows = self.store.cleanup.due(
-            self.job_id, before, self.now, job.max_deletes, actions=job.on_done is not None
+            self.job_id,
+            before,
+            self.now,
+            job.cleanup.max_deletes,
+            actions=job.actions.on_done is not None,
         )
-        chosen = rules.choose(rows, age_cut, need, job.max_deletes)
+        chosen = rules.choose(rows, age_cut, need, job.cleanup.max_deletes)
         for dir_id, cands in rules.by_dir(chosen).items():
             if need > 0:
                 need = self._pressure()
@@ -208,7 +214,7 @@ class Cleaner:
             crashpoint("cleanup-audited")
         self._resolve(group)
         crashpoint("cleanup-resolved")
-        if group.deleted and self.job.delete_empty_dirs:
+        if group.deleted and self.job.cleanup.delete_empty_dirs:
             self._remove_empty(dir_id, dir_mtime)
 
     def _plain_path(self, rel: str, folder: str) -> bool:

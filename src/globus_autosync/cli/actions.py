@@ -103,7 +103,7 @@ def retry_action(obj: Context, action_id: int) -> None:
 
 def command_check(job: Job) -> tuple[bool, str]:
     """The `check` line of a job's command: is its program there, and may it be run?"""
-    program = job.command[0]
+    program = job.actions.command[0]
     found = shutil.which(program, path=CLEAN_PATH) if "/" not in program else program
     if found is None or not os.access(found, os.X_OK) or os.path.isdir(found):
         where = "" if "/" in program else f" on the commands' PATH ({CLEAN_PATH})"
@@ -112,8 +112,8 @@ def command_check(job: Job) -> tuple[bool, str]:
             "give its full path in 'command'"
         )
     return True, (
-        f"{job.name}: command: {found} runs for each {job.on_done}, killed after "
-        f"{job.command_timeout:g} s"
+        f"{job.name}: command: {found} runs for each {job.actions.on_done}, killed after "
+        f"{job.actions.command_timeout:g} s"
     )
 
 

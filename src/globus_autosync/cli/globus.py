@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def _flows(cfg: config.Config) -> list[str]:
     """The flows the configured jobs start: `login` asks for the consent to start each."""
-    return sorted({job.flow for job in cfg.jobs if job.flow})
+    return sorted({job.actions.flow for job in cfg.jobs if job.actions.flow})
 
 
 def flow_check(job: config.Job, cfg: config.Config, state_dir: Path) -> tuple[bool, str]:
@@ -41,7 +41,9 @@ def _globus_collections(cfg: config.Config) -> list[str]:
     ids = []
     for job in cfg.jobs:
         if job.transport == "globus":
-            ids += [c for c in (job.source_collection, job.destination_collection) if c]
+            ids += [
+                c for c in (job.globus.source_collection, job.globus.destination_collection) if c
+            ]
     return ids
 
 

@@ -12,7 +12,7 @@ import click
 from globus_autosync.cli import actions as cli_actions
 from globus_autosync.cli import health as cli_health
 from globus_autosync.cli.context import Context, age, pass_ctx, readonly_store
-from globus_autosync.engine.summary import human_bytes
+from globus_autosync.config.units import human_bytes
 from globus_autosync.monitoring import status as report
 
 log = logging.getLogger("globus_autosync")

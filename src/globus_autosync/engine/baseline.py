@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from globus_autosync.config import Config, Job
+from globus_autosync.config.units import human_bytes
 from globus_autosync.engine.lock import JobLock
-from globus_autosync.engine.summary import human_bytes
 from globus_autosync.errors import TransportError
 from globus_autosync.model.plan import DirPlan
 from globus_autosync.sources import Source, make_source
@@ -102,7 +102,9 @@ def _baseline(
                     )
                 if before_ns is None:  # everything is known now: the next run need not walk it all
                     store.jobs.set_last_full_scan(job_id, started)
-                if job.cleanup:  # what baseline recorded becomes a candidate for cleanup too
+                if (
+                    job.cleanup.enabled
+                ):  # what baseline recorded becomes a candidate for cleanup too
                     store.cleanup.set_enrolled(job_id, None)
         finally:
             store.close()

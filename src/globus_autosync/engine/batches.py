@@ -12,8 +12,9 @@ import stat
 import time
 from typing import TYPE_CHECKING
 
+from globus_autosync.config.units import human_bytes
 from globus_autosync.engine.resolve import Resolution, resolve
-from globus_autosync.engine.summary import Summary, human_bytes
+from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import TransportError
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.sources.base import join
@@ -116,7 +117,7 @@ class Batches:
         decided = resolve(files, [i.relpath for i in items], report, now)
         self._log(batch, decided)
         self.skipped.update(decided.skipped)
-        enroll = self._enroll(decided.done) if ctx.job.cleanup else None
+        enroll = self._enroll(decided.done) if ctx.job.cleanup.enabled else None
         act = self.actions.action_record(decided.done) if self.actions else None
         ctx.store.batches.resolve(
             ctx.job_id,

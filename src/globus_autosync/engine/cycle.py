@@ -46,7 +46,7 @@ class Cycle:
         self.progress = progress
         self.summary = Summary(ctx.job.name, dry_run=ctx.dry_run)
         self.actions: Actions | None = None
-        if ctx.job.on_done and not ctx.dry_run:
+        if ctx.job.actions.on_done and not ctx.dry_run:
             # here: actions/ costs a run without actions 6 ms
             from globus_autosync.actions.machine import Actions
 
@@ -118,7 +118,7 @@ class Cycle:
         forget now that it is off, or deletions an interrupted run journaled."""
         ctx = self.ctx
         if not (
-            ctx.job.cleanup
+            ctx.job.cleanup.enabled
             or ctx.store.cleanup.enrolled(ctx.job_id) is not None
             or ctx.store.cleanup.interrupted(ctx.job_id)
         ):

@@ -46,7 +46,9 @@ class TransferSession:
 
     def __init__(self, job: Job, config: Config, state_dir: Path) -> None:
         self.job, self.config, self.state_dir = job, config, state_dir
-        self.collections = [c for c in (job.source_collection, job.destination_collection) if c]
+        self.collections = [
+            c for c in (job.globus.source_collection, job.globus.destination_collection) if c
+        ]
         self._app: globus_sdk.GlobusApp | None = None
         self._client: globus_sdk.TransferClient | None = None
 

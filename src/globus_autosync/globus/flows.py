@@ -51,8 +51,8 @@ class FlowRunner:
     """The flow of one job: its clients, made on first use."""
 
     def __init__(self, job: Job, config: Config, state_dir: Path) -> None:
-        assert job.flow is not None
-        self.job, self.config, self.state_dir, self.flow = job, config, state_dir, job.flow
+        assert job.actions.flow is not None
+        self.job, self.config, self.state_dir, self.flow = job, config, state_dir, job.actions.flow
         self._app: globus_sdk.GlobusApp | None = None
         self._specific: globus_sdk.SpecificFlowClient | None = None
         self._flows: globus_sdk.FlowsClient | None = None

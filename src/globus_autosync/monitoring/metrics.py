@@ -105,11 +105,11 @@ class StoreCollector(Collector):
                     duration.add_metric([job.name], took)
                 stuck = sum(1 for b in store.batches.unresolved(job_id) if b.reason)
                 waiting.add_metric([job.name], stuck)
-                if job.on_done:
+                if job.actions.on_done:
                     by_state = store.actions.counts(job_id)
                     for state in ACTION_STATES:
                         actions.add_metric([job.name, state], by_state.get(state, 0))
-                if job.cleanup:
+                if job.cleanup.enabled:
                     totals = store.cleanup.totals(job_id)
                     deleted_files.add_metric([job.name], totals.files)
                     deleted_bytes.add_metric([job.name], totals.bytes)

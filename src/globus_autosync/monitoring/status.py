@@ -95,7 +95,7 @@ def _cleanup(
     """Source cleanup of a job: what it deleted, what waits, the source's free space; None for
     a job without cleanup that never deleted anything."""
     totals = store.cleanup.totals(job_id) if store is not None and job_id is not None else None
-    if not job.cleanup and (totals is None or not totals.files):
+    if not job.cleanup.enabled and (totals is None or not totals.files):
         return None
     try:
         free, total = free_space(job.source)
@@ -108,7 +108,7 @@ def _cleanup(
             for d, name, reason in store.cleanup.failures(job_id)
         ]
     return {
-        "on": job.cleanup,
+        "on": job.cleanup.enabled,
         "deleted_files": totals.files if totals else 0,
         "deleted_bytes": totals.bytes if totals else 0,
         "last_deleted": _iso(totals.last) if totals else None,
@@ -116,7 +116,9 @@ def _cleanup(
         "failing": failures,
         "source_free_bytes": free,
         "source_total_bytes": total,
-        "keep_free_bytes": job.keep_free.bytes_of(total) if job.keep_free and total else None,
+        "keep_free_bytes": job.cleanup.keep_free.bytes_of(total)
+        if job.cleanup.keep_free and total
+        else None,
     }
 
 
@@ -161,7 +163,7 @@ def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
     the actions that failed or wait for someone; None for a job that never had any."""
     job_id = store.jobs.find(job.name) if store else None
     counts = store.actions.counts(job_id) if store is not None and job_id is not None else {}
-    if not job.on_done and not counts:
+    if not job.actions.on_done and not counts:
         return None
     out: dict[str, Any] = {
         state: counts.get(state, 0)

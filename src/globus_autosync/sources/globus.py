@@ -104,9 +104,9 @@ class GlobusSource:
     trust_mtime = False
 
     def __init__(self, job: Job, session: TransferSession) -> None:
-        assert job.source_collection
+        assert job.globus.source_collection
         self.job, self.session = job, session
-        self.collection = job.source_collection
+        self.collection = job.globus.source_collection
         self.root = str(job.source).rstrip("/") or "/"
         self.excluded = Excluder(job.exclude)
         self.follow = job.symlinks == "follow"

@@ -51,11 +51,11 @@ class GlobusTransport:
     synchronous = False
 
     def __init__(self, job: Job, config: Config, state_dir: Path) -> None:
-        assert job.source_collection and job.destination_collection
+        assert job.globus.source_collection and job.globus.destination_collection
         self.job, self.config, self.state_dir = job, config, state_dir
-        self.src, self.dst = job.source_collection, job.destination_collection
-        self.max_active = job.max_active_tasks
-        self.src_root = job.source_collection_path or str(job.source)
+        self.src, self.dst = job.globus.source_collection, job.globus.destination_collection
+        self.max_active = job.globus.max_active_tasks
+        self.src_root = job.globus.source_collection_path or str(job.source)
         self.session = TransferSession(job, config, state_dir)  # a Globus source lists with it
         self._made: set[str] = set()
         self.task_faults: dict[str, str] = {}  # task id -> a COLLECTION_FAULTS nice_status
@@ -81,21 +81,21 @@ class GlobusTransport:
         )
 
     def submit(self, submission_id: str, label: str, items: Sequence[Item]) -> str:
-        deadline = datetime.fromtimestamp(time.time() + self.job.task_deadline, UTC)
+        deadline = datetime.fromtimestamp(time.time() + self.job.globus.task_deadline, UTC)
         data = globus_sdk.TransferData(
             source_endpoint=self.src,
             destination_endpoint=self.dst,
             label=label,
             submission_id=submission_id,
-            sync_level=SYNC_LEVELS[self.job.sync_level],
-            verify_checksum=self.job.verify_checksum,
-            preserve_timestamp=self.job.preserve_timestamp,
+            sync_level=SYNC_LEVELS[self.job.globus.sync_level],
+            verify_checksum=self.job.globus.verify_checksum,
+            preserve_timestamp=self.job.globus.preserve_timestamp,
             skip_source_errors=True,
             fail_on_quota_errors=True,
             deadline=deadline.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
-            notify_on_succeeded=self.job.notify,
-            notify_on_failed=self.job.notify,
-            notify_on_inactive=self.job.notify,
+            notify_on_succeeded=self.job.globus.email_notifications,
+            notify_on_failed=self.job.globus.email_notifications,
+            notify_on_inactive=self.job.globus.email_notifications,
         )
         for item in items:
             data.add_item(self.src_path(item.relpath), self.dst_path(item.relpath))
@@ -115,7 +115,7 @@ class GlobusTransport:
             return TaskReport(True, outcomes, state=status)
         if status == "FAILED":
             return self._ended_badly(task_id, _task_failure(task))
-        if time.time() > submitted_at + self.job.task_deadline:
+        if time.time() > submitted_at + self.job.globus.task_deadline:
             return self._cancel(task_id, "past its deadline")
         if nice in FATAL_NICE_STATUS:
             details = task.get("nice_status_short_description") or nice
