@@ -381,12 +381,22 @@ def run_job(
             summary.would_send += [f"{d}/" for d in transport.dirs]
         else:
             with store.guard():
-                store.record_run(
-                    cycle.job_id, started, time.time(), summary.full, summary.result, summary.record
-                )
+                store.record_run(cycle.job_id, started, time.time(), summary.full,
+                                 summary.result, summary.record, source_free(job))  # fmt: skip
     if summary.action_error is not None:  # the files were sent; a flow waits for a consent
         raise summary.action_error
     return summary
+
+
+def source_free(job: Job) -> int | None:
+    """The source's free bytes for the status page's history (jobs with cleanup), or None."""
+    if not job.cleanup or job.scan == "globus":
+        return None
+    try:
+        st = os.statvfs(job.source)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 @dataclass

@@ -23,7 +23,7 @@ from types import FrameType
 
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
-from globus_autosync.engine.cycle import Cycle
+from globus_autosync.engine.cycle import Cycle, source_free
 from globus_autosync.engine.lock import JobLock
 from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import AuthError, AutosyncError, LockHeld, os_error
@@ -141,7 +141,7 @@ class Watcher:
                               config=self.config, notices=state.notices)  # fmt: skip
                 summary = cycle.run(full=False)
                 self.store.record_run(cycle.job_id, started, time.time(), summary.full,
-                                      summary.result, summary.record)  # fmt: skip
+                                      summary.result, summary.record, source_free(job))  # fmt: skip
                 due = self.store.next_due(cycle.job_id, job.settle, job.batch_window,
                                           cycle.source.trust_mtime)  # fmt: skip
         except LockHeld as err:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from globus_autosync.errors import StoreError
 from globus_autosync.model.plan import QUEUED, SUBMITTED, WORK_STATES, DirPlan, Pending
-from globus_autosync.store import codec, schema
+from globus_autosync.store import codec, history, schema
 from globus_autosync.store.actions import ActionQueries, ActionRow
 from globus_autosync.store.cleanup import Candidate, CleanupQueries, CleanupTotals, Enrolled
 
@@ -469,9 +469,18 @@ class Store(CleanupQueries, ActionQueries):
 
     # -- runs and reporting ---------------------------------------------------------------
     def record_run(
-        self, job: int, started: float, finished: float, full: bool, result: str, summary: str
+        self,
+        job: int,
+        started: float,
+        finished: float,
+        full: bool,
+        result: str,
+        summary: str,
+        free_bytes: int | None = None,
     ) -> None:
+        """A cycle's run, and (at most every 5 minutes) a row of the page's history."""
         with self.tx():
+            history.note(self, job, finished, free_bytes)
             self.conn.execute(
                 "INSERT INTO runs (job, started, finished, full, result, summary) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
