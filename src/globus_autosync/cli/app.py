@@ -37,6 +37,7 @@ COMMANDS = {
     "login": "globus", "logout": "globus", "whoami": "globus",
     "alert-test": "health",
     "retry-action": "actions",
+    "serve": "serve",
 }  # fmt: skip
 
 
