@@ -148,13 +148,14 @@ class App:
         cfg = self.config()
         cards = self._read(lambda s: views.cards(s, cfg))
         name = "_cards.html" if "fragment" in query else "index.html"
-        html = self.env.get_template(name).render(cards=cards, now=_now(), title="globus-autosync")
+        html = self.env.get_template(name).render(cards=cards, now=_now(), root="",
+                                                  title="globus-autosync")  # fmt: skip
         return Response(200, HTML, html.encode())
 
     def _job_page(self, job: Job, query: dict[str, list[str]]) -> Response:
         page = self._read(lambda s: views.job_page(s, job))
         name = "_job.html" if "fragment" in query else "job.html"
-        html = self.env.get_template(name).render(c=page, now=_now(), title=job.name)
+        html = self.env.get_template(name).render(c=page, now=_now(), root="../", title=job.name)
         return Response(200, HTML, html.encode())
 
     def _static(self, name: str) -> Response:
