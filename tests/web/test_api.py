@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
+
+import pytest
 
 from ..functional.helpers import CliEnv, job_toml
 from .conftest import Http
@@ -119,3 +122,38 @@ def test_a_port_in_use_is_one_line_and_exit_2(env: CliEnv, server: Callable[...,
     assert "cannot serve http" in res.stderr and "Traceback" not in res.stderr
     res = env.cli("serve", "--http", "localhost:http", code=2)
     assert "ADDRESS:PORT" in res.stderr
+
+
+@pytest.mark.parametrize("health", ["ok", "lagging", "waiting", "failing", "stopped"])
+def test_healthz_code_for_each_health(
+    env: CliEnv, server: Callable[..., Http], health: str
+) -> None:
+    """Each health, made in the store as cycles would leave it: 200 only for ok; the body is
+    what `status --check` says."""
+    env.configure(env.job(alert_after=1))
+    env.write("a.dat", "a")
+    env.run()
+    now = time.time()
+    with env.db() as db:
+        if health == "lagging":  # a settled file queued two hours ago (alert_lag: 1 h)
+            db.execute(
+                "INSERT INTO files (dir, name, job, size, mtime_ns, state, since, queued_at) "
+                "SELECT id, 'late.dat', job, 1, 0, 'queued', ?, ? FROM dirs LIMIT 1",
+                (now - 7200, now - 7200),
+            )
+        elif health in ("waiting", "failing"):  # the last cycle stopped on a login, or failed
+            result = "waiting" if health == "waiting" else "error"
+            db.execute(
+                "INSERT INTO runs (job, started, finished, full, result, summary) "
+                "VALUES (1, ?, ?, 0, ?, 'run globus-autosync login')",
+                (now, now, result),
+            )
+        elif health == "stopped":  # no cycle ran to its end for two hours
+            db.execute("UPDATE runs SET started = started - 7200, finished = finished - 7200")
+        db.commit()
+    http = server("serve")
+    status, _, body = http.get("/healthz")
+    check = env.cli("status", "--check", code=None).stdout
+    assert f"detector: {health.upper()}" in check
+    assert (status, body.decode()) == (200 if health == "ok" else 503, check)
+    assert http.json("/api/v1/status")["jobs"][0]["health"]["state"] == health
