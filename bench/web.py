@@ -146,6 +146,7 @@ def main() -> None:
         ms = median_ms(cli, args.repeat)
         print(f"{'globus-autosync status --json (process)':44} {ms:10.1f}")
         quiet_cycle_cost(state, args.repeat)
+        serving_cost(cfg, state, args.repeat)
     finally:
         if args.state is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -168,6 +169,49 @@ def quiet_cycle_cost(state: Path, repeat: int) -> None:
     store.conn.execute("DELETE FROM history WHERE job=? AND at > ?", (job, now - 3600))
     store.close()
     print(f"\nrecord_run, history row not due: {plain:.2f} ms; adding a row: {adding:.2f} ms")
+
+
+def serving_cost(cfg: config.Config, state: Path, repeat: int) -> None:
+    """Quiet cycles (``run_job``, no change in the tree) back to back, in blocks that alternate
+    between alone and while a thread of the same process (as in ``watch --http``) renders the
+    page's fragment once a second (five times what one open page asks: it refreshes every 5 s);
+    the total time of each kind, mean per cycle (a render lands on some cycles only)."""
+    import threading
+
+    from globus_autosync.engine.cycle import run_job
+
+    job = cfg.jobs[0]
+    app = App(lambda: cfg, state)
+    busy = threading.Event()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.wait(1.0):
+            if busy.is_set():
+                app.handle("/?fragment=1")
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    totals = {False: 0.0, True: 0.0}
+    count = {False: 0, True: 0}
+    run_job(job, cfg, state)  # warm
+    try:
+        for block in range(2 * max(repeat, 5)):
+            serving = block % 2 == 1
+            busy.set() if serving else busy.clear()
+            t = time.perf_counter()
+            end = t + 3.0  # a block: 3 s of cycles
+            while time.perf_counter() < end:
+                run_job(job, cfg, state)
+                count[serving] += 1
+            totals[serving] += time.perf_counter() - t
+    finally:
+        stop.set()
+        thread.join()
+    alone, served = (totals[k] / count[k] * 1000 for k in (False, True))
+    print(f"quiet cycle alone: {alone:.1f} ms ({count[False]} cycles); while the page is served "
+          f"once a second: {served:.1f} ms ({count[True]} cycles, "
+          f"{100 * (served - alone) / alone:+.1f} %)")  # fmt: skip
 
 
 if __name__ == "__main__":
