@@ -66,9 +66,12 @@ def line(
     the largest value."""
     if not samples:
         return Chart(title, [], "", [], start, end, True)
-    top = max(v for _, v in samples) or 1.0
+    most = max(v for _, v in samples)
+    top = most or 1.0
     span = max(1.0, until - since)
     pts, dots = [], []
+    if samples[-1][0] < until:  # the last value holds until now (one sample: a flat line)
+        samples = [*samples, (until, samples[-1][1])]
     for at, v in samples:
         x = round(WIDTH * (at - since) / span, 1)
         y = round(HEIGHT - (HEIGHT - TOP) * v / top, 1)
@@ -76,7 +79,7 @@ def line(
         dots.append(Bar(x, y, 0, 0, f"{label(at)}: {fmt(v)}"))
     if len(dots) > 200:  # tooltips for a readable few only
         dots = dots[:: len(dots) // 100 + 1]
-    return Chart(f"{title} (most {fmt(top)})", [], " ".join(pts), dots, start, end, False)
+    return Chart(f"{title} (most {fmt(most)})", [], " ".join(pts), dots, start, end, False)
 
 
 def thin(
