@@ -38,6 +38,7 @@ COMMANDS = {
     "login": "globus", "logout": "globus", "whoami": "globus",
     "alert-test": "health",
     "retry-action": "actions",
+    "serve": "serve",
 }  # fmt: skip
 
 

@@ -242,9 +242,19 @@ def run(
     metavar="ADDR",
     help="Address the metrics server listens on.",
 )
+@click.option(
+    "--http",
+    "http_address",
+    metavar="ADDRESS:PORT",
+    help="Serve the status page, /api/v1 and /metrics here too (e.g. 127.0.0.1:8470).",
+)
 @pass_ctx
 def watch(
-    obj: Context, job_name: str | None, metrics_port: int | None, metrics_address: str
+    obj: Context,
+    job_name: str | None,
+    metrics_port: int | None,
+    metrics_address: str,
+    http_address: str | None,
 ) -> None:
     """Run as a service: a cycle of every job every `interval`, until SIGTERM (SIGHUP reloads)."""
     from globus_autosync.engine.watch import Watcher
@@ -262,6 +272,12 @@ def watch(
                 f"cannot serve metrics on port {metrics_port}: {err.strerror}; choose another"
             ) from None
         log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
+    if http_address is not None:
+        from globus_autosync.web import app as web
+
+        host, port = web.parse_address(http_address)
+        web.start(host, port, lambda: watcher.config, obj.state_dir)
+        log.info("status page on http://%s:%d/", host, port)
     watcher.run()
 
 

@@ -6,6 +6,7 @@ job's health and alerts. ``run`` calls it for each job in turn, ``watch`` when a
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -121,6 +122,7 @@ def _step(
                         summary.full,
                         summary.result,
                         summary.record,
+                        source_free(job),
                     )
                     if options.due:
                         due = db.files.next_due(
@@ -145,6 +147,17 @@ def _record_failure(store: Store, job: Job, started: float, err: Exception) -> N
     with suppress(AutosyncError, sqlite3.Error), store.guard():
         job_id = store.jobs.ensure(job.name)
         store.cycles.record(job_id, started, time.time(), False, result, str(err))
+
+
+def source_free(job: Job) -> int | None:
+    """The source's free bytes for the status page's history (jobs with cleanup), or None."""
+    if not job.cleanup.enabled or job.scan == "globus":
+        return None
+    try:
+        st = os.statvfs(job.source)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def _alerts(config: Config, state_dir: Path, job: Job, store: Store | None) -> None:

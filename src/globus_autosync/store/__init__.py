@@ -34,6 +34,7 @@ from globus_autosync.store.connection import (
 from globus_autosync.store.cycles import CycleLog, CycleRow
 from globus_autosync.store.dirs import Directories, DirRow, RawState
 from globus_autosync.store.files import QueuedFile, WorkFiles
+from globus_autosync.store.history import History
 from globus_autosync.store.jobs import Counts, Jobs
 
 __all__ = [
@@ -69,7 +70,8 @@ class Store(Connection):
         self.jobs = Jobs(self)
         self.files = WorkFiles(self)
         self.dirs = Directories(self, self.files)
-        self.cycles = CycleLog(self)
+        self.history = History(self, self.jobs)
+        self.cycles = CycleLog(self, self.history)
         self.cleanup = CleanupCandidates(self, self.dirs, self.files)
         self.actions = ActionJournal(self)
         self.batches = Batches(self, self.dirs, self.files, self.cleanup, self.actions)

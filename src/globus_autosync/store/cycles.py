@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from globus_autosync.store.connection import Connection
+from globus_autosync.store.history import History
 
 GOOD_RESULTS = ("ok", "partial")  # a cycle that ran to its end (some files may have failed)
 
@@ -19,14 +20,24 @@ class CycleRow(NamedTuple):
 class CycleLog:
     """Every statement about the cycles a job ran."""
 
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Connection, history: History) -> None:
         self.db = db
         self.conn = db.conn
+        self.history = history
 
     def record(
-        self, job: int, started: float, finished: float, full: bool, result: str, summary: str
+        self,
+        job: int,
+        started: float,
+        finished: float,
+        full: bool,
+        result: str,
+        summary: str,
+        free_bytes: int | None = None,
     ) -> None:
+        """A cycle's record, and (at most every 5 minutes) a row of the page's history."""
         with self.db.tx():
+            self.history.note(job, finished, free_bytes)
             self.conn.execute(
                 "INSERT INTO runs (job, started, finished, full, result, summary) "
                 "VALUES (?, ?, ?, ?, ?, ?)",

@@ -13,7 +13,7 @@ from globus_autosync.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-VERSION = 6
+VERSION = 7
 READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
 
 # Source cleanup (version 3). `cleanup` holds the confirmed files of jobs with cleanup on, so
@@ -121,14 +121,32 @@ CREATE TABLE IF NOT EXISTS action_files (
 CREATE INDEX IF NOT EXISTS action_files_file ON action_files (dir, name);
 """
 
+# History for the status page's pictures (issue 23, version 7): at most a row per job per 5
+# minutes, written with a cycle's run (store/history.py), pruned after 30 days.
+HISTORY = """
+CREATE TABLE IF NOT EXISTS history (
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    at REAL NOT NULL,
+    confirmed_files INTEGER NOT NULL,        -- the job's confirmed files then (status: done)
+    confirmed_bytes INTEGER NOT NULL,
+    lag REAL NOT NULL,                       -- age of the oldest settled file not done
+    free_bytes INTEGER,                      -- the source's free space (jobs with cleanup)
+    queued INTEGER NOT NULL DEFAULT 0,
+    in_flight INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS history_job_at ON history (job, at);
+"""
+
 # the statements that upgrade a database from version n to n + 1 (6: the runs of a large
-# directory's confirmed names)
+# directory's confirmed names; 7: the status page's history)
 UPGRADES = {
     1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
     2: CLEANUP,
     3: HEALTH_TABLES,
     4: ACTIONS,
     5: "ALTER TABLE dirs ADD COLUMN chunks BLOB; ALTER TABLE dirs ADD COLUMN forgotten BLOB;",
+    6: HISTORY,
 }
 
 SCHEMA = (
@@ -198,6 +216,7 @@ CREATE TABLE IF NOT EXISTS runs (
     + CLEANUP
     + HEALTH_TABLES
     + ACTIONS
+    + HISTORY
 )
 
 

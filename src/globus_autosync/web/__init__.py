@@ -1,0 +1,4 @@
+"""The status page, its JSON API and /metrics on one port (``serve``, ``watch --http``): read-only,
+from the state database, with nothing loaded from another origin."""
+
+from __future__ import annotations
