@@ -38,8 +38,8 @@ LAYERS: dict[str, int] = {
     "actions": 7,
     "monitoring": 8,
     "engine": 9,
-    "cli": 10,
-    "web": 11,
+    "web": 10,  # the status page: cli's `serve` and `watch --http` start it
+    "cli": 11,
     "__main__": 12,
 }
 ROOT_MODULES = {"__init__.py", "__main__.py", "config.py", "errors.py"}

@@ -41,8 +41,13 @@ CSP = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
-_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-          ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}  # fmt: skip
+_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
 HTML, TEXT, JSON = "text/html; charset=utf-8", "text/plain; charset=utf-8", "application/json"
 
 
@@ -75,8 +80,12 @@ class App:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(bytes=views.human_bytes, age=health.age, count=views._count,
-                                quote=lambda s: quote(str(s), safe=""))  # fmt: skip
+        self.env.filters.update(
+            bytes=views.human_bytes,
+            age=health.age,
+            count=views._count,
+            quote=lambda s: quote(str(s), safe=""),
+        )
         self.env.globals.update(refresh=REFRESH_SECONDS)
         self.static = {
             f.name: f.read_bytes()
@@ -95,16 +104,19 @@ class App:
             return Response(200, CONTENT_TYPE_LATEST, generate_latest(self.metrics))
         parts = path.strip("/").split("/")
         routes: dict[str, Callable[[], Response]] = {
-            "": lambda: self._page(query), "healthz": self._healthz,
+            "": lambda: self._page(query),
+            "healthz": self._healthz,
             "api/v1/status": self._status,
-        }  # fmt: skip
+        }
         if path.strip("/") in routes:
             return routes[path.strip("/")]()
         if len(parts) == 2 and parts[0] == "jobs":
             return self._with_job(parts[1], lambda job: self._job_page(job, query))
-        if len(parts) == 5 and parts[:3] == ["api", "v1", "jobs"] and parts[4] in (
-            "batches", "actions"
-        ):  # fmt: skip
+        if (
+            len(parts) == 5
+            and parts[:3] == ["api", "v1", "jobs"]
+            and parts[4] in ("batches", "actions")
+        ):
             return self._with_job(parts[3], lambda job: self._tasks(job, parts[4], query))
         return _error(404, f"nothing at {path}")
 
@@ -148,8 +160,9 @@ class App:
         cfg = self.config()
         cards = self._read(lambda s: views.cards(s, cfg))
         name = "_cards.html" if "fragment" in query else "index.html"
-        html = self.env.get_template(name).render(cards=cards, now=_now(), root="",
-                                                  title="globus-autosync")  # fmt: skip
+        html = self.env.get_template(name).render(
+            cards=cards, now=_now(), root="", title="globus-autosync"
+        )
         return Response(200, HTML, html.encode())
 
     def _job_page(self, job: Job, query: dict[str, list[str]]) -> Response:
@@ -193,8 +206,9 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(head=True)
 
     def _refuse(self) -> None:
-        self._send(_error(405, "read-only: GET and HEAD only"), head=False,
-                   extra={"Allow": "GET, HEAD"})  # fmt: skip
+        self._send(
+            _error(405, "read-only: GET and HEAD only"), head=False, extra={"Allow": "GET, HEAD"}
+        )
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
 
@@ -209,11 +223,15 @@ class Handler(BaseHTTPRequestHandler):
     def _send(self, r: Response, head: bool, extra: dict[str, str] | None = None) -> None:
         self.send_response(r.status)
         headers = {
-            "Content-Type": r.content_type, "Content-Length": str(len(r.body)),
-            "Cache-Control": r.cache, "Content-Security-Policy": CSP,
-            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-            "X-Frame-Options": "DENY", **(extra or {}),
-        }  # fmt: skip
+            "Content-Type": r.content_type,
+            "Content-Length": str(len(r.body)),
+            "Cache-Control": r.cache,
+            "Content-Security-Policy": CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY",
+            **(extra or {}),
+        }
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()

@@ -47,8 +47,15 @@ def bars(
         h = (HEIGHT - TOP) * v / top if top else 0.0
         if v and h < 1:
             h = 1.0  # a slot with something shows, however small
-        out.append(Bar(round(i * step + 1, 1), round(HEIGHT - h, 1), round(step - 2, 1),
-                       round(h, 1), tips[i]))  # fmt: skip
+        out.append(
+            Bar(
+                round(i * step + 1, 1),
+                round(HEIGHT - h, 1),
+                round(step - 2, 1),
+                round(h, 1),
+                tips[i],
+            )
+        )
     return Chart(f"{title} (most {fmt(top)})", out, "", [], start, end, not top)
 
 

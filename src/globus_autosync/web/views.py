@@ -99,14 +99,23 @@ def _pictures(store: Store, job_id: int, job: Job, now: float) -> list[charts.Ch
         return f"{when}: {f} files, {human_bytes(b)}"
 
     out = [
-        charts.bars("files confirmed per hour, last 24 h",
-                    [by_hour.get(i, (0, 0))[0] for i in range(24)],
-                    [hour_tip(i) for i in range(24)], _count, "24 h ago", "now"),
-        charts.bars("files confirmed per day, last 7 days",
-                    [by_day.get(i, (0, 0))[0] for i in range(7)],
-                    [day_tip(i) for i in range(7)], _count,
-                    time.strftime("%a %d", time.localtime(day0 + 12 * HOUR)), "today"),
-    ]  # fmt: skip
+        charts.bars(
+            "files confirmed per hour, last 24 h",
+            [by_hour.get(i, (0, 0))[0] for i in range(24)],
+            [hour_tip(i) for i in range(24)],
+            _count,
+            "24 h ago",
+            "now",
+        ),
+        charts.bars(
+            "files confirmed per day, last 7 days",
+            [by_day.get(i, (0, 0))[0] for i in range(7)],
+            [day_tip(i) for i in range(7)],
+            _count,
+            time.strftime("%a %d", time.localtime(day0 + 12 * HOUR)),
+            "today",
+        ),
+    ]
     week = store.history.rows(job_id, now - 7 * DAY)
     lag_week = [(r.at, r.lag) for r in week]
     lag_day = [(at, v) for at, v in lag_week if at >= now - DAY]
@@ -114,15 +123,44 @@ def _pictures(store: Store, job_id: int, job: Job, now: float) -> list[charts.Ch
     def hhmm(at: float) -> str:
         return time.strftime("%a %H:%M", time.localtime(at))
 
-    out.append(charts.line("lag, last 24 h", charts.thin(lag_day, now - DAY, now, 288),
-                           now - DAY, now, health.age, hhmm, "24 h ago", "now"))  # fmt: skip
-    out.append(charts.line("lag, last 7 days", charts.thin(lag_week, now - 7 * DAY, now, 336),
-                           now - 7 * DAY, now, health.age, hhmm, "7 days ago", "now"))  # fmt: skip
+    out.append(
+        charts.line(
+            "lag, last 24 h",
+            charts.thin(lag_day, now - DAY, now, 288),
+            now - DAY,
+            now,
+            health.age,
+            hhmm,
+            "24 h ago",
+            "now",
+        )
+    )
+    out.append(
+        charts.line(
+            "lag, last 7 days",
+            charts.thin(lag_week, now - 7 * DAY, now, 336),
+            now - 7 * DAY,
+            now,
+            health.age,
+            hhmm,
+            "7 days ago",
+            "now",
+        )
+    )
     if job.cleanup.enabled:
         free = [(r.at, float(r.free_bytes)) for r in week if r.free_bytes is not None]
-        out.append(charts.line("source free space, last 7 days",
-                               charts.thin(free, now - 7 * DAY, now, 336), now - 7 * DAY, now,
-                               human_bytes, hhmm, "7 days ago", "now"))  # fmt: skip
+        out.append(
+            charts.line(
+                "source free space, last 7 days",
+                charts.thin(free, now - 7 * DAY, now, 336),
+                now - 7 * DAY,
+                now,
+                human_bytes,
+                hhmm,
+                "7 days ago",
+                "now",
+            )
+        )
     return out
 
 
