@@ -52,53 +52,6 @@ FMT_SKIP_TABLES = {
 }
 ISSUE_REF = re.compile(r"\bissues?\s*(?:#\s*)?\d+|\bgh-\d+\b", re.IGNORECASE)
 
-# What the branch this file was written on still breaks, module by module; the marks go as the
-# modules are fixed (strict=False: a fixed module passes quietly until its mark is removed).
-PENDING = "other branches of the layout work fix this"
-KNOWN: dict[str, set[str]] = {
-    "lines": {
-        "cleanup/cleaner.py",
-        "config.py",
-        "engine/cycle.py",
-        "store/__init__.py",
-        "store/codec.py",
-        "transports/globus.py",
-    },
-    "circle": {
-        "sources/__init__.py",
-        "sources/globus.py",
-        "sources/local/source.py",
-        "transports/globus.py",
-    },
-    "layers": {"config.py", "transports/globus.py"},
-    "folder_doc": {"sources/__init__.py", "store/__init__.py", "transports/__init__.py"},
-    "fmt_skip": {
-        "actions/commands.py",
-        "actions/machine.py",
-        "actions/supervise.py",
-        "cleanup/cleaner.py",
-        "cli/globus.py",
-        "config.py",
-        "engine/cycle.py",
-        "engine/summary.py",
-        "engine/watch.py",
-        "monitoring/endpoints.py",
-        "sources/globus.py",
-        "sources/local/inotify.py",
-        "sources/local/listwork.py",
-        "sources/local/source.py",
-        "sources/local/walk.py",
-        "store/__init__.py",
-        "store/actions.py",
-        "store/cleanup.py",
-        "store/codec.py",
-        "store/health.py",
-        "transports/globus.py",
-        "transports/local/transport.py",
-    },
-    "issue_refs": {"store/__init__.py", "store/health.py", "store/schema.py"},
-}
-
 
 @dataclass(frozen=True, slots=True)
 class ImportEdge:
@@ -188,12 +141,6 @@ def _show(dotted: str) -> str:
     return dotted.removeprefix(NAME + ".") if dotted != NAME else NAME
 
 
-def _params(check: str, items: list[str]) -> list[object]:
-    """The items, those of KNOWN[check] marked as expected to fail."""
-    mark = pytest.mark.xfail(strict=False, reason=f"{check}: {PENDING}")
-    return [pytest.param(item, marks=mark) if item in KNOWN[check] else item for item in items]
-
-
 def _fail(problems: list[str]) -> None:
     if problems:
         text = "\n".join(problems)
@@ -227,7 +174,7 @@ def _folders() -> list[str]:
     )
 
 
-@pytest.mark.parametrize("rel", _params("folder_doc", _folders()))
+@pytest.mark.parametrize("rel", _folders())
 def test_each_folder_says_what_it_is_and_what_it_may_import(rel: str) -> None:
     doc = ast.get_docstring(ast.parse((PKG / rel).read_text("utf-8"))) or ""
     problems = []
@@ -241,13 +188,13 @@ def test_each_folder_says_what_it_is_and_what_it_may_import(rel: str) -> None:
 # -- modules ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rel", _params("lines", module_files()))
+@pytest.mark.parametrize("rel", module_files())
 def test_no_module_over_400_lines(rel: str) -> None:
     count = len((PKG / rel).read_text("utf-8").splitlines())
     _fail([f"{rel}: {count} lines (at most {MAX_LINES})"] if count > MAX_LINES else [])
 
 
-@pytest.mark.parametrize("rel", _params("layers", module_files()))
+@pytest.mark.parametrize("rel", module_files())
 def test_imports_point_only_down(rel: str) -> None:
     here = _folder(_dotted(rel))
     problems = []
@@ -299,7 +246,7 @@ def _cycles() -> dict[str, list[str]]:
     return found
 
 
-@pytest.mark.parametrize("rel", _params("circle", module_files()))
+@pytest.mark.parametrize("rel", module_files())
 def test_no_import_circle(rel: str) -> None:
     here = _dotted(rel)
     circle = _cycles().get(here)
@@ -315,7 +262,7 @@ def test_no_import_circle(rel: str) -> None:
     _fail(problems)
 
 
-@pytest.mark.parametrize("rel", _params("fmt_skip", module_files()))
+@pytest.mark.parametrize("rel", module_files())
 def test_fmt_skip_only_for_aligned_tables(rel: str) -> None:
     problems = [
         f"{rel}:{n}: {line.strip()}"
@@ -325,7 +272,7 @@ def test_fmt_skip_only_for_aligned_tables(rel: str) -> None:
     _fail(problems)
 
 
-@pytest.mark.parametrize("rel", _params("issue_refs", module_files()))
+@pytest.mark.parametrize("rel", module_files())
 def test_no_issue_numbers_in_the_code(rel: str) -> None:
     problems = [
         f"{rel}:{n}: {line.strip()}"

@@ -1,5 +1,5 @@
-"""The state database: one SQLite file for every job; the only package that writes SQL. It
-imports only ``errors`` and ``model``.
+"""The state database: one SQLite file for every job; the only package that writes SQL.
+May import: errors, config, model; nothing above them.
 
 ``Store`` is the connection (``connection``) and one repository per family of tables:
 ``jobs``; ``dirs``, the directory trie and each directory's confirmed listing (encoded by

@@ -121,7 +121,7 @@ CREATE TABLE IF NOT EXISTS action_files (
 CREATE INDEX IF NOT EXISTS action_files_file ON action_files (dir, name);
 """
 
-# History for the status page's pictures (issue 23, version 7): at most a row per job per 5
+# History for the status page's pictures (version 7): at most a row per job per 5
 # minutes, written with a cycle's run (store/history.py), pruned after 30 days.
 HISTORY = """
 CREATE TABLE IF NOT EXISTS history (

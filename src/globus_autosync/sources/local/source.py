@@ -50,7 +50,16 @@ class LocalSource:
         *,
         plan: bool = True,
     ) -> Walked:
-        walker = Walker(self.job, tree.store, tree, apply, now, should_stop, progress, plan=plan,
-                        notices=self.notices)  # fmt: skip
+        walker = Walker(
+            self.job,
+            tree.store,
+            tree,
+            apply,
+            now,
+            should_stop,
+            progress,
+            plan=plan,
+            notices=self.notices,
+        )
         stats = walker.run(full)
         return Walked(stats, walker.stopped)

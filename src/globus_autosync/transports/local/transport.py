@@ -146,9 +146,15 @@ class LocalTransport:
         window = min(_WINDOW_FILES, os.sysconf("SC_OPEN_MAX") // 8)
         assert self._flusher is not None
         return Pipeline(
-            stage, self._place, filecopy.sync_filesystem, self._pool, self._flusher,
-            self.transfers, window, _WINDOW_BYTES,
-        )  # fmt: skip
+            stage,
+            self._place,
+            filecopy.sync_filesystem,
+            self._pool,
+            self._flusher,
+            self.transfers,
+            window,
+            _WINDOW_BYTES,
+        )
 
     def _map(self, fn: Callable[[_T], _R], args: Sequence[_T]) -> list[_R]:
         if self._pool is None or len(args) < 2:
