@@ -282,6 +282,20 @@ def test_no_issue_numbers_in_the_code(rel: str) -> None:
     _fail(problems)
 
 
+def test_type_names_are_unique_across_the_package() -> None:
+    """A class name says one thing: two classes of one name (a Task of the walk and one of the
+    transport) make a newcomer open both to know which is meant."""
+    where: dict[str, list[str]] = {}
+    for rel in module_files():
+        tree = ast.parse((PKG / rel).read_text("utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(f"{rel}:{node.lineno}")
+    _fail(
+        [f"class {name}: {', '.join(places)}" for name, places in where.items() if len(places) > 1]
+    )
+
+
 # -- the checks themselves ----------------------------------------------------------------------
 
 

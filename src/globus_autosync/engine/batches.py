@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 _LOG_EACH = 20  # per-file warnings per batch before they are summed up
 
 
-class Batches:
+class BatchRunner:
     """Sends the cycle's files in batches and follows them to their end."""
 
     def __init__(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from globus_autosync.engine.batches import Batches
+from globus_autosync.engine.batches import BatchRunner
 from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import AuthError
 from globus_autosync.model.plan import DirPlan
@@ -51,7 +51,7 @@ class Cycle:
             from globus_autosync.actions.machine import Actions
 
             self.actions = Actions(ctx)
-        self.batches = Batches(ctx, self.summary, self.actions, batch_window)
+        self.batches = BatchRunner(ctx, self.summary, self.actions, batch_window)
 
     def run(self, full: bool) -> Summary:
         ctx, summary = self.ctx, self.summary
