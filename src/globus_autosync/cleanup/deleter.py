@@ -25,6 +25,7 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,7 +81,7 @@ class Cleaner:
         self.job, self.store, self.tree, self.transport = job, ctx.store, ctx.tree, ctx.transport
         self.state_dir, self.now, self.dry_run = ctx.state_dir, ctx.now, ctx.dry_run
         self.job_id = ctx.job_id
-        self.unreadable: set[int] = set()  # directories this cycle could not list
+        self.unreadable: Set[int] = frozenset()  # directories this cycle could not list
         self.excluded = Excluder(job.exclude)
         self.root = Path(job.source)
         self.root_str = str(self.root).rstrip("/") or "/"
@@ -96,8 +97,10 @@ class Cleaner:
         self._warned = 0
 
     # -- the step ---------------------------------------------------------------------------
-    def run(self) -> CleanupResult:
-        """Delete what is due (the cycle calls ``recover`` first, before its walk)."""
+    def run(self, unreadable: Set[int] = frozenset()) -> CleanupResult:
+        """Delete what is due (the cycle calls ``recover`` first, before its walk); nothing under
+        a directory the cycle could not list (``unreadable``)."""
+        self.unreadable = unreadable
         if not self.job.cleanup.enabled:
             if self.store.cleanup.enrolled(self.job_id) is not None:
                 self.store.cleanup.off(self.job_id)

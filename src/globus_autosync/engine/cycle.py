@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import TYPE_CHECKING
 
 from globus_autosync.engine.batches import BatchRunner
@@ -92,8 +92,7 @@ class Cycle:
         # cleanup acts only on a cycle that saw the source and the destination whole (rule 4)
         whole = summary.problem is None and not walked.stopped and not ctx.should_stop()
         if cleaner is not None and whole:
-            cleaner.unreadable = stats.unreadable
-            self._clean(cleaner)
+            self._clean(cleaner, stats.unreadable)
         if not ctx.dry_run:  # a dry run's batches are never sent, so never in flight
             summary.in_flight = ctx.store.jobs.counts(ctx.job_id).submitted
         summary.seconds = time.monotonic() - started
@@ -128,8 +127,8 @@ class Cycle:
 
         return Cleaner(ctx)
 
-    def _clean(self, cleaner: Cleaner) -> None:
-        result = cleaner.run()
+    def _clean(self, cleaner: Cleaner, unreadable: Set[int]) -> None:
+        result = cleaner.run(unreadable)
         self.summary.deleted += result.deleted
         self.summary.deleted_bytes += result.bytes
         self.summary.delete_failed += result.failed
