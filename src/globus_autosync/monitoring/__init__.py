@@ -1,4 +1,5 @@
 """What the tool says about itself: health, alerts, metrics, collection state, status documents.
-May import: store, cleanup, transports.base, sources, model, errors, config; never engine or cli."""
+May import: cleanup, actions, sources, transports, globus, store, model, errors, config;
+never engine, web or cli."""
 
 from __future__ import annotations

@@ -14,11 +14,12 @@ from dataclasses import replace
 
 from globus_autosync.config import Job
 from globus_autosync.errors import AutosyncError
+from globus_autosync.globus.collections import CollectionDoc
 from globus_autosync.monitoring import health
 from globus_autosync.store import Store
 from globus_autosync.store import health as db
 from globus_autosync.transports import Transport
-from globus_autosync.transports.base import CollectionDoc, WatchesCollections
+from globus_autosync.transports.base import WatchesCollections
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ from globus_autosync.errors import AuthError, TransportError
 from globus_autosync.globus import auth as globus_auth
 from globus_autosync.globus import collections as globus_collections
 from globus_autosync.globus.client import TransferSession
+from globus_autosync.globus.collections import CollectionDoc
 from globus_autosync.globus.errors import ConsentNeeded, consent_message
 from globus_autosync.globus.listing import Unlistable, Vanished, list_entries, missing, unlistable
 from globus_autosync.transports.base import (
     DONE,
     SKIP,
     Check,
-    CollectionDoc,
     Copy,
     Item,
     Outcome,
