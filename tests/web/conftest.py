@@ -5,69 +5,22 @@ skip, except in CI (CI set), where its absence fails them (as tests/faults does)
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..functional.helpers import CliEnv, console_script
+from ..functional.helpers import CliEnv, console_script, free_port, wait_for
+from .helpers import Http
 
-WAIT = 30.0  # generous: these wait for an event, they do not time anything
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
          "--window-size=1280,1000"]  # fmt: skip
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Http:
-    """A server of the page on 127.0.0.1:port, and GETs of it."""
-
-    def __init__(self, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-
-    def get(self, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-        req = urllib.request.Request(self.base + path, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, dict(r.headers), r.read()
-        except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), err.read()
-
-    def json(self, path: str) -> Any:
-        status, _, body = self.get(path)
-        assert status == 200, (path, status, body)
-        return json.loads(body)
-
-    def up(self) -> bool:
-        try:
-            return self.get("/healthz")[0] in (200, 503)
-        except OSError:
-            return False
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from ..functional.helpers import CliEnv, job_toml
-from .conftest import Http
+from .helpers import Http
 
 
 def test_serve_beside_run_answers_what_status_and_tasks_say(

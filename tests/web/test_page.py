@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..functional.helpers import CliEnv, job_toml
-from .conftest import Http, wait_for
+from ..functional.helpers import CliEnv, job_toml, wait_for
+from .helpers import Http
 
 
 def two_jobs(env: CliEnv) -> None:
