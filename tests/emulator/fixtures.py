@@ -8,6 +8,7 @@ Import the fixtures into a conftest.py to use them elsewhere::
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import globus_sdk
 import pytest
+from globus_sdk.scopes import FlowsScopes
 from globus_sdk.transport import RetryConfig, RetryContext
 
 from .server import TransferEmulator
@@ -117,3 +119,46 @@ def globus_emulator(
 ) -> EmulatorHarness:
     """A started emulator (default settings) with collections SRC_COLLECTION/DST_COLLECTION."""
     return globus_emulator_factory()
+
+
+FLOW = "3a1f2e4d-5c6b-4a7e-8f9d-0e1f2a3b4c5d"  # a flow id of the tests' own
+
+
+def write(path: Path, data: bytes, mtime_ns: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+def submit(
+    tc: globus_sdk.TransferClient,
+    h: EmulatorHarness,
+    items: list[tuple[str, str]],
+    *,
+    recursive: bool = False,
+    **options: Any,
+) -> str:
+    tdata = globus_sdk.TransferData(h.src_id, h.dst_id, **options)
+    for source, destination in items:
+        tdata.add_item(source, destination, recursive=recursive)
+    return str(tc.submit_transfer(tdata)["task_id"])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def flows_clients(
+    h: EmulatorHarness,
+) -> tuple[globus_sdk.SpecificFlowClient, globus_sdk.FlowsClient]:
+    app = h.client_app()
+    retry = fast_retry_config()
+    specific = globus_sdk.SpecificFlowClient(FLOW, app=app, retry_config=retry)
+    flows = globus_sdk.FlowsClient(app=app, app_scopes=[FlowsScopes.run_status], retry_config=retry)
+    return specific, flows

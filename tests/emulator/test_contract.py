@@ -20,9 +20,14 @@ import pytest
 from globus_sdk.testing import get_response_set
 from globus_sdk.testing.models import ResponseList
 
-from tests.emulator.fixtures import EmulatorHarness, fast_retry_config
-from tests.emulator.test_emulator import submit, write
-from tests.emulator.test_unkind import FLOW, flows_clients
+from tests.emulator.fixtures import (
+    FLOW,
+    EmulatorHarness,
+    fast_retry_config,
+    flows_clients,
+    submit,
+    write,
+)
 
 RECORDED = Path(__file__).parent / "recorded"
 

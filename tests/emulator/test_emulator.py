@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import globus_sdk
 import pytest
@@ -20,40 +19,10 @@ from globus_sdk.gare import to_gare
 from globus_sdk.token_storage import MemoryTokenStorage, TokenStorageData
 
 from tests.emulator import TRANSFER_SCOPE, TransferEmulator, parse_scopes
-from tests.emulator.fixtures import EmulatorHarness
+from tests.emulator.fixtures import EmulatorHarness, submit, wait_for, write
 
 REPO = Path(__file__).resolve().parents[2]
 FIXED_MTIME_NS = 1_600_000_000_123_456_789
-
-
-def write(path: Path, data: bytes, mtime_ns: int | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    if mtime_ns is not None:
-        os.utime(path, ns=(mtime_ns, mtime_ns))
-    return path
-
-
-def submit(
-    tc: globus_sdk.TransferClient,
-    h: EmulatorHarness,
-    items: list[tuple[str, str]],
-    *,
-    recursive: bool = False,
-    **options: Any,
-) -> str:
-    tdata = globus_sdk.TransferData(h.src_id, h.dst_id, **options)
-    for source, destination in items:
-        tdata.add_item(source, destination, recursive=recursive)
-    return str(tc.submit_transfer(tdata)["task_id"])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- transfers

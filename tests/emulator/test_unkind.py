@@ -9,25 +9,20 @@ from collections.abc import Callable
 
 import globus_sdk
 import pytest
-from globus_sdk.scopes import FlowsScopes
 from globus_sdk.transport import RequestsTransport
 
 from tests.emulator._common import iso_time
-from tests.emulator.fixtures import EmulatorHarness, fast_retry_config
-from tests.emulator.test_emulator import submit, wait_for, write
+from tests.emulator.fixtures import (
+    FLOW,
+    EmulatorHarness,
+    fast_retry_config,
+    flows_clients,
+    submit,
+    wait_for,
+    write,
+)
 
-FLOW = "3a1f2e4d-5c6b-4a7e-8f9d-0e1f2a3b4c5d"
 HOUR = 3600.0
-
-
-def flows_clients(
-    h: EmulatorHarness,
-) -> tuple[globus_sdk.SpecificFlowClient, globus_sdk.FlowsClient]:
-    app = h.client_app()
-    retry = fast_retry_config()
-    specific = globus_sdk.SpecificFlowClient(FLOW, app=app, retry_config=retry)
-    flows = globus_sdk.FlowsClient(app=app, app_scopes=[FlowsScopes.run_status], retry_config=retry)
-    return specific, flows
 
 
 def in_hours(hours: float) -> str:
