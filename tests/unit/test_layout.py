@@ -296,6 +296,21 @@ def test_type_names_are_unique_across_the_package() -> None:
     )
 
 
+def test_no_test_module_imports_another_or_a_conftest() -> None:
+    """Shared test code lives in fixtures (conftest.py) and helper modules, never in a test
+    module or imported from a conftest: a test module stays free to change."""
+    tests = Path(__file__).resolve().parents[1]
+    problems = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+                last = [n.rpartition(".")[2] for n in names]
+                if any(n.startswith("test_") or n == "conftest" for n in last):
+                    problems.append(f"{path.relative_to(tests)}:{node.lineno}")
+    _fail(problems)
+
+
 # -- the checks themselves ----------------------------------------------------------------------
 
 
