@@ -4,6 +4,7 @@ build shows them all."""
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -79,3 +80,18 @@ def test_the_navigation_holds_every_page() -> None:
     pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
     pages |= {"reference/configuration.md", "reference/commands.md"}
     assert {page for page in pages if f": {page}" not in nav} == set()
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in _commands()])
+def test_help_fits_one_screen_with_an_example_and_the_docs_page(name: str) -> None:
+    command, ctx = next((c, x) for n, c, x in _commands() if n == name)
+    ctx.terminal_width = ctx.max_content_width = 80
+    text = command.get_help(ctx)
+    lines = text.splitlines()
+    assert len(lines) <= 40, f"{name} --help: {len(lines)} lines"
+    assert max(len(line) for line in lines) <= 80, f"{name} --help: wider than 80 columns"
+    assert re.search(r"Examples:\n +globus-autosync ", text), f"{name} --help: no example"
+    pages = re.findall(r"docs/[\w/.-]+\.md", text)
+    assert pages, f"{name} --help names no docs page"
+    for page in pages:
+        assert (ROOT / page).is_file() or page.startswith("docs/reference/"), page
