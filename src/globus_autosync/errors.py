@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Exit codes (documented in the README).
+# Exit codes (documented in docs/troubleshooting.md).
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the run finished, but some files failed or were skipped
 EXIT_USAGE = 2  # usage or configuration error

@@ -71,7 +71,17 @@ def actions_text(acts: list[dict[str, Any]]) -> None:
             click.echo(f"  {a['url']}")
 
 
-@click.command("retry-action")
+@click.command(
+    "retry-action",
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync tasks   # find the id\n"
+        "  globus-autosync retry-action 12\n"
+        "\n"
+        "More: docs/actions.md"
+    ),
+)
 @click.argument("action_id", metavar="ID", type=int)
 @click.pass_obj
 def retry_action(obj: Context, action_id: int) -> None:

@@ -58,7 +58,18 @@ class LazyGroup(click.Group):
         return next(c for c in commands if c.name == cmd_name)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync init && globus-autosync check && globus-autosync run\n"
+        "  globus-autosync -c examples/demo.toml --state-dir examples/demo-state run\n"
+        "\n"
+        "More: COMMAND --help; docs/index.md (docs/reference/commands.md)"
+    ),
+)
 @click.option(
     "-c",
     "--config",

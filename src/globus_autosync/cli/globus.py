@@ -47,7 +47,16 @@ def _globus_collections(cfg: config.Config) -> list[str]:
     return ids
 
 
-@click.command()
+@click.command(
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync login --no-browser\n"
+        "  globus-autosync login --collection <uuid>\n"
+        "\n"
+        "More: docs/globus.md"
+    )
+)
 @click.option("--no-browser", is_flag=True, help="Print a link and ask for the code it gives.")
 @click.option(
     "--collection",
@@ -100,7 +109,7 @@ def login(obj: Context, no_browser: bool, collections: tuple[str, ...]) -> None:
     click.echo(f"logged in; tokens kept in {obj.state_dir / globus_auth.TOKEN_FILE}")
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  globus-autosync logout\n\nMore: docs/globus.md")
 @click.pass_obj
 def logout(obj: Context) -> None:
     """Revoke the stored Globus tokens and delete them."""
@@ -111,7 +120,7 @@ def logout(obj: Context) -> None:
     click.echo("logged out: tokens revoked and deleted")
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  globus-autosync whoami\n\nMore: docs/globus.md")
 @click.pass_obj
 def whoami(obj: Context) -> None:
     """Show the Globus identity the tool acts as."""

@@ -53,7 +53,12 @@ def status_check(rows: list[dict[str, Any]]) -> None:
     sys.exit(health.worst([r["health"]["state"] for r in rows]))
 
 
-@click.command("alert-test")
+@click.command(
+    "alert-test",
+    epilog=(
+        "\b\nExamples:\n  globus-autosync alert-test\n\nMore: docs/operations.md#health-and-alerts"
+    ),
+)
 @click.pass_obj
 def alert_test(obj: Context) -> None:
     """Send a test message through every channel of [alerts] and say what happened."""

@@ -18,7 +18,16 @@ from globus_autosync.monitoring import status as report
 log = logging.getLogger("globus_autosync")
 
 
-@click.command()
+@click.command(
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync status\n"
+        "  globus-autosync status --check   # exit 0 ok, 1 lagging/waiting, 2 failing\n"
+        "\n"
+        "More: docs/operations.md#health-and-alerts"
+    )
+)
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
@@ -160,7 +169,15 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         table("failed and skipped files (newest first)", ["job", "state", "path", "why"], problems)
 
 
-@click.command()
+@click.command(
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync tasks --job detector --limit 5\n"
+        "\n"
+        "More: docs/operations.md"
+    )
+)
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @click.option(
     "--limit",

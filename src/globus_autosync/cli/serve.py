@@ -13,7 +13,15 @@ from globus_autosync.web import app as web
 log = logging.getLogger("globus_autosync")
 
 
-@click.command()
+@click.command(
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync serve --http 127.0.0.1:8470\n"
+        "\n"
+        "More: docs/operations.md#the-status-page"
+    )
+)
 @click.option(
     "--http",
     "address",

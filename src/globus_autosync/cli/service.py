@@ -26,12 +26,30 @@ def _self_command(obj: Context) -> str:
     )
 
 
-@click.group()
+@click.group(
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync service systemd > globus-autosync.service\n"
+        "  globus-autosync service cron\n"
+        "\n"
+        "More: docs/operations.md"
+    )
+)
 def service() -> None:
     """Print a systemd unit or a crontab line for this install."""
 
 
-@service.command("systemd")
+@service.command(
+    "systemd",
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync service systemd > globus-autosync.service\n"
+        "\n"
+        "More: docs/operations.md"
+    ),
+)
 @pass_ctx
 def service_systemd(obj: Context) -> None:
     """A systemd unit running `watch` (install it under ~/.config/systemd/user/)."""
@@ -59,7 +77,12 @@ WantedBy=default.target"""
     )
 
 
-@service.command("cron")
+@service.command(
+    "cron",
+    epilog=(
+        "\b\nExamples:\n  globus-autosync service cron >> my.crontab\n\nMore: docs/operations.md"
+    ),
+)
 @pass_ctx
 def service_cron(obj: Context) -> None:
     """A crontab line running `run` every five minutes (add it with `crontab -e`)."""

@@ -29,7 +29,16 @@ from globus_autosync.transports import make_transport
 log = logging.getLogger("globus_autosync")
 
 
-@click.command()
+@click.command(
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync init\n"
+        "  globus-autosync init /etc/globus-autosync.toml\n"
+        "\n"
+        "More: docs/getting-started.md, docs/reference/configuration.md"
+    )
+)
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @pass_ctx
 def init(obj: Context, path: Path | None) -> None:
@@ -49,7 +58,16 @@ def init(obj: Context, path: Path | None) -> None:
     click.echo(f"wrote {target}; edit it, then run: {APP} -c {target} check")
 
 
-@click.command()
+@click.command(
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync check\n"
+        "  globus-autosync -c job.toml check --job detector\n"
+        "\n"
+        "More: docs/troubleshooting.md"
+    )
+)
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @pass_ctx
 def check(obj: Context, job_name: str | None) -> None:
@@ -143,7 +161,16 @@ def _parse_time(text: str) -> int:
     return int(moment.timestamp() * 1_000_000_000)
 
 
-@click.command()
+@click.command(
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync baseline --before 2026-11-01T00:00\n"
+        "  globus-autosync baseline --job detector\n"
+        "\n"
+        "More: docs/getting-started.md"
+    )
+)
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @click.option(
     "--before",
@@ -174,7 +201,16 @@ def baseline(obj: Context, job_name: str | None, before: str | None) -> None:
     sys.exit(worst(codes))
 
 
-@click.command()
+@click.command(
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync run --dry-run\n"
+        "  globus-autosync --quiet run --job detector\n"
+        "\n"
+        "More: docs/concepts.md, docs/operations.md"
+    )
+)
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @click.option("--dry-run", is_flag=True, help="List what would be sent; change nothing.")
 @click.option(
@@ -229,7 +265,15 @@ def run(
     sys.exit(worst(codes))
 
 
-@click.command()
+@click.command(
+    epilog=(
+        "\b\n"
+        "Examples:\n"
+        "  globus-autosync watch --http 127.0.0.1:8470 --metrics-port 9108\n"
+        "\n"
+        "More: docs/operations.md"
+    )
+)
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
 @click.option(
     "--metrics-port",

@@ -16,15 +16,15 @@ _HEADER = """\
 """
 _TITLES = {G: "[globus]", A: "[alerts]", J: "[[job]]"}
 _HEADINGS = {
-    "[globus]": "[globus]: the Globus app used by 'globus-autosync login' (see the README)",
+    "[globus]": "[globus]: the Globus app used by 'globus-autosync login' (see docs/globus.md)",
     "[alerts]": "[alerts]: where a message goes when a job's health leaves ok and when it returns\n"
     "(test them: globus-autosync alert-test)",
     "[[job]]": "[[job]]: a directory to send, its walk and its batches",
-    "globus": "Globus (transport = \"globus\"; see the README for 'globus-autosync login')",
+    "globus": "Globus (transport = \"globus\"; see docs/globus.md for 'globus-autosync login')",
     "cleanup": "Source cleanup (off unless delete_after or keep_free is set): a source file is\n"
     "deleted only once its copy is confirmed and verified at the destination, and it is\n"
     "unchanged since.",
-    "actions": 'Start the analysis when data is confirmed (see the README, "Actions")',
+    "actions": "Start the analysis when data is confirmed (see docs/actions.md)",
 }
 
 

@@ -152,7 +152,7 @@ def make_app(
     if not user_cid:
         raise ConfigError(
             f"{config.path}: [globus], key 'client_id': needed for a Globus job; register a "
-            f"native app (see the README) or set {ENV_ID} and {ENV_SECRET} for a service account"
+            f"native app (docs/globus.md) or set {ENV_ID} and {ENV_SECRET} for a service account"
         )
     # a person's login also grants what `whoami` asks Auth for (an AuthClient requires these)
     scopes[AuthScopes.resource_server] = [AuthScopes.openid, AuthScopes.profile, AuthScopes.email]
