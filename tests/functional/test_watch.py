@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -148,6 +149,28 @@ def test_metrics_endpoint_answers_with_the_series(
     assert 'globus_autosync_lag_seconds{job="detector"}' in text
     assert 'globus_autosync_last_success_timestamp_seconds{job="detector"}' in text
     assert 'globus_autosync_cycle_duration_seconds{job="detector"}' in text
+
+
+def test_the_metrics_server_listens_on_this_machine_only_by_default(
+    env: CliEnv, watcher: Callable[..., subprocess.Popen[str]]
+) -> None:
+    env.configure(fast_job())
+    port = free_port()
+    watcher("--metrics-port", str(port))
+    wait_for("a cycle", lambda: env.status()["last_run"] is not None)
+
+    def listening() -> set[str]:  # local addresses of the sockets listening on the port
+        found = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(FileNotFoundError), open(table) as fh:
+                for line in list(fh)[1:]:
+                    local, state = line.split()[1], line.split()[3]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        found.add(local.rsplit(":", 1)[0])
+        return found
+
+    wait_for("the metrics server", lambda: bool(listening()))
+    assert listening() == {"0100007F"}  # 127.0.0.1, not 0.0.0.0 (00000000) nor ::
 
 
 def test_run_writes_a_metrics_textfile(env: CliEnv) -> None:

@@ -283,10 +283,10 @@ def run(
 )
 @click.option(
     "--metrics-address",
-    default="0.0.0.0",
+    default="127.0.0.1",
     show_default=True,
     metavar="ADDR",
-    help="Address the metrics server listens on.",
+    help="Address the metrics server listens on (another than 127.0.0.1 is your choice).",
 )
 @click.option(
     "--http",

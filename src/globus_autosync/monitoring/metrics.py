@@ -128,7 +128,9 @@ def registry(config: Callable[[], Config], state_dir: Path) -> CollectorRegistry
     return reg
 
 
-def serve(port: int, config: Callable[[], Config], state_dir: Path, addr: str = "0.0.0.0") -> None:
+def serve(
+    port: int, config: Callable[[], Config], state_dir: Path, addr: str = "127.0.0.1"
+) -> None:
     """Serve /metrics on ``port`` from a daemon thread."""
     start_http_server(port, addr=addr, registry=registry(config, state_dir))
 
