@@ -52,6 +52,15 @@ class TransportError(JobError):
     """The transport cannot take or report work now; unsent work stays queued for the next cycle."""
 
 
+class Refused(TransportError):
+    """The service refused a request for good (a 4xx other than a login's or a pace's): asking
+    again the same way will not help. The batch it was for fails, its reason starting with
+    ``REFUSED``; the job goes on with its other batches."""
+
+
+REFUSED = "refused: "  # the reason of a batch the service refused (health reads it)
+
+
 class AuthError(JobError):
     """Credentials are missing, expired or lack a consent; the message names the fix."""
 

@@ -52,7 +52,8 @@ class Globus:
 
     def configure(self, **changes: Any) -> None:
         """The example configuration of a Globus job (no ``settle``: the test files are old),
-        with the collections and paths of this test; ``changes`` replace keys."""
+        with the collections and paths of this test; ``changes`` replace keys (None: leave the
+        key out)."""
         job = {
             "name": JOB,
             "source": str(self.src),
@@ -66,11 +67,10 @@ class Globus:
             "preserve_timestamp": True,
             "max_files_per_task": 10000,
             "max_active_tasks": 3,
-            "task_deadline": "24h",
             "notify": False,
         } | changes
         lines = ["[globus]", f'client_id = "{NATIVE_APP}"', "[[job]]"]
-        lines += [f"{key} = {json.dumps(value)}" for key, value in job.items()]
+        lines += [f"{key} = {json.dumps(v)}" for key, v in job.items() if v is not None]
         self.env.config.write_text("\n".join(lines) + "\n")
 
     def environ(self, **extra: str | None) -> dict[str, str]:

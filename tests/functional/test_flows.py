@@ -18,6 +18,7 @@ import pytest
 
 from tests.emulator import TRANSFER_SCOPE, TransferEmulator
 from tests.emulator.fixtures import DST_COLLECTION, SRC_COLLECTION
+from tests.emulator.flows import EmulatedRun
 
 from .globus_env import DST_PATH, JOB, SRC_PATH, Globus, log_in, login_links
 from .helpers import LONG_AGO, CliEnv
@@ -418,3 +419,73 @@ def test_a_dataset_quiet_for_dataset_quiet_starts_its_run(fx: Globus) -> None:
     [run] = runs(fx)
     assert run.body["autosync"]["dataset"] == SCAN
     assert "finished (it is quiet)" in "\n".join(fx.env.log_lines())
+
+
+def test_a_start_whose_answer_is_lost_after_the_run_began_starts_one_run(fx: Globus) -> None:
+    configure(fx)
+    write(fx, frames(2))
+    fx.run(code=None)
+    fx.emu.wait_idle()
+    # the service starts the run, then its answer is lost (a 502 from a proxy after it acted)
+    fx.emu.lose_replies(1, f"/flows-api/flows/{FLOW}/run", status=502)
+    res = fx.run(code=1)
+    assert "confirmed 2" in res.stdout
+    [run] = runs(fx)  # not started a second time by a retry of the POST
+    assert fx.rows("SELECT flow_state, run_id FROM actions") == [("starting", None)]
+    with fx.env.db() as db:  # the backoff waited out
+        db.execute("UPDATE actions SET next_try = 0")
+        db.commit()
+    fx.run()  # looks for the run by its tag before starting one: finds it
+    fx.run()
+    assert runs(fx) == [run]
+    [action] = actions(fx)
+    assert (action["run_id"], action["state"]) == (run.run_id, "succeeded")
+
+
+def test_a_run_is_found_after_a_crash_whatever_the_list_order_and_length(fx: Globus) -> None:
+    configure(fx)
+    write(fx, frames(2))
+    fx.send()
+    fx.run()
+    [first] = runs(fx)
+    # a long history of earlier runs of the flow, listed oldest first (2 a page)
+    for i in range(60):
+        old = EmulatedRun(
+            f"00000000-0000-4000-8000-{i:012}",
+            FLOW,
+            f"earlier {i}",
+            ["earlier"],
+            {},
+            first.owner,
+            first.started - 10_000 + i,
+            "SUCCEEDED",
+            0.0,
+        )
+        fx.emu.flow_runs[old.run_id] = old
+    fx.emu.set_list_order("oldest")
+    write(fx, frames(2, start=10))
+    fx.run(code=None)
+    fx.emu.wait_idle()
+    res = fx.cli("run", code=None, GLOBUS_AUTOSYNC_CRASH_AT="action-flow-started")
+    assert res.returncode == -9
+    started = [r for r in runs(fx) if "earlier" not in r.tags and r is not first]
+    assert len(started) == 1
+    fx.run()  # its run is the newest: on the last of 32 pages
+    fx.run()
+    again = [r for r in runs(fx) if "earlier" not in r.tags and r is not first]
+    assert again == started
+    assert [a["run_id"] for a in actions(fx)] == [first.run_id, started[0].run_id]
+
+
+def test_a_run_flows_has_deleted_ends_its_action_instead_of_asking_forever(fx: Globus) -> None:
+    configure(fx)
+    write(fx, frames(2))
+    fx.emu.set_flow_run_delay(3600)  # still running when it is looked at
+    fx.send()
+    [run] = runs(fx)
+    fx.emu.purge_flow_run(run.run_id)  # deleted by the service
+    res = fx.run(code=1)
+    assert f"Globus Flows no longer has run {run.run_id}" in res.stderr
+    [action] = actions(fx)
+    assert action["state"] == "failed"
+    assert f"retry-action {action['action']}" in res.stderr

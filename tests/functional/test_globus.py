@@ -225,23 +225,6 @@ def test_a_failed_task_is_retried(gx: Globus) -> None:
     assert {i.source_path for i in first.items} == {i.source_path for i in second.items}
 
 
-def test_a_stuck_task_is_canceled_and_retried(gx: Globus) -> None:
-    for i in range(3):
-        gx.env.write(f"run/f{i}.dat", os.urandom(100), mtime=LONG_AGO)
-    gx.emu.stick_next_task("PERMISSION_DENIED")
-    gx.run()
-    [stuck] = gx.emu.tasks.values()
-    assert (stuck.status, stuck.nice_status) == ("ACTIVE", "PERMISSION_DENIED")
-    res = gx.run(code=1)  # sees the task will not get better by waiting
-    assert "failed 3" in res.stdout
-    assert stuck.status == "FAILED"
-    assert stuck.fatal_error is not None and stuck.fatal_error["code"] == "CANCELED"
-    canceled = [line for line in gx.env.log_lines() if f"canceling task {stuck.task_id}" in line]
-    assert len(canceled) == 1 and "Permission denied" in canceled[0], canceled
-    _retried(gx, 3, "canceled")
-    assert len(gx.emu.tasks) == 2
-
-
 def test_an_inactive_task_says_once_what_to_do_and_is_confirmed_when_it_resumes(
     gx: Globus,
 ) -> None:
@@ -280,25 +263,6 @@ def test_an_inactive_task_says_once_what_to_do_and_is_confirmed_when_it_resumes(
     assert gx.status()["tasks_waiting"] == []
     assert gx.rows("SELECT state, reason FROM batches") == [("succeeded", None)]
     assert len(gx.emu.tasks) == 1  # the same task, never canceled nor sent again
-
-
-def test_a_task_past_its_deadline_is_canceled_and_retried(gx: Globus) -> None:
-    for i in range(2):
-        gx.env.write(f"run/f{i}.dat", os.urandom(100), mtime=LONG_AGO)
-    gx.emu.hold_tasks()  # accepted, never started: ACTIVE and "OK" for as long as it is held
-    gx.run()
-    [late] = gx.emu.tasks.values()
-    # a day goes by: the batch's submission time is moved back past task_deadline (24h)
-    with gx.env.db() as db:
-        db.execute("UPDATE batches SET submitted = submitted - 86400 - 60")
-        db.commit()
-    res = gx.run(code=1)
-    assert "failed 2" in res.stdout
-    assert late.status == "FAILED"
-    assert late.fatal_error is not None and late.fatal_error["code"] == "CANCELED"
-    assert f"canceling task {late.task_id}, past its deadline" in res.stderr
-    gx.emu.hold_tasks(False)
-    _retried(gx, 2, "past its deadline")
 
 
 # --------------------------------------------------------------------------------------------

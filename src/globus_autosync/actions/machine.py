@@ -275,8 +275,16 @@ class Actions:
 
     def _poll_flow(self, row: ActionRow, run_id: str, url: str) -> ActionRow:
         from globus_autosync.globus import flows  # here: globus_sdk costs a run 25 ms
+        from globus_autosync.globus.errors import Purged
 
-        run = self.runner.get(run_id)
+        try:
+            run = self.runner.get(run_id)
+        except Purged:  # a 404: asking again will never answer
+            why = (
+                f"Globus Flows no longer has run {run_id} (it deletes a run 90 days after it "
+                "ends): what became of it is unknown"
+            )
+            return self._ended(row, "flow", ACTION_FAILED, why)
         status = run.get("status")
         if status == "SUCCEEDED":
             return self._ended(row, "flow", SUCCEEDED, None)

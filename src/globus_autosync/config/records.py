@@ -22,7 +22,7 @@ class JobGlobus:
     verify_checksum: bool = default("verify_checksum")
     preserve_timestamp: bool = default("preserve_timestamp")
     max_active_tasks: int = default("max_active_tasks")
-    task_deadline: float = default("task_deadline")
+    task_deadline: float | None = default("task_deadline")
     email_notifications: bool = default("notify")  # the key "notify": Globus e-mails per task
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from globus_autosync.config.units import human_bytes
 from globus_autosync.engine.summary import Summary
-from globus_autosync.errors import TransportError
+from globus_autosync.errors import REFUSED, Refused, TransportError
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.sources.base import join
 from globus_autosync.sources.context import CycleContext
@@ -43,6 +43,7 @@ class BatchRunner:
         self.ctx, self.summary, self.actions = ctx, summary, actions
         self.batch_window = batch_window  # None: send whatever is queued (``run``)
         self.skipped: set[tuple[int, str]] = set()  # (dir, name) skipped by the transport
+        self.halted = False  # the transport cannot take work now: the rest waits for next cycle
 
     def problem(self, message: str) -> None:
         """The transport or the source's service failed: the rest waits for the next cycle."""
@@ -57,20 +58,36 @@ class BatchRunner:
             files = store.batches.files(batch.id)
             items = [self._item(f) for f in files]
             if batch.task_id is None:
-                task_id = self._submit(batch, items)
+                task_id = self._submit(batch, files, items)
                 if task_id is None:
-                    return
+                    if self.halted:
+                        return
+                    continue  # refused for good, and resolved: the next batch
                 batch = batch._replace(task_id=task_id)
             self._poll(batch, files, items)
 
     def _item(self, f: QueuedFile) -> Item:
         return Item(join(self.ctx.tree.rel[f.dir], f.row.name), f.row.size, f.row.mtime_ns)
 
-    def _submit(self, batch: BatchRow, items: list[Item]) -> str | None:
+    def _submit(self, batch: BatchRow, files: list[QueuedFile], items: list[Item]) -> str | None:
+        """The batch's task id; None when it was not submitted: refused for good (the batch
+        fails, its files back off; the others go on) or, with ``halted`` set, not now."""
         ctx = self.ctx
         try:
             task_id = ctx.transport.submit(batch.submission_id, batch.label, items)
+        except Refused as err:
+            log.error(
+                "%s: batch %d refused, not sent: %s; its files are tried again later",
+                ctx.job.name,
+                batch.id,
+                err,
+            )
+            self.summary.problem = f"batch {batch.id} refused: {err}"
+            why = f"{REFUSED}{str(err).removeprefix(f'{ctx.job.name}: ')}"
+            self._resolve(batch, files, items, TaskReport(True, reason=why, state="refused"))
+            return None
         except TransportError as err:
+            self.halted = True
             self.problem(f"batch {batch.id} left for the next cycle: {err}")
             return None
         ctx.store.batches.submitted(batch.id, task_id, time.time())
@@ -139,6 +156,8 @@ class BatchRunner:
 
     def _log(self, batch: BatchRow, decided: Resolution) -> None:
         name = self.ctx.job.name
+        if decided.reason and not decided.undelivered:  # every file goes again: say why once
+            log.warning("%s: batch %d: %s", name, batch.id, decided.reason)
         for u in decided.undelivered[:_LOG_EACH]:
             log.warning("%s: %s %s: %s", name, u.result, u.relpath, u.reason or "no reason given")
         more = len(decided.undelivered) - _LOG_EACH
@@ -180,7 +199,8 @@ class BatchRunner:
                 oldest = min(f.row.queued_at or ctx.now for f in files)
                 if time.time() < oldest + self.batch_window:
                     return  # wait for more files, unless the window has passed
-            label = f"AUTO_{job.name}_{time.strftime('%Y-%m-%d_%H%M%S')}"
+            # at most 123 characters: the Transfer service refuses a label over 128
+            label = f"AUTO_{job.name[:100]}_{time.strftime('%Y-%m-%d_%H%M%S')}"
             try:
                 sub = transport.new_submission_id()
             except TransportError as err:
@@ -191,8 +211,10 @@ class BatchRunner:
             items = [self._item(f) for f in files]
             self.summary.sent_files += len(items)
             self.summary.sent_bytes += batch.bytes
-            task_id = self._submit(batch, items)
+            task_id = self._submit(batch, files, items)
             if task_id is None:
-                return
+                if self.halted:
+                    return
+                continue  # refused for good, and resolved: the next batch
             if transport.synchronous:
                 self._poll(batch._replace(task_id=task_id), files, items)

@@ -14,7 +14,7 @@ from typing import TypeVar
 import globus_sdk
 from globus_sdk.token_storage import TokenValidationError
 
-from globus_autosync.errors import AuthError, TransportError
+from globus_autosync.errors import AuthError, Refused, TransportError
 from globus_autosync.globus import auth as globus_auth
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,35 @@ def describe(err: globus_sdk.GlobusAPIError, service: str = "Globus") -> str:
     message = (err.message or "").strip().splitlines()
     text = message[0] if message else "no message"
     return f"{service} answered {err.http_status} {err.code} (request id {err.request_id}): {text}"
+
+
+class Purged(Exception):
+    """The service answered 404 for a task or a run it once had: its record is gone for good
+    (Transfer keeps a task's record for a limited time; Flows deletes a run 90 days after it
+    ends), so asking again will never answer."""
+
+
+def purged(what: str) -> ErrorHook:
+    """A 404 for ``what`` (a task id, a run id): Purged."""
+
+    def hook(err: globus_sdk.GlobusAPIError) -> Exception | None:
+        return Purged(what) if err.http_status == 404 else None
+
+    return hook
+
+
+def refused() -> ErrorHook:
+    """A request the service refuses for good: any 4xx but 401 (a login), 429 (a pace) and a
+    missing consent (each has its own handling) is a Refused."""
+
+    def hook(err: globus_sdk.GlobusAPIError) -> Exception | None:
+        if err.info.consent_required or not 400 <= err.http_status < 500:
+            return None
+        if err.http_status in (401, 408, 429) or isinstance(err, globus_sdk.AuthAPIError):
+            return None
+        return Refused(describe(err))
+
+    return hook
 
 
 def consent_command(collections: Sequence[str]) -> str:
@@ -80,6 +109,8 @@ def globus_errors(
         yield
     except globus_sdk.GlobusAPIError as err:
         own = hook(err) if hook is not None else None
+        if isinstance(own, Refused):
+            raise Refused(f"{what}: {own}") from None
         if own is not None:
             raise own from None
         if err.info.consent_required:

@@ -2,8 +2,9 @@
 look at a run. Every Globus error becomes one line (errors.py): an AuthError (a login or a
 consent is missing: the exact command to run) or a TransportError (transient: tried again later).
 
-``run_flow`` has no idempotency key: each run carries the unique tag of its journal row, and
-after a crash the flow's runs are listed, looking for that tag, before one is started again.
+``run_flow`` has no idempotency key: each run carries the unique tag of its journal row, the
+start is never retried by the SDK, and after a crash or a start whose answer was lost the
+flow's runs are listed, looking for that tag, before one is started again.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ from typing import Any, TypeVar
 
 import globus_sdk
 from globus_sdk.scopes import FlowsScopes, Scope
+from globus_sdk.transport import RetryCheckCollection, RetryCheckResult, RetryConfig, RetryContext
 
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import AuthError, TransportError
 from globus_autosync.globus import auth as globus_auth
-from globus_autosync.globus.errors import consenting, describe, globus_errors
+from globus_autosync.globus.errors import (
+    ErrorHook,
+    consenting,
+    describe,
+    globus_errors,
+    purged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +38,27 @@ SERVICE = "Globus Flows"  # who answered, in an error's line
 # (https://docs.globus.org/api/flows/limits/, "Maximum Run State Size"). A manifest whose input
 # would pass half of that is split into several runs, leaving the other half to the flow.
 INPUT_LIMIT = 100_000
-LIST_PAGES = 20  # pages of the flow's runs looked through for a tag
 LABEL_MAX = 64
+
+
+def _never_again(ctx: RetryContext) -> RetryCheckResult:
+    """Starting a run is not idempotent (no submission id): a POST whose answer was lost (a
+    502/504, a dropped connection, a timeout) may have started the run, so the SDK must not
+    send it again. Only a 429 is retried (the service did nothing); the rest is found by the
+    run's tag before it is ever started again (Actions: STARTING, then ``find``)."""
+    if ctx.exception is not None:
+        return RetryCheckResult.do_not_retry  # the network: the request may have arrived
+    if ctx.response is not None and ctx.response.status_code not in (401, 429):
+        return RetryCheckResult.do_not_retry
+    return RetryCheckResult.no_decision
+
+
+def _start_retries() -> RetryConfig:
+    """A client's retry settings whose checks begin with ``_never_again`` (the SDK adds its
+    own checks after those a config already holds)."""
+    checks = RetryCheckCollection()
+    checks.register_check(_never_again)
+    return RetryConfig(checks=checks)
 
 
 def run_url(run_id: str) -> str:
@@ -73,7 +100,7 @@ class FlowRunner:
         if self._specific is None:
             scope = globus_auth.flow_scope(self.flow)
             self._specific = globus_sdk.SpecificFlowClient(
-                self.flow, app=self.app, app_scopes=[scope]
+                self.flow, app=self.app, app_scopes=[scope], retry_config=_start_retries()
             )
         return self._specific
 
@@ -83,10 +110,12 @@ class FlowRunner:
             self._flows = globus_sdk.FlowsClient(app=self.app, app_scopes=[FlowsScopes.run_status])
         return self._flows
 
-    def _errors(self, what: str) -> AbstractContextManager[None]:
+    def _errors(self, what: str, first: ErrorHook | None = None) -> AbstractContextManager[None]:
         where = f"{self.job.name}: flow {self.flow}: {what}"
 
         def hook(err: globus_sdk.GlobusAPIError) -> Exception | None:
+            if first is not None and (own := first(err)) is not None:
+                return own
             if err.info.consent_required:  # `login` will ask for what the flow asked for
                 required = err.info.consent_required.required_scopes or []
                 globus_auth.note_flow_needs(self.state_dir, self.flow, required)
@@ -121,22 +150,25 @@ class FlowRunner:
         return str(result["run_id"])
 
     def find(self, tag: str) -> dict[str, Any] | None:
-        """The run of this flow that carries ``tag``, if the service has one."""
+        """The run of this flow that carries ``tag``, if the service has one. Every page is
+        read: the Flows API documents no default order for its run list (the SDK's recorded
+        answer lists the oldest first), so the run may be on any page."""
 
         def look() -> dict[str, Any] | None:
             pages = self.flows.paginated.list_runs(filter_flow_id=self.flow).pages()
-            for n, page in enumerate(pages):
+            for page in pages:
                 for run in page:
                     if tag in (run.get("tags") or []):
                         return dict(run)
-                if n + 1 >= LIST_PAGES:
-                    break
             return None
 
         return self._call("look for a run started before a crash", look)
 
     def get(self, run_id: str) -> dict[str, Any]:
-        return dict(self._call(f"look at run {run_id}", lambda: self.flows.get_run(run_id)).data)
+        """The run's document; raises Purged when the service no longer has it (Flows deletes
+        a run 90 days after it ends)."""
+        with self._errors(f"look at run {run_id}", purged(run_id)):
+            return dict(consenting(lambda: self.flows.get_run(run_id), self._ask_consent).data)
 
     def check(self) -> tuple[bool, str]:
         """Whether the consent to start the flow is granted (the tokens are there and valid)."""

@@ -19,8 +19,9 @@ class Vanished(Exception):
 
 
 class Unlistable(Exception):
-    """Globus refuses to list this directory (permission denied, an error of the storage behind
-    the collection): the rest of the tree is listed, this one is tried again next cycle."""
+    """Globus refuses to list this directory (permission denied, a path it refuses, an error of
+    the storage behind the collection): the rest of the tree is listed, this one is tried again
+    next cycle."""
 
     def __init__(self, message: str, denied: bool) -> None:
         super().__init__(message)
@@ -48,15 +49,22 @@ def missing(path: str) -> ErrorHook:
 
 def unlistable(path: str) -> ErrorHook:
     """A source's directory: not there (Vanished), or refused for itself alone (Unlistable:
-    permission denied, the storage's error), not a fault of the service."""
+    any 4xx but a login, a consent or a pace; the storage's error), not a fault of the
+    service."""
 
     def hook(err: globus_sdk.GlobusAPIError) -> Exception | None:
         if not isinstance(err, globus_sdk.TransferAPIError):
             return None
         if err.http_status == 404:
             return Vanished(path)
-        if not err.info.consent_required and (
-            err.http_status == 403 or str(err.code).startswith(("ExternalError", "EndpointError"))
+        if err.info.consent_required or err.http_status in (401, 429):
+            return None  # a login or a consent to fix, or a pace to slow: not this directory's
+        # Any other 4xx is the service refusing this one path (403 permission denied, 400
+        # ClientError.InvalidPath for a name it will not take, 409 not a directory...): the
+        # rest of the tree is still listed. A 5xx is the storage's own error only when its code
+        # says so (ExternalError, EndpointError); any other is the service's, tried again.
+        if 400 <= err.http_status < 500 or str(err.code).startswith(
+            ("ExternalError", "EndpointError")
         ):
             return Unlistable(describe(err), err.http_status == 403)
         return None
@@ -100,7 +108,10 @@ def list_entries(
                 continue
             seen[key] = number
             out.append(entry)
-        # a page shorter than the limit the service applied is the last one
-        if not data or len(data) < int(doc.get("limit") or LS_PAGE):
-            return out
+        # The answer carries "length" (entries on this page) and "total" (in the directory),
+        # not the "limit" applied (globus-cli's recorded ls_results): the end is where the
+        # entries read reach the total, or an empty page.
         offset += len(data)
+        total = doc.get("total")
+        if not data or (total is not None and offset >= int(total)):
+            return out

@@ -7,6 +7,7 @@ import time
 from typing import Any, NamedTuple
 
 from globus_autosync.config import Job
+from globus_autosync.monitoring.refused import refused_batch
 from globus_autosync.store import Store
 from globus_autosync.store import health as db
 
@@ -58,11 +59,14 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
     """The health of one job, from what the store holds (None: no database yet).
 
     - ``failing``: the last ``alert_after`` cycles could not run (or could not reach the
-      transport), or files have failed ``alert_after`` times and keep failing;
+      transport), or files have failed ``alert_after`` times and keep failing, or the service
+      refused the latest batch for good;
     - ``stopped``: no cycle ran to its end for ``alert_lag`` (counted from the job's first
       cycle when none ever did), or the job never ran: nothing runs it;
     - ``waiting``: someone must act: a login or consent (the last cycle said so), a task
-      INACTIVE, a collection not connected (Globus Connect Personal not running, or paused);
+      INACTIVE, paused by an administrator or failing with an error that does not clear (a
+      full destination), a collection not connected (Globus Connect Personal not running, or
+      paused);
     - ``lagging``: the oldest file that settled has waited more than ``alert_lag``.
 
     When several hold, the first of that list wins, except that a cycle which stopped on a
@@ -94,6 +98,15 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
             "fix the cause ('globus-autosync status' lists them); they are retried by themselves",
             "failing:files",
         )
+    refused = refused_batch(store, job_id)
+    if refused is not None:
+        return Health(
+            FAILING,
+            refused,
+            "fix what the service says (a job name, a path the destination refuses: rename or "
+            "exclude it); its files are tried again by themselves",
+            "failing:refused",
+        )
     if last.result == RESULT_WAITING:
         return Health(
             WAITING, last.summary, "do what it says; the next cycle carries on", "waiting:login"
@@ -120,7 +133,7 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
         return Health(
             WAITING,
             stuck[0].reason or "",
-            "renew the credentials ('globus-autosync login', then 'globus-autosync check')",
+            "do what it says ('globus-autosync tasks' shows the batch); the task goes on by itself",
             "waiting:task",
         )
     n = store.jobs.counts(job_id)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import globus_sdk
+from globus_sdk import MISSING, MissingType
 
 from globus_autosync.config import Config, Job
 from globus_autosync.errors import AuthError, TransportError
@@ -25,10 +26,11 @@ from globus_autosync.globus import auth as globus_auth
 from globus_autosync.globus import collections as globus_collections
 from globus_autosync.globus.client import TransferSession
 from globus_autosync.globus.collections import CollectionDoc
-from globus_autosync.globus.errors import ConsentNeeded, consent_message
+from globus_autosync.globus.errors import ConsentNeeded, Purged, consent_message, purged, refused
 from globus_autosync.globus.listing import Unlistable, Vanished, list_entries, missing, unlistable
 from globus_autosync.transports.base import (
     DONE,
+    RETRY,
     SKIP,
     Check,
     Copy,
@@ -36,12 +38,18 @@ from globus_autosync.transports.base import (
     Outcome,
     TaskReport,
 )
+from globus_autosync.transports.task_outcomes import (
+    LASTING_NICE_STATUS,
+    task_failure,
+    up_to_date,
+)
 
 log = logging.getLogger(__name__)
 
 SYNC_LEVELS = {"exists": 0, "size": 1, "mtime": 2, "checksum": 3}
-# an ACTIVE task showing one of these will not get better by waiting: cancel it, retry later
-FATAL_NICE_STATUS = {"PERMISSION_DENIED", "FILE_NOT_FOUND", "NOT_FOUND", "QUOTA_EXCEEDED"}
+# The Transfer service takes a label of at most 128 characters
+# (https://docs.globus.org/cli/reference/labels/: "The maximum label length is 128").
+LABEL_MAX = 128
 # an ACTIVE task showing one of these waits for a collection to come back (endpoints.py says so)
 COLLECTION_FAULTS = {"GC_NOT_CONNECTED", "GC_PAUSED", "CONNECT_FAILED", "ENDPOINT_ERROR"}
 
@@ -81,29 +89,50 @@ class GlobusTransport:
         )
 
     def submit(self, submission_id: str, label: str, items: Sequence[Item]) -> str:
-        deadline = datetime.fromtimestamp(time.time() + self.job.globus.task_deadline, UTC)
+        # No deadline unless the job sets one: "If a deadline is not specified, the task's
+        # deadline will be extended as long as the task is making progress" (72 h after its
+        # last progress; docs.globus.org/guides/overviews/task_behavior/#deadlines). A fixed
+        # one would expire a first-day backlog on a slow link and send it again and again.
+        deadline: str | MissingType = MISSING
+        if self.job.globus.task_deadline is not None:
+            at = datetime.fromtimestamp(time.time() + self.job.globus.task_deadline, UTC)
+            deadline = at.strftime("%Y-%m-%dT%H:%M:%S+00:00")
         data = globus_sdk.TransferData(
             source_endpoint=self.src,
             destination_endpoint=self.dst,
-            label=label,
+            label=label[:LABEL_MAX],
             submission_id=submission_id,
             sync_level=SYNC_LEVELS[self.job.globus.sync_level],
             verify_checksum=self.job.globus.verify_checksum,
             preserve_timestamp=self.job.globus.preserve_timestamp,
             skip_source_errors=True,
             fail_on_quota_errors=True,
-            deadline=deadline.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+            deadline=deadline,
             notify_on_succeeded=self.job.globus.email_notifications,
             notify_on_failed=self.job.globus.email_notifications,
             notify_on_inactive=self.job.globus.email_notifications,
         )
         for item in items:
             data.add_item(self.src_path(item.relpath), self.dst_path(item.relpath))
-        result = self.session.call("submit a transfer", lambda: self.tc.submit_transfer(data))
+        result = self.session.call(
+            "submit a transfer", lambda: self.tc.submit_transfer(data), refused()
+        )
         return str(result["task_id"])
 
     def poll(self, task_id: str, items: Sequence[Item], submitted_at: float) -> TaskReport:
-        task = self.session.call(f"look at task {task_id}", lambda: self.tc.get_task(task_id))
+        try:
+            task = self.session.call(
+                f"look at task {task_id}", lambda: self.tc.get_task(task_id), purged(task_id)
+            )
+        except Purged:
+            # Globus keeps a task's record for a limited time; a task it has forgotten will
+            # never answer again. Its files are looked at anew (those already at the
+            # destination are found up to date by Globus, not copied twice).
+            why = (
+                f"Globus no longer knows task {task_id} (its record was purged): its files are "
+                "listed and sent again"
+            )
+            return TaskReport(True, {i.relpath: Outcome(RETRY, why) for i in items}, why, "FAILED")
         status, nice = task["status"], task.get("nice_status")
         if status == "ACTIVE" and nice in COLLECTION_FAULTS:
             self.task_faults[task_id] = nice
@@ -114,12 +143,7 @@ class GlobusTransport:
             outcomes.update(self._skipped(task_id))
             return TaskReport(True, outcomes, state=status)
         if status == "FAILED":
-            return self._ended_badly(task_id, _task_failure(task))
-        if time.time() > submitted_at + self.job.globus.task_deadline:
-            return self._cancel(task_id, "past its deadline")
-        if nice in FATAL_NICE_STATUS:
-            details = task.get("nice_status_short_description") or nice
-            return self._cancel(task_id, f"stuck: {details}")
+            return self._ended_badly(task_id, task_failure(task), items, task)
         if status == "INACTIVE":
             why = (
                 f"task {task_id} is INACTIVE{f' ({nice})' if nice else ''}: the credentials or "
@@ -127,20 +151,27 @@ class GlobusTransport:
                 f"'globus-autosync check', or see {self.task_url(task_id)}) and it resumes"
             )
             return TaskReport(False, reason=why, state=status)
+        if task.get("is_paused"):
+            # an administrator's pause rule on a collection: no work is done until it is lifted
+            why = (
+                f"task {task_id} is paused by an administrator of a collection: it resumes "
+                "when the pause is lifted; ask the collection's administrator "
+                f"({self.task_url(task_id)})"
+            )
+            return TaskReport(False, reason=why, state=f"{status} (paused)")
+        if nice in LASTING_NICE_STATUS:
+            details = task.get("nice_status_short_description") or nice
+            why = (
+                f"task {task_id} keeps failing with {nice} ({details}); Globus retries it until "
+                f"its deadline: {LASTING_NICE_STATUS[nice]} ({self.task_url(task_id)})"
+            )
+            return TaskReport(False, reason=why, state=f"{status} ({nice})")
         return TaskReport(False, state=f"{status} ({nice})" if nice else status)
 
-    def _cancel(self, task_id: str, reason: str) -> TaskReport:
-        log.warning(
-            "%s: canceling task %s, %s; its files will be sent again",
-            self.job.name,
-            task_id,
-            reason,
-        )
-        self.session.call(f"cancel task {task_id}", lambda: self.tc.cancel_task(task_id))
-        return self._ended_badly(task_id, f"canceled: {reason}")
-
-    def _ended_badly(self, task_id: str, reason: str) -> TaskReport:
-        """A failed or canceled task: what it did transfer is confirmed, the rest is retried."""
+    def _ended_badly(
+        self, task_id: str, reason: str, items: Sequence[Item], task: Any
+    ) -> TaskReport:
+        """A failed task: what it did transfer is confirmed, the rest is retried."""
         outcomes: dict[str, Outcome] = {}
 
         def successes() -> None:
@@ -149,6 +180,10 @@ class GlobusTransport:
 
         self.session.call(f"list what task {task_id} transferred", successes)
         outcomes.update(self._skipped(task_id))
+        if int(task.get("files_skipped") or 0):
+            # files Globus found up to date (sync_level) are in neither list
+            left = [i for i in items if i.relpath not in outcomes]
+            outcomes.update(up_to_date(self.session, self.dst, self.dst_path, self.job, left))
         return TaskReport(True, outcomes, reason=reason, state="FAILED")
 
     def _skipped(self, task_id: str) -> dict[str, Outcome]:
@@ -314,9 +349,8 @@ class GlobusTransport:
             return Check(
                 "destination path", False, f"{self.job.destination} is not writable: {err}"
             )
-        delete = globus_sdk.DeleteData(
-            endpoint=self.dst, recursive=True, label=f"AUTO_{self.job.name}_probe"
-        )
+        label = f"AUTO_{self.job.name[:100]}_probe"
+        delete = globus_sdk.DeleteData(endpoint=self.dst, recursive=True, label=label)
         delete.add_item(probe)
         try:
             task = self.session.call(
@@ -337,10 +371,3 @@ class GlobusTransport:
 def _join(root: str, relpath: str) -> str:
     root = root.rstrip("/")
     return f"{root}/{relpath}" if relpath else (root or "/")
-
-
-def _task_failure(task: Any) -> str:
-    fatal = task.get("fatal_error") or {}
-    if fatal:
-        return f"task failed: {fatal.get('code')}: {fatal.get('description')}"
-    return f"task failed ({task.get('nice_status') or 'no reason given'})"
