@@ -103,7 +103,8 @@ class Transport(Protocol):
         ...
 
     def poll(self, task_id: str, items: Sequence[Item], submitted_at: float) -> TaskReport:
-        """What became of a batch (canceling it first if it is stuck or past its deadline)."""
+        """What became of a batch: finished (each file's outcome), or not yet (with the reason
+        someone must act, if any). A transport never cancels a task on its own."""
         ...
 
     def mkdirs(self, relpaths: Sequence[str]) -> dict[str, str]:
