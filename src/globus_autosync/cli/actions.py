@@ -13,7 +13,7 @@ import click
 from globus_autosync.actions.commands import CLEAN_PATH
 from globus_autosync.cli.context import APP
 from globus_autosync.engine.lock import JobLock
-from globus_autosync.errors import UsageError
+from globus_autosync.errors import JobError, UsageError
 from globus_autosync.store import Store
 
 if TYPE_CHECKING:
@@ -87,6 +87,13 @@ def actions_text(acts: list[dict[str, Any]]) -> None:
 def retry_action(obj: Context, action_id: int) -> None:
     """Start a failed action (flow run or command) again at the next cycle of its job."""
     cfg = obj.load()
+    existing = Store.open_readonly(obj.state_dir)  # never make a state directory here
+    if existing is None:
+        raise JobError(
+            f"no action {action_id}: nothing has run with the state directory {obj.state_dir}; "
+            "check --state-dir"
+        )
+    existing.close()
     store = Store.open(obj.state_dir)
     try:
         with store.guard():

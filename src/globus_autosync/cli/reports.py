@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -63,7 +64,7 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
         if r["last_run"]:
             click.echo(f"  last run {r['last_run']}: {r['last_result']}: {r['last_summary']}")
         else:
-            click.echo("  never run")
+            click.echo(f"  never run (nothing recorded for it in {obj.state_dir})")
         if r["cleanup"] is not None:
             click.echo(f"  cleanup: {cleanup_line(r['cleanup'])}")
         if r["actions"] is not None:
@@ -197,11 +198,11 @@ def tasks(obj: Context, job_name: str | None, limit: int, as_json: bool) -> None
     if as_json:
         click.echo(json.dumps({"tasks": rows, "actions": acts}, indent=2))
         return
-    _tasks_text(rows)
+    _tasks_text(rows, obj.state_dir)
     cli_actions.actions_text(acts)
 
 
-def _tasks_text(rows: list[dict[str, Any]]) -> None:
+def _tasks_text(rows: list[dict[str, Any]], state_dir: Path) -> None:
     if rows and sys.stdout.isatty():
         # here: rich (cli.display) costs 71 ms to import; only a terminal gets tables
         from globus_autosync.cli.display import table
@@ -227,7 +228,7 @@ def _tasks_text(rows: list[dict[str, Any]]) -> None:
         )
         return
     if not rows:
-        click.echo("no batches yet")
+        click.echo(f"no batches yet (state directory {state_dir})")
     for t in rows:
         line = (
             f"{t['job']} batch {t['batch']}: {t['state']}, {t['files']} files "

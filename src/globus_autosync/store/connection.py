@@ -3,7 +3,9 @@ write transactions and the one-line errors an SQLite failure becomes."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -69,8 +71,11 @@ def connect(state_dir: Path) -> tuple[sqlite3.Connection, Path]:
 
 
 def connect_readonly(state_dir: Path) -> tuple[sqlite3.Connection, Path] | None:
-    """Open an existing database for reading; None if there is none yet."""
+    """Open an existing database for reading; None if there is none yet (the state directory
+    or its database does not exist). A state directory that is there but cannot be used (a
+    file, unreadable) is a StoreError: never read as "nothing has run"."""
     path = state_dir / FILE_NAME
+    usable(state_dir)
     if not path.exists():
         return None
     try:
@@ -84,6 +89,24 @@ def connect_readonly(state_dir: Path) -> tuple[sqlite3.Connection, Path] | None:
     except sqlite3.Error as err:
         raise store_error(path, err) from None
     return conn, path
+
+
+def usable(state_dir: Path) -> None:
+    """Raise a StoreError naming the state directory when it exists but cannot be read."""
+    advice = "point --state-dir (or GLOBUS_AUTOSYNC_STATE_DIR) at the tool's state directory"
+    try:
+        st = state_dir.stat()
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise StoreError(f"cannot use the state directory {state_dir}: {err.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"the state directory {state_dir} is not a directory; {advice}")
+    if not os.access(state_dir, os.R_OK | os.X_OK):
+        raise StoreError(
+            f"cannot read the state directory {state_dir}: permission denied; run as the user "
+            f"that runs the jobs, or {advice}"
+        )
 
 
 class Connection:
