@@ -65,6 +65,14 @@ class AuthError(JobError):
     """Credentials are missing, expired or lack a consent; the message names the fix."""
 
 
+def job_line(err: AutosyncError, job: str) -> str:
+    """The error's line, naming the job when it does not already."""
+    text = str(err)
+    if text.startswith((f"{job}:", f"job {job!r}")):
+        return text
+    return f"job {job!r}: {text}"
+
+
 def os_error(err: OSError, job: str | None = None) -> JobError:
     """An OSError that no narrower handler turned into a message (a disk failing where the tool
     keeps its own files) as the one line of a job that could not run: the file and the error."""

@@ -40,3 +40,17 @@ def test_a_corrupt_database_is_an_error_not_a_fresh_install(env: CliEnv) -> None
         assert "state.db" in res.stderr and "Traceback" not in res.stderr
     with pytest.raises(sqlite3.DatabaseError):
         sqlite3.connect(env.state / "state.db").execute("SELECT 1 FROM jobs").fetchall()
+
+
+def test_a_dry_run_checks_the_destination_as_run_does_and_names_the_job(env: CliEnv) -> None:
+    env.write("a.dat", b"x")
+    env.dst.rmdir()  # the destination is not there (not mounted)
+    dry = env.cli("run", "--dry-run", code=3)
+    real = env.cli("run", code=3)
+    for res in (dry, real):
+        [line] = [x for x in res.stderr.splitlines() if "is not a directory" in x]
+        assert f"job 'detector': destination {env.dst} is not a directory" in line
+        assert "would send" not in res.stdout
+    assert not env.state.joinpath("state.db").exists() or env.status()["done"] == 0
+    env.dst.mkdir()
+    assert "would send a.dat" in env.cli("run", "--dry-run").stdout

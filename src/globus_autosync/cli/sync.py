@@ -21,6 +21,7 @@ from globus_autosync.errors import (
     EXIT_PARTIAL,
     AutosyncError,
     UsageError,
+    job_line,
     os_error,
 )
 from globus_autosync.store import Store
@@ -192,7 +193,7 @@ def baseline(obj: Context, job_name: str | None, before: str | None) -> None:
                 result = baseline_job(job, obj.state_dir, before_ns, progress, cfg)
         except (AutosyncError, OSError) as caught:
             err = os_error(caught, job.name) if isinstance(caught, OSError) else caught
-            log.error("%s", err)
+            log.error("%s", job_line(err, job.name))
             codes.append(err.exit_code)
             continue
         log.info("%s", result.line())
@@ -236,7 +237,7 @@ def run(
                 )
         except (AutosyncError, OSError) as caught:
             err = os_error(caught, job.name) if isinstance(caught, OSError) else caught
-            log.error("%s", err)
+            log.error("%s", job_line(err, job.name))
             codes.append(err.exit_code)
             continue
         codes.append(summary.exit_code)

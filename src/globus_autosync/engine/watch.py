@@ -23,7 +23,7 @@ from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
 from globus_autosync.engine.step import StepOptions, step
 from globus_autosync.engine.summary import Summary
-from globus_autosync.errors import AutosyncError, LockHeld, os_error
+from globus_autosync.errors import AutosyncError, LockHeld, job_line, os_error
 from globus_autosync.sources.local.inotify import DirWatch
 from globus_autosync.store import Store
 from globus_autosync.transports import Transport, make_transport
@@ -155,7 +155,7 @@ class Watcher:
             state.due = time.time() + job.interval
             return
         except AutosyncError as err:
-            self._failed(state, str(err))
+            self._failed(state, job_line(err, job.name))
             return
         except OSError as err:  # a failing disk, not a bug: one line, no traceback
             self._failed(state, str(os_error(err, job.name)))

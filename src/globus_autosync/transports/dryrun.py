@@ -28,7 +28,9 @@ class DryTransport:
         self.real = real  # looks at the destination for cleanup: read-only
 
     def ready(self) -> None:
-        pass
+        """What ``run`` checks before a cycle (the destination is there and writable, the
+        Globus credentials are valid): a dry run fails, and exits, as the run would."""
+        self.real.ready()
 
     def checks(self) -> list[Check]:
         return []
