@@ -87,7 +87,7 @@ def _two_jobs_one_failing(env: CliEnv, monkeypatch: pytest.MonkeyPatch) -> Path:
     where = env.state / "locks" / "bad.lock"
 
     def enter(self: JobLock) -> JobLock:
-        if self.job == "bad":
+        if self.job == "bad" and type(self) is JobLock:  # the cycle's lock, not the service's
             raise OSError(errno.EIO, os.strerror(errno.EIO), str(where))
         return real(self)
 
@@ -135,6 +135,7 @@ def test_watch_logs_an_os_error_in_a_jobs_files_as_one_line_and_goes_on(
                 watcher._cycle(state)
     finally:
         watcher.store.close()
+        watcher._release(list(watcher.services))
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is None
     assert f"job 'bad': {where}: Input/output error" in errors[0].getMessage()

@@ -14,6 +14,7 @@ from globus_autosync import config
 from globus_autosync.cli.context import APP, Context, age, pass_ctx, progress_line, worst
 from globus_autosync.cli.logs import SUMMARY_LOGGER
 from globus_autosync.config.units import human_bytes
+from globus_autosync.engine.lock import Served
 from globus_autosync.engine.step import run_job
 from globus_autosync.errors import (
     EXIT_JOB,
@@ -231,6 +232,8 @@ def run(
     codes = []
     for job in cfg.select(job_name):
         try:
+            if not dry_run:
+                Served.check(obj.state_dir, job.name)
             with progress_line(obj, f"{job.name}: scanning") as progress:
                 summary = run_job(
                     job, cfg, obj.state_dir, dry_run=dry_run, full=full, progress=progress

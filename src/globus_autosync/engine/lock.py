@@ -1,4 +1,6 @@
-"""One lock per job, so overlapping runs of a job never work on it at once."""
+"""Locks per job: one held during a cycle, so overlapping runs of a job never work on it at
+once; one held by the ``watch`` that serves the job for as long as it runs, so a job has one
+service (a second ``watch`` of it, or a ``run`` of it meanwhile, does nothing and says so)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from globus_autosync.errors import JobError, LockHeld
 
@@ -15,12 +18,18 @@ class JobLock:
     """An exclusive, non-blocking flock on ``<state dir>/locks/<job>.lock``; released by the OS
     when the process dies, so a killed run never leaves a stale lock."""
 
+    suffix = "lock"
+
     def __init__(self, state_dir: Path, job: str) -> None:
-        self.path = state_dir / "locks" / f"{job}.lock"
+        self.path = state_dir / "locks" / f"{job}.{self.suffix}"
         self.job = job
         self._fd: int | None = None
 
-    def __enter__(self) -> JobLock:
+    def held(self, holder: str) -> str:
+        """The line when another process holds the lock (``holder``: its pid)."""
+        return f"job {self.job!r} is already running (pid {holder}); this run does nothing"
+
+    def __enter__(self) -> Self:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -34,9 +43,7 @@ class JobLock:
             except OSError:
                 holder = "another process"
             os.close(fd)
-            raise LockHeld(
-                f"job {self.job!r} is already running (pid {holder}); this run does nothing"
-            ) from None
+            raise LockHeld(self.held(holder)) from None
         except OSError as err:
             os.close(fd)
             raise self._error("cannot lock", err) from None
@@ -62,3 +69,35 @@ class JobLock:
             with contextlib.suppress(OSError):  # the lock is released even so
                 os.close(self._fd)
             self._fd = None
+
+
+class ServiceLock(JobLock):
+    """Held by the ``watch`` that serves a job (``<state dir>/locks/<job>.service``) for as
+    long as it runs: one service per job."""
+
+    suffix = "service"
+
+    def held(self, holder: str) -> str:
+        return (
+            f"job {self.job!r} is already served by another 'watch' (pid {holder}); stop that "
+            "one first, or leave the job to it"
+        )
+
+    def release(self) -> None:
+        self.__exit__(None, None, None)
+
+
+class Served(ServiceLock):
+    """``run``'s look at a job's service lock: free (taken and given back at once), or a
+    LockHeld saying which ``watch`` serves the job."""
+
+    def held(self, holder: str) -> str:
+        return (
+            f"job {self.job!r} is served by 'watch' (pid {holder}), which sends its files; this "
+            "run does nothing for it (run other jobs with --job, or stop the watch)"
+        )
+
+    @classmethod
+    def check(cls, state_dir: Path, job: str) -> None:
+        with cls(state_dir, job):
+            pass

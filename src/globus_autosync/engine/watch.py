@@ -21,6 +21,7 @@ from types import FrameType
 
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
+from globus_autosync.engine.lock import ServiceLock
 from globus_autosync.engine.step import StepOptions, step
 from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import AutosyncError, LockHeld, job_line, os_error
@@ -58,6 +59,13 @@ class JobState:
 class Watcher:
     def __init__(self, config: Config, state_dir: Path, job_name: str | None) -> None:
         self.config, self.state_dir, self.job_name = config, state_dir, job_name
+        self.services: dict[str, ServiceLock] = {}
+        try:  # before anything else: one service per job
+            for j in config.select(job_name):
+                self.services[j.name] = ServiceLock(state_dir, j.name).__enter__()
+        except AutosyncError:
+            self._release(list(self.services))
+            raise
         self.jobs = {j.name: JobState(j) for j in config.select(job_name)}
         self.stop = False
         self.reload = False
@@ -87,6 +95,12 @@ class Watcher:
         old = self.jobs
         self.jobs = {}
         for job in jobs:
+            if job.name not in self.services:
+                try:
+                    self.services[job.name] = ServiceLock(self.state_dir, job.name).__enter__()
+                except AutosyncError as err:
+                    log.error("%s; not served by this watch", err)
+                    continue
             state = old.pop(job.name, None)
             if state is not None and state.job == job:
                 self.jobs[job.name] = state
@@ -96,6 +110,7 @@ class Watcher:
                     _close(state)
         for state in old.values():
             _close(state)
+        self._release([name for name in self.services if name not in self.jobs])
         self.config = new
         log.info("configuration reloaded from %s: %d job(s)", new.path, len(self.jobs))
 
@@ -118,7 +133,12 @@ class Watcher:
             for state in self.jobs.values():
                 _close(state)
             self.store.close()
+            self._release(list(self.services))
         log.info("watch: stopped")
+
+    def _release(self, names: list[str]) -> None:
+        for name in names:
+            self.services.pop(name).release()
 
     def _sleep_until(self, when: float) -> None:
         while not self.stop and not self.reload and time.time() < when:
