@@ -295,6 +295,11 @@ _TOP_KEYS = {
 
 
 def parse(path: Path, data: dict[str, Any]) -> Config:
+    if isinstance(data.get("job"), dict):  # [job]: one table, where a list of them is meant
+        raise ConfigError(
+            f"{path}: [job] defines one table; a job is written [[job]] (two brackets: one "
+            "entry of the list of jobs): replace [job] with [[job]]"
+        )
     top = Reader(path, "top level", data, _TOP_KEYS)
     top.check_keys()
     g = Reader(path, "[globus]", top.get("globus"), BY_TABLE[G])
