@@ -145,7 +145,9 @@ def test_a_queued_task_without_errors_is_kept_24h_away(
     h.emulator.hold_tasks()
     running = submit(tc, h, [("/f", "/f")])
     queued = submit(tc, h, [("/f", "/g")])
-    wait_for(lambda: tc.get_task(queued)["nice_status"] == "Queued")
+    # a new task reads "Queued" until scheduled: wait for the first to hold the slot
+    wait_for(lambda: tc.get_task(running)["nice_status"] == "OK")
+    assert tc.get_task(queued)["nice_status"] == "Queued"
     for _ in range(4):
         h.emulator.advance_clock(10 * HOUR)
     assert tc.get_task(running)["status"] == "FAILED"  # no progress: expired at 24 h

@@ -23,23 +23,59 @@ def two_jobs(env: CliEnv) -> None:
     (env.root / "dst2").mkdir()
 
 
-def card(browser: Any, job: str) -> Any:
-    from selenium.webdriver.common.by import By
-
-    return browser.find_element(By.ID, f"job-{job}")
+# The page replaces its cards as it refreshes itself, so an element found a moment ago may be
+# gone: read what is shown in one script, at one instant.
+def card_attr(browser: Any, job: str, attr: str) -> str | None:
+    value = browser.execute_script(
+        "return document.getElementById(arguments[0]).getAttribute(arguments[1]);",
+        f"job-{job}",
+        attr,
+    )
+    return None if value is None else str(value)
 
 
 def text_of(browser: Any, job: str, cls: str) -> str:
+    return str(
+        browser.execute_script(
+            "return document.getElementById(arguments[0]).querySelector('.' + arguments[1])"
+            ".innerText;",
+            f"job-{job}",
+            cls,
+        )
+    )
+
+
+def count(browser: Any, css: str) -> int:
+    return int(
+        browser.execute_script("return document.querySelectorAll(arguments[0]).length;", css)
+    )
+
+
+def row_classes(browser: Any) -> list[str]:
+    return list(
+        browser.execute_script(
+            "return [...document.querySelectorAll('table.batches tbody tr')].map(r => r.className);"
+        )
+    )
+
+
+def click(browser: Any, css: str) -> None:
+    """Clicks the element as a user does, finding it again if the page replaced it."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    return str(card(browser, job).find_element(By.CLASS_NAME, cls).text)
+    for _ in range(10):
+        try:
+            browser.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{css} was replaced ten times in a row")
 
 
 def test_the_page_of_a_watch_shows_each_job_refreshes_itself_and_loads_nothing_from_elsewhere(
     env: CliEnv, server: Callable[..., Http], browser: Any, tmp_path: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
-
     two_jobs(env)
     for i in range(3):
         env.write(f"run1/frame_{i}.tif", b"x" * 1000 * (i + 1))
@@ -48,13 +84,13 @@ def test_the_page_of_a_watch_shows_each_job_refreshes_itself_and_loads_nothing_f
     wait_for("camera failing", lambda: http.json("/api/v1/status")["jobs"][1]["health"]["state"]
              == "failing")  # fmt: skip
     browser.get(http.base + "/")
-    assert card(browser, "detector").get_attribute("data-health") == "ok"
+    assert card_attr(browser, "detector", "data-health") == "ok"
     assert "OK" in text_of(browser, "detector", "state")
     assert text_of(browser, "detector", "done").startswith("3 files")
-    assert card(browser, "camera").get_attribute("data-health") == "failing"
+    assert card_attr(browser, "camera", "data-health") == "failing"
     assert "Failing" in text_of(browser, "camera", "state")
     assert "What to do" in text_of(browser, "camera", "action")
-    assert card(browser, "detector").find_elements(By.CSS_SELECTOR, "svg rect.bar")
+    assert count(browser, "#job-detector svg rect.bar") > 0
 
     # a new batch appears without a reload (a mark on the window survives)
     browser.execute_script("window.__noReload = 42;")
@@ -64,15 +100,14 @@ def test_the_page_of_a_watch_shows_each_job_refreshes_itself_and_loads_nothing_f
     assert browser.execute_script("return window.__noReload;") == 42
 
     # follow the job's link to its page: its batches, the new one among them
-    card(browser, "detector").find_element(By.CSS_SELECTOR, "h2 a").click()
+    click(browser, "#job-detector h2 a")
     wait_for("the job's page", lambda: urlsplit(browser.current_url).path == "/jobs/detector")
-    rows = browser.find_elements(By.CSS_SELECTOR, "table.batches tbody tr")
-    assert len(rows) >= 2 and all(r.get_attribute("class") == "succeeded" for r in rows)
+    rows = row_classes(browser)
+    assert len(rows) >= 2 and all(r == "succeeded" for r in rows), rows
     browser.execute_script("window.__noReload = 7;")
     before = len(rows)
     env.write("run3/frame_10.tif", b"z" * 10)
-    wait_for("a new batch row without a reload", lambda: len(browser.find_elements(
-        By.CSS_SELECTOR, "table.batches tbody tr")) == before + 1)  # fmt: skip
+    wait_for("a new batch row without a reload", lambda: len(row_classes(browser)) == before + 1)
     assert browser.execute_script("return window.__noReload;") == 7
 
     # everything the page loaded (its script's fetches too) came from this server

@@ -14,6 +14,14 @@ from typing import Self
 from globus_autosync.errors import JobError, LockHeld
 
 
+def _holder(fd: int) -> str:
+    """The pid the holder of a lock wrote into its file."""
+    try:
+        return os.read(fd, 32).decode(errors="replace").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
 class JobLock:
     """An exclusive, non-blocking flock on ``<state dir>/locks/<job>.lock``; released by the OS
     when the process dies, so a killed run never leaves a stale lock."""
@@ -38,10 +46,7 @@ class JobLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            try:
-                holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
-            except OSError:
-                holder = "another process"
+            holder = _holder(fd)
             os.close(fd)
             raise LockHeld(self.held(holder)) from None
         except OSError as err:
@@ -88,8 +93,8 @@ class ServiceLock(JobLock):
 
 
 class Served(ServiceLock):
-    """``run``'s look at a job's service lock: free (taken and given back at once), or a
-    LockHeld saying which ``watch`` serves the job."""
+    """``run``'s look at a job's service lock: free, or a LockHeld saying which ``watch``
+    serves the job."""
 
     def held(self, holder: str) -> str:
         return (
@@ -99,5 +104,20 @@ class Served(ServiceLock):
 
     @classmethod
     def check(cls, state_dir: Path, job: str) -> None:
-        with cls(state_dir, job):
-            pass
+        """Looks without writing: no file is no service; a shared flock that would block means
+        a ``watch`` holds the exclusive one."""
+        probe = cls(state_dir, job)
+        try:
+            fd = os.open(probe.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise probe._error("cannot open", err) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(probe.held(_holder(fd))) from None
+        except OSError as err:
+            raise probe._error("cannot lock", err) from None
+        finally:
+            os.close(fd)
