@@ -7,6 +7,7 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1  # the run finished, but some files failed or were skipped
 EXIT_USAGE = 2  # usage or configuration error
 EXIT_JOB = 3  # a job could not run (source missing, destination not writable, store unusable)
+EXIT_HUNG = 4  # a job's cycle made no progress for hang_after (a share or service not answering)
 EXIT_LOCKED = 75  # another run of the same job holds its lock (EX_TEMPFAIL)
 
 
@@ -40,6 +41,13 @@ class WorkerError(JobError):
 
 class StoreError(JobError):
     """The state database cannot be opened or is not one this version understands."""
+
+
+class Hung(JobError):
+    """A job's cycle made no progress for ``hang_after``: blocked on a share or a service that
+    does not answer. ``run`` leaves it behind, runs the other jobs and ends with this code."""
+
+    exit_code = EXIT_HUNG
 
 
 class LockHeld(AutosyncError):

@@ -134,8 +134,7 @@ def test_watch_logs_an_os_error_in_a_jobs_files_as_one_line_and_goes_on(
             for state in watcher.jobs.values():
                 watcher._cycle(state)
     finally:
-        watcher.store.close()
-        watcher._release(list(watcher.services))
+        watcher.close()
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is None
     assert f"job 'bad': {where}: Input/output error" in errors[0].getMessage()

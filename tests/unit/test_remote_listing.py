@@ -92,7 +92,7 @@ class _Session:
     def __init__(self, client: _Client) -> None:
         self.tc = client
 
-    def call(self, what: str, fn: Any, hook: Any = None) -> Any:
+    def call(self, what: str, fn: Any, hook: Any = None, side: str = "") -> Any:
         return fn()
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from globus_autosync.errors import (
+    EXIT_HUNG,
     EXIT_JOB,
     EXIT_LOCKED,
     EXIT_OK,
@@ -66,9 +67,9 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def worst(codes: list[int]) -> int:
-    """Several jobs: a configuration error outweighs a job that could not run, which outweighs
-    a lock, which outweighs failed files."""
-    for code in (EXIT_USAGE, EXIT_JOB, EXIT_LOCKED, EXIT_PARTIAL):
+    """Several jobs: a configuration error outweighs a hung job, which outweighs a job that
+    could not run, which outweighs a lock, which outweighs failed files."""
+    for code in (EXIT_USAGE, EXIT_HUNG, EXIT_JOB, EXIT_LOCKED, EXIT_PARTIAL):
         if code in codes:
             return code
     return next((code for code in codes if code != EXIT_OK), EXIT_OK)

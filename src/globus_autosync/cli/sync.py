@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from globus_autosync.cli.context import APP, Context, age, pass_ctx, progress_li
 from globus_autosync.cli.logs import SUMMARY_LOGGER
 from globus_autosync.config.units import human_bytes
 from globus_autosync.engine.lock import Served
+from globus_autosync.engine.stall import unless_stalled
 from globus_autosync.engine.step import run_job
 from globus_autosync.errors import (
     EXIT_JOB,
@@ -235,9 +237,15 @@ def run(
             if not dry_run:
                 Served.check(obj.state_dir, job.name)
             with progress_line(obj, f"{job.name}: scanning") as progress:
-                summary = run_job(
-                    job, cfg, obj.state_dir, dry_run=dry_run, full=full, progress=progress
-                )
+                summary = unless_stalled(
+                    job,
+                    cfg,
+                    obj.state_dir,
+                    partial(
+                        run_job, job, cfg, obj.state_dir, dry_run=dry_run, full=full,
+                        progress=progress,
+                    ),
+                )  # fmt: skip
         except (AutosyncError, OSError) as caught:
             err = os_error(caught, job.name) if isinstance(caught, OSError) else caught
             log.error("%s", job_line(err, job.name))

@@ -121,6 +121,8 @@ KEYS = (
               "health: lagging past this; stopped after this without a good cycle"),
     ConfigKey(J, "alert_after", "integer", 3,
               "health: failing after this many cycles (or file attempts) fail"),
+    ConfigKey(J, "hang_after", "duration", "2m",
+              "health: failing when a cycle makes no progress this long (a hung mount)"),
     ConfigKey(J, "source_collection", "string", None,
               "the source collection's id",
               section="globus", transports=_G, example="<uuid>"),

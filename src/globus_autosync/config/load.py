@@ -104,6 +104,7 @@ def _job(path: Path, index: int, table: Any) -> Job:
         requests_per_second=rps,
         alert_lag=r.duration("alert_lag", minimum=1.0),
         alert_after=r.positive_int("alert_after"),
+        hang_after=r.duration("hang_after", minimum=1.0),
         globus=_globus(r, transport),
         cleanup=cleanup,
         actions=_actions(r),

@@ -74,6 +74,7 @@ class Job:
     requests_per_second: float = default("requests_per_second")
     alert_lag: float = default("alert_lag")  # health: lagging past this
     alert_after: int = default("alert_after")  # health: failing after this many failed cycles
+    hang_after: float = default("hang_after")  # health: failing when a cycle stalls this long
     globus: JobGlobus = JobGlobus()
     cleanup: JobCleanup = JobCleanup()
     actions: JobActions = JobActions()

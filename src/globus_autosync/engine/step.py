@@ -22,6 +22,7 @@ from globus_autosync.errors import AuthError, AutosyncError, LockHeld
 from globus_autosync.sources.base import Notices, WalkStats
 from globus_autosync.sources.context import CycleContext, never
 from globus_autosync.store import Store
+from globus_autosync.store.heartbeats import Pulse
 from globus_autosync.transports import Transport, make_transport
 from globus_autosync.transports.dryrun import DryTransport, scratch_copy
 
@@ -106,6 +107,8 @@ def _step(
                     dry_run=dry_run,
                     should_stop=options.should_stop,
                 )
+                if not dry_run:  # its heartbeat, so that another process sees it hang
+                    stack.enter_context(Pulse(db.path, ctx.job_id))
                 cycle = Cycle(
                     ctx,
                     batch_window=options.batch_window,

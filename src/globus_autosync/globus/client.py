@@ -15,6 +15,7 @@ from globus_sdk.scopes import TransferScopes
 from globus_autosync.config import Config, Job
 from globus_autosync.globus import auth as globus_auth
 from globus_autosync.globus.errors import ErrorHook, consent_collections, consenting, globus_errors
+from globus_autosync.store.heartbeats import DESTINATION, beat
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,21 @@ class TransferSession:
             self._app, self._client = app, globus_sdk.TransferClient(app=app)
         return self._client
 
-    def call(self, what: str, fn: Callable[[], T], hook: ErrorHook | None = None) -> T:
+    def call(
+        self,
+        what: str,
+        fn: Callable[[], T],
+        hook: ErrorHook | None = None,
+        side: str = DESTINATION,
+    ) -> T:
         """One request (or a few) to Transfer, its errors mapped onto one line that names the
-        job; a service account asks for a data_access consent it lacks, then tries again."""
+        job; a service account asks for a data_access consent it lacks, then tries again. The
+        cycle's heartbeat says it waits on ``side``, and beats when the answer comes."""
+        beat(side)
         with globus_errors(f"{self.job.name}: {what}", self.collections, hook=hook):
-            return consenting(fn, self._ask_consent)
+            answer = consenting(fn, self._ask_consent)
+        beat(side)
+        return answer
 
     def _ask_consent(self, err: globus_sdk.GlobusAPIError) -> bool:
         needed = consent_collections(err)

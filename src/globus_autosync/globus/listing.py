@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 import globus_sdk
 
 from globus_autosync.globus.errors import ErrorHook, describe
+from globus_autosync.store.heartbeats import SOURCE
 
 LS_PAGE = 100_000  # entries per operation_ls page: the most the service gives
 T = TypeVar("T")
@@ -34,7 +35,9 @@ class TransferCalls(Protocol):
     @property
     def tc(self) -> Any: ...
 
-    def call(self, what: str, fn: Callable[[], T], hook: ErrorHook | None = None) -> T: ...
+    def call(
+        self, what: str, fn: Callable[[], T], hook: ErrorHook | None = None, side: str = ...
+    ) -> T: ...
 
 
 def missing(path: str) -> ErrorHook:
@@ -79,6 +82,7 @@ def list_entries(
     what: str,
     hook: ErrorHook,
     before: Callable[[], None] = lambda: None,
+    side: str = SOURCE,
 ) -> list[dict[str, Any]]:
     """Every entry of one directory, page by page (``before`` each request); the errors as
     ``session.call`` maps them, ``hook`` first."""
@@ -92,7 +96,7 @@ def list_entries(
     number = 0
     while True:
         before()
-        doc = session.call(what, partial(page, offset), hook)
+        doc = session.call(what, partial(page, offset), hook, side)
         data: list[dict[str, Any]] = list(doc["DATA"])
         number += 1
         for entry in data:

@@ -7,6 +7,7 @@ import time
 from typing import Any, NamedTuple
 
 from globus_autosync.config import Job
+from globus_autosync.monitoring.hang import hung
 from globus_autosync.monitoring.refused import refused_batch
 from globus_autosync.store import Store
 from globus_autosync.store import health as db
@@ -58,9 +59,10 @@ def _when(ts: float) -> str:
 def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
     """The health of one job, from what the store holds (None: no database yet).
 
-    - ``failing``: the last ``alert_after`` cycles could not run (or could not reach the
-      transport), or files have failed ``alert_after`` times and keep failing, or the service
-      refused the latest batch for good;
+    - ``failing``: the cycle in hand has made no progress for ``hang_after`` (hang.py: a
+      share or a service that does not answer), or the last ``alert_after`` cycles could not
+      run (or could not reach the transport), or files have failed ``alert_after`` times and
+      keep failing, or the service refused the latest batch for good;
     - ``stopped``: no cycle ran to its end for ``alert_lag`` (counted from the job's first
       cycle when none ever did), or the job never ran: nothing runs it;
     - ``waiting``: someone must act: a login or consent (the last cycle said so), a task
@@ -77,6 +79,9 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
     job_id = store.jobs.find(job.name) if store is not None else None
     if store is None or job_id is None:
         return Health(STOPPED, "it has never run", _RUN_IT, "stopped:never")
+    hang = hung(store, job, job_id, now)
+    if hang is not None:  # what the job does now comes before what its last cycles did
+        return Health(FAILING, hang.reason, hang.action, "failing:hung")
     runs = store.cycles.recent(job_id, job.alert_after)
     if not runs:
         return Health(STOPPED, "it has never run", _RUN_IT, "stopped:never")

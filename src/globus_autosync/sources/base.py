@@ -129,7 +129,11 @@ class Notices(Protocol):
 
     def names(self, dir_id: int, st: os.stat_result) -> frozenset[str] | None:
         """The names changed in a directory since the last walk, or None if the notices cannot
-        vouch for it (then it is listed)."""
+        vouch for it (then it is listed if its mtime moved, as without notices)."""
+
+    def moved(self, st: os.stat_result) -> bool:
+        """Whether a directory the notices cannot vouch for changed since the walk before
+        (its ctime): then it is listed even if its mtime is the one the store holds."""
 
 
 @dataclass(slots=True)

@@ -4,7 +4,8 @@ May import: errors, config, model; nothing above them.
 ``Store`` is the connection (``connection``) and one repository per family of tables:
 ``jobs``; ``dirs``, the directory trie and each directory's confirmed listing (encoded by
 ``codec``); ``files``, the rows of work in progress; ``batches``, a journal written before a
-batch is submitted; ``cycles``, the record of each cycle; ``cleanup``; ``actions``; ``health``.
+batch is submitted; ``cycles``, the record of each cycle; ``cleanup``; ``actions``; ``health``;
+``heartbeats``, the pulse of the cycle in hand; ``roots``, the file system each job's root is on.
 The tables, and the versions of the schema, are in ``schema``.
 """
 
@@ -34,8 +35,10 @@ from globus_autosync.store.connection import (
 from globus_autosync.store.cycles import CycleLog, CycleRow
 from globus_autosync.store.dirs import Directories, DirRow, RawState
 from globus_autosync.store.files import QueuedFile, WorkFiles
+from globus_autosync.store.heartbeats import Heartbeats
 from globus_autosync.store.history import History
 from globus_autosync.store.jobs import Counts, Jobs
+from globus_autosync.store.roots import Root, Roots
 
 __all__ = [
     "FILE_NAME",
@@ -51,6 +54,7 @@ __all__ = [
     "Enrolled",
     "QueuedFile",
     "RawState",
+    "Root",
     "Store",
     "codec",
     "store_error",
@@ -75,6 +79,8 @@ class Store(Connection):
         self.cleanup = CleanupCandidates(self, self.dirs, self.files)
         self.actions = ActionJournal(self)
         self.batches = Batches(self, self.dirs, self.files, self.cleanup, self.actions)
+        self.heartbeats = Heartbeats(self)
+        self.roots = Roots(self)
 
     @cached_property
     def health(self) -> HealthRecords:

@@ -13,7 +13,7 @@ from globus_autosync.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-VERSION = 7
+VERSION = 8
 READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
 
 # Source cleanup (version 3). `cleanup` holds the confirmed files of jobs with cleanup on, so
@@ -138,8 +138,30 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_job_at ON history (job, at);
 """
 
+# A job's pulse and roots (version 8). `heartbeats`: the cycle in hand leaves a sign of progress
+# as it goes (a directory listed, a file copied, a request answered), so that another process
+# tells a hung job from a slow one. `roots`: the file system a job's source (and local
+# destination) root was on, so that a share that is not mounted is not read as an empty tree.
+SHARES = """
+CREATE TABLE IF NOT EXISTS heartbeats (
+    job INTEGER PRIMARY KEY REFERENCES jobs(id),
+    started REAL,                            -- when the cycle in hand began (NULL: none)
+    beat REAL NOT NULL,                      -- its last sign of progress
+    side TEXT NOT NULL,                      -- what it last waited on: 'source', 'destination'
+    pid INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roots (
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    side TEXT NOT NULL,                      -- 'source' or 'destination'
+    path TEXT NOT NULL,
+    device INTEGER NOT NULL,                 -- st_dev of the root when it was last accepted
+    fstype TEXT NOT NULL,
+    PRIMARY KEY (job, side)
+);
+"""
+
 # the statements that upgrade a database from version n to n + 1 (6: the runs of a large
-# directory's confirmed names; 7: the status page's history)
+# directory's confirmed names; 7: the status page's history; 8: pulse and roots)
 UPGRADES = {
     1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
     2: CLEANUP,
@@ -147,6 +169,7 @@ UPGRADES = {
     4: ACTIONS,
     5: "ALTER TABLE dirs ADD COLUMN chunks BLOB; ALTER TABLE dirs ADD COLUMN forgotten BLOB;",
     6: HISTORY,
+    7: SHARES,
 }
 
 SCHEMA = (
@@ -217,6 +240,7 @@ CREATE TABLE IF NOT EXISTS runs (
     + HEALTH_TABLES
     + ACTIONS
     + HISTORY
+    + SHARES
 )
 
 

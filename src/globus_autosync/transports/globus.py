@@ -28,6 +28,7 @@ from globus_autosync.globus.client import TransferSession
 from globus_autosync.globus.collections import CollectionDoc
 from globus_autosync.globus.errors import ConsentNeeded, Purged, consent_message, purged, refused
 from globus_autosync.globus.listing import Unlistable, Vanished, list_entries, missing, unlistable
+from globus_autosync.store.heartbeats import DESTINATION
 from globus_autosync.transports.base import (
     DONE,
     RETRY,
@@ -239,7 +240,9 @@ class GlobusTransport:
         found: dict[str, Copy] = {}
         what = f"list {path} on the destination"
         try:
-            entries = list_entries(self.session, self.dst, path, what, missing(path))
+            entries = list_entries(
+                self.session, self.dst, path, what, missing(path), side=DESTINATION
+            )
         except Vanished:
             return found  # the directory is not there: neither is any file in it
         for entry in entries:

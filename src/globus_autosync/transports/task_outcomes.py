@@ -11,6 +11,7 @@ from typing import Any
 from globus_autosync.config import Job
 from globus_autosync.errors import TransportError
 from globus_autosync.globus.listing import TransferCalls, Vanished, list_entries, missing
+from globus_autosync.store.heartbeats import DESTINATION
 from globus_autosync.transports.base import DONE, Item, Outcome
 
 # A task's nice_status names an error it "hit within the past 15 minutes" and retries
@@ -49,7 +50,12 @@ def up_to_date(
         path = dst_path(reldir)
         try:
             entries = list_entries(
-                session, dst, path, f"list {path} on the destination", missing(path)
+                session,
+                dst,
+                path,
+                f"list {path} on the destination",
+                missing(path),
+                side=DESTINATION,
             )
         except (Vanished, TransportError):
             continue  # not known to be there: sent again

@@ -1,13 +1,14 @@
 """Change notices from the kernel (Linux inotify) for a job's directories, for ``watch``.
 
 They only accelerate: a cycle still stats every known directory, and one that the notices do not
-vouch for is listed as without them. A directory is vouched for once its watch was in place
-before the cycle began (so before any listing the store holds of it), the watch is on the inode
-the cycle stats at its path, and no notice was lost since the cycle before: a queue overflow
-(IN_Q_OVERFLOW) vouches for nothing in that cycle; a watch the kernel drops (the directory was
-removed, moved away or unmounted) is forgotten, and the directory is watched again when it is
-next visited. When no more watches can be had (``fs.inotify.max_user_watches``), one line says
-so, and the directories left unwatched are listed when their mtime moves, as in ``run``.
+vouch for is listed as without them; so is one whose ctime moved since the cycle before without a
+notice that explains it (a change this kernel did not make). A directory is vouched for once its
+watch was in place before the cycle began (so before any listing the store holds of it), the watch
+is on the inode the cycle stats at its path, and no notice was lost since the cycle before: a queue
+overflow (IN_Q_OVERFLOW) vouches for nothing in that cycle; a watch the kernel drops (the directory
+was removed, moved away or unmounted) is forgotten, and the directory is watched again when it is
+next visited. When no more watches can be had (``fs.inotify.max_user_watches``), one line says so,
+and the directories left unwatched are listed when their mtime moves, as in ``run``.
 
 inotify is used directly, through ctypes (three calls of libc, and events read from one
 descriptor): the libraries that wrap it (watchfiles, watchdog) run threads of their own, watch
@@ -24,6 +25,7 @@ import os
 import select
 import struct
 import sys
+import time
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ GONE = IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED  # the watch no l
 MASK = NAMES | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK
 
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name, NUL-padded
+CTIME_MARGIN_NS = 1_000_000_000  # a file system's clock may lag the system's by a tick
 MAX_EVENTS = 65_536  # read in one cycle at most; more counts as an overflow (bounded memory)
 
 
@@ -66,9 +69,14 @@ class _Libc:
 class DirWatch:
     """inotify for one job's directories (``sources.base.Notices``)."""
 
-    def __init__(self, job: str, follow: bool = False) -> None:
-        """Raises OSError when inotify cannot be had (not Linux, no instance left)."""
+    def __init__(self, job: str, follow: bool = False, vouch: bool = True) -> None:
+        """Raises OSError when inotify cannot be had (not Linux, no instance left). Without
+        ``vouch`` (a source other machines write: fstype.py) the notices only wake ``watch``
+        up early; every directory whose mtime moved is listed whole, as in ``run``."""
         self.job = job
+        self.vouch = vouch
+        self.began_ns = 0  # when the cycle before this one began (time.time_ns())
+        self.begin_ns = 0  # when this one did
         try:
             self.libc = _Libc()
         except (OSError, AttributeError) as err:
@@ -88,10 +96,10 @@ class DirWatch:
         self.overflows = 0
 
     @classmethod
-    def open(cls, job: str, follow: bool = False) -> DirWatch | None:
+    def open(cls, job: str, follow: bool = False, vouch: bool = True) -> DirWatch | None:
         """A DirWatch, or None (said in one line) when inotify cannot be had."""
         try:
-            return cls(job, follow)
+            return cls(job, follow, vouch)
         except OSError as err:
             # worth a warning on Linux (no inotify instance left: fs.inotify.max_user_instances)
             level = logging.WARNING if sys.platform.startswith("linux") else logging.INFO
@@ -116,6 +124,7 @@ class DirWatch:
 
     # -- sources.base.Notices ---------------------------------------------------------------------
     def begin(self) -> None:
+        self.began_ns, self.begin_ns = self.begin_ns, time.time_ns()
         self.noticed = {}
         self.overflow = False
         self._read()
@@ -174,9 +183,16 @@ class DirWatch:
         if (watch.dev, watch.ino) != (st.st_dev, st.st_ino):  # another directory now
             self._forget(watch.wd, remove=True)
             return None
-        if not watch.trusted:
+        if not watch.trusted or not self.vouch:
             return None
-        return frozenset(self.noticed.pop(dir_id, ()))
+        noticed = frozenset(self.noticed.pop(dir_id, ()))
+        if not noticed and self.moved(st):
+            return None  # changed since the cycle before, and no notice says how: list it
+        return noticed
+
+    def moved(self, st: os.stat_result) -> bool:
+        # the first cycle has no cycle before: the store's mtime decides, as in ``run``
+        return bool(self.began_ns) and st.st_ctime_ns >= self.began_ns - CTIME_MARGIN_NS
 
     # -- reading ----------------------------------------------------------------------------
     def _read(self) -> None:

@@ -39,6 +39,7 @@ from globus_autosync.sources.base import (
 )
 from globus_autosync.sources.local.listwork import DirResult, DirTask, Inline, Setup
 from globus_autosync.store import Store
+from globus_autosync.store.heartbeats import SOURCE, beat
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ class Walker:
         given: dict[int, tuple[os.stat_result, frozenset[tuple[int, int]]]],
     ) -> None:
         dir_id, path, ancestors = here
+        beat(SOURCE)  # a walk that moves is never a hang
         if self.notices is not None:
             self.notices.watch(dir_id, path)
         try:
@@ -201,6 +203,8 @@ class Walker:
         noticed = None
         if self.notices is not None and self.plan and not self.full:
             noticed = self.notices.names(dir_id, st)
+            # a change no notice explains (another machine's, on a share): list it whole
+            changed = changed or (noticed is None and self.notices.moved(st))
         if self.full or dir_id in self.busy or changed or noticed:
             given[dir_id] = (st, below)
             same = row.ino == st.st_ino
@@ -240,6 +244,7 @@ class Walker:
         self, task: DirTask, result: DirResult, st: os.stat_result
     ) -> list[tuple[int, str]]:
         dir_id, rel = task.dir_id, task.rel
+        beat(SOURCE)
         if result.error is not None:
             self._problem(dir_id, f"cannot list directory: {result.error}")
             return []

@@ -15,7 +15,9 @@ import errno
 import os
 from collections.abc import Callable
 
-_KERNEL_CHUNK = 1 << 30  # bytes asked of one copy_file_range or sendfile call
+from globus_autosync.store.heartbeats import COPY, beat
+
+_KERNEL_CHUNK = 1 << 28  # bytes asked of one copy_file_range or sendfile call (then a heartbeat)
 _BUFFER = 1 << 20  # the buffered copy's read size
 # Errors that no other way of copying would avoid: raised, never a reason to fall back.
 _FINAL = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG)
@@ -37,6 +39,7 @@ def _kernel_copy(
         if sent == 0:  # the source is shorter than it was: the caller's size check sees it
             break
         offset += sent
+        beat(COPY)
     return offset
 
 
@@ -59,6 +62,7 @@ def _buffered_copy(src: int, dst: int, size: int) -> int:
             written = os.write(dst, view)
             view = view[written:]
         offset += len(chunk)
+        beat(COPY)
     return offset
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from globus_autosync.config import Job
 from globus_autosync.errors import TransportError
+from globus_autosync.store import heartbeats
 from globus_autosync.transports.base import (
     DONE,
     FAIL,
@@ -99,6 +100,7 @@ class LocalTransport:
         return [Check("destination", True, f"{dest} is writable")]
 
     def ready(self) -> None:
+        heartbeats.beat(heartbeats.DESTINATION)  # if it hangs now, the destination does
         if not self.destination.is_dir():
             raise TransportError(
                 f"destination {self.destination} is not a directory; create it or mount it"
@@ -129,9 +131,19 @@ class LocalTransport:
 
         self._made = set()
         if self.transfers > 1:
-            self._pool = ThreadPoolExecutor(self.transfers, thread_name_prefix="autosync-copy")
+            self._pool = ThreadPoolExecutor(
+                self.transfers,
+                thread_name_prefix="autosync-copy",
+                initializer=heartbeats.carry,  # the workers beat the cycle's heartbeat
+                initargs=(heartbeats.current(),),
+            )
         # flushes a window of copied files while the next window is copied
-        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="autosync-flush")
+        self._flusher = ThreadPoolExecutor(
+            1,
+            thread_name_prefix="autosync-flush",
+            initializer=heartbeats.carry,
+            initargs=(heartbeats.current(),),
+        )
         try:
             yield
         finally:
@@ -177,6 +189,7 @@ class LocalTransport:
         return Staged(item, fd, dst, None)
 
     def _stage(self, item: Item) -> Staged | Outcome:
+        heartbeats.beat(heartbeats.COPY)
         src = self.source / item.relpath
         dst = self.destination / item.relpath
         tmp = dst.parent / temp_name(dst.name)
@@ -269,6 +282,7 @@ class LocalTransport:
             except OSError as err:
                 _discard(staged.tmp)
                 return Outcome(FAIL, f"cannot write {staged.dst}: {_error(err)}")
+        heartbeats.beat(heartbeats.DESTINATION)
         return _DONE
 
     def _sync_dirs(self, placed: list[tuple[str, str]], outcomes: dict[str, Outcome]) -> None:
