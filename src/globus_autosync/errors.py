@@ -50,6 +50,11 @@ class Hung(JobError):
     exit_code = EXIT_HUNG
 
 
+class Unmounted(JobError):
+    """A job's root is not on the file system it was on (a share that is not mounted): the
+    cycle does nothing."""
+
+
 class LockHeld(AutosyncError):
     """Another process is running the same job."""
 

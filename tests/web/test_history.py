@@ -51,7 +51,7 @@ def test_a_version_6_database_gains_the_table_and_is_read_before(tmp_path: Path)
     assert ro.history.rows(job, 0) == []  # status and the page read it as it is
     ro.close()
     store = Store.open(tmp_path)
-    assert schema.version(store.conn) == 7
+    assert schema.version(store.conn) == schema.VERSION
     store.cycles.record(job, 1.0, 2.0, False, "ok", "nothing")
     assert len(store.history.rows(job, 0)) == 1
     store.close()

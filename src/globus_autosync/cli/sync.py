@@ -23,10 +23,12 @@ from globus_autosync.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
     AutosyncError,
+    JobError,
     UsageError,
     job_line,
     os_error,
 )
+from globus_autosync.sources.local.fstype import kind_of
 from globus_autosync.store import Store
 from globus_autosync.transports import make_transport
 
@@ -73,15 +75,24 @@ def init(obj: Context, path: Path | None) -> None:
     )
 )
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
+@click.option(
+    "--accept-device",
+    is_flag=True,
+    help="Record the file systems the jobs' roots are on now (a source moved on purpose).",
+)
 @pass_ctx
-def check(obj: Context, job_name: str | None) -> None:
+def check(obj: Context, job_name: str | None, accept_device: bool) -> None:
     """Check the configuration, sources, destinations and state database without moving data."""
     cfg = obj.load()
     jobs = cfg.select(job_name)
     lines: list[tuple[bool, str]] = [(True, f"config {cfg.path}: {len(cfg.jobs)} job(s)")]
     try:
         store = Store.open(obj.state_dir)
-        store.close()
+        try:
+            if accept_device:
+                lines.extend((True, line) for j in jobs for line in _accept(store, j))
+        finally:
+            store.close()
         lines.append((True, f"state database {obj.state_dir / 'state.db'} is usable"))
     except AutosyncError as err:
         lines.append((False, str(err)))
@@ -91,6 +102,7 @@ def check(obj: Context, job_name: str | None) -> None:
             lines.append((True, f"{job.name}: source {src} is listed through Globus"))
         elif src.is_dir() and os.access(src, os.R_OK | os.X_OK):
             lines.append((True, f"{job.name}: source {src} is readable"))
+            lines.append((True, f"{job.name}: watch finds its changes by {kind_of(src).mode}"))
         else:
             why = "check the 'source' key and that its disk is mounted"
             lines.append((False, f"{job.name}: source {src} is not a readable directory; {why}"))
@@ -120,6 +132,15 @@ def check(obj: Context, job_name: str | None) -> None:
         click.echo(f"{'ok  ' if ok else 'FAIL'}  {text}")
     if not all(ok for ok, _ in lines):
         sys.exit(EXIT_JOB)
+
+
+def _accept(store: Store, job: config.Job) -> list[str]:
+    from globus_autosync.engine import mounts
+
+    try:
+        return mounts.accept(store, job)
+    except OSError as err:
+        raise JobError(f"job {job.name!r}: cannot accept its roots: {err}") from None
 
 
 def _cleanup_check(job: config.Job) -> tuple[bool, str]:
@@ -237,15 +258,10 @@ def run(
             if not dry_run:
                 Served.check(obj.state_dir, job.name)
             with progress_line(obj, f"{job.name}: scanning") as progress:
-                summary = unless_stalled(
-                    job,
-                    cfg,
-                    obj.state_dir,
-                    partial(
-                        run_job, job, cfg, obj.state_dir, dry_run=dry_run, full=full,
-                        progress=progress,
-                    ),
-                )  # fmt: skip
+                one = partial(
+                    run_job, job, cfg, obj.state_dir, dry_run=dry_run, full=full, progress=progress
+                )
+                summary = unless_stalled(job, cfg, obj.state_dir, one)
         except (AutosyncError, OSError) as caught:
             err = os_error(caught, job.name) if isinstance(caught, OSError) else caught
             log.error("%s", job_line(err, job.name))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Set
 from typing import TYPE_CHECKING
 
+from globus_autosync.engine import mounts
 from globus_autosync.engine.batches import BatchRunner
 from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import AuthError
@@ -56,6 +57,7 @@ class Cycle:
     def run(self, full: bool) -> Summary:
         ctx, summary = self.ctx, self.summary
         started = time.monotonic()
+        mounts.check(ctx.store, ctx.job, ctx.job_id)  # nothing from, or to, an unmounted share
         self.source.ready()
         ctx.transport.ready()
         cleaner = self._cleaner()

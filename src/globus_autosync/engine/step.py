@@ -18,7 +18,7 @@ from globus_autosync.config import Config, Job
 from globus_autosync.engine.cycle import Cycle
 from globus_autosync.engine.lock import JobLock
 from globus_autosync.engine.summary import Summary
-from globus_autosync.errors import AuthError, AutosyncError, LockHeld
+from globus_autosync.errors import AuthError, AutosyncError, LockHeld, Unmounted
 from globus_autosync.sources.base import Notices, WalkStats
 from globus_autosync.sources.context import CycleContext, never
 from globus_autosync.store import Store
@@ -147,6 +147,8 @@ def _step(
 def _record_failure(store: Store, job: Job, started: float, err: Exception) -> None:
     """A cycle that could not run, for ``status`` and health."""
     result = "waiting" if isinstance(err, AuthError) else "error"
+    if isinstance(err, Unmounted):
+        result = "unmounted"
     with suppress(AutosyncError, sqlite3.Error), store.guard():
         job_id = store.jobs.ensure(job.name)
         store.cycles.record(job_id, started, time.time(), False, result, str(err))

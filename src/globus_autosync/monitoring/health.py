@@ -20,6 +20,7 @@ SEVERITY = {OK: 0, LAGGING: 1, WAITING: 1, FAILING: 2, STOPPED: 2}
 # run results (the ``runs`` table): a cycle that could not run, one that stopped on a login or
 # consent, one that could not reach the transport and left its work queued
 RESULT_ERROR, RESULT_WAITING, RESULT_UNAVAILABLE = "error", "waiting", "unavailable"
+RESULT_UNMOUNTED = "unmounted"  # a root not on the file system it was on (engine/mounts.py)
 
 _RUN_IT = (
     "start the service ('systemctl --user start globus-autosync', see 'globus-autosync service "
@@ -86,7 +87,15 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
     if not runs:
         return Health(STOPPED, "it has never run", _RUN_IT, "stopped:never")
     last = runs[0]
-    bad = (RESULT_ERROR, RESULT_UNAVAILABLE)
+    if last.result == RESULT_UNMOUNTED:
+        return Health(
+            FAILING,
+            last.summary,
+            "mount it, or accept a move made on purpose ('globus-autosync check "
+            "--accept-device'); the next cycle carries on by itself",
+            "failing:unmounted",
+        )
+    bad = (RESULT_ERROR, RESULT_UNAVAILABLE, RESULT_UNMOUNTED)
     if len(runs) >= job.alert_after and all(r.result in bad for r in runs):
         return Health(
             FAILING,
