@@ -20,9 +20,25 @@ PRELOAD = Path("/usr/lib/fiu/fiu_posix_preload.so")
 # file system. open(2) is left out: it also reads the Python installation (lazy imports), and
 # an interpreter that cannot read itself is not what this suite is about.
 POINTS: dict[str, tuple[int, ...]] = {
-    "posix/io/rw/write": (errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EBADF, errno.EFBIG),
-    "posix/io/rw/pwrite": (errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EBADF),
-    "posix/io/sync/fsync": (errno.EIO, errno.ENOSPC, errno.EROFS, errno.EBADF, errno.EINVAL),
+    "posix/io/rw/write": (
+        errno.EIO,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EBADF,
+        errno.EFBIG,
+        errno.ESTALE,  # a network share's: its file handle went stale
+        errno.ENOTCONN,  # its server went away (a FUSE or CIFS mount)
+    ),
+    "posix/io/rw/pwrite": (errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EBADF, errno.ESTALE),
+    "posix/io/sync/fsync": (
+        errno.EIO,
+        errno.ENOSPC,
+        errno.EROFS,
+        errno.EBADF,
+        errno.EINVAL,
+        errno.ESTALE,
+        errno.ENOTCONN,
+    ),
     "posix/io/sync/fdatasync": (errno.EIO, errno.ENOSPC, errno.EROFS),
     "posix/io/dir/rename": (
         errno.EIO,
@@ -32,7 +48,15 @@ POINTS: dict[str, tuple[int, ...]] = {
         errno.EBUSY,
         errno.EPERM,
     ),
-    "posix/io/dir/unlink": (errno.EIO, errno.EROFS, errno.EACCES, errno.EBUSY, errno.EPERM),
+    "posix/io/dir/unlink": (
+        errno.EIO,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EBUSY,
+        errno.EPERM,
+        errno.ESTALE,
+        errno.ENOTCONN,
+    ),
     "posix/io/rw/ftruncate": (errno.EIO, errno.EROFS, errno.EBADF, errno.EPERM, errno.EINVAL),
 }
 PROBABILITIES = (0.005, 0.02, 0.05, 0.2)

@@ -201,3 +201,18 @@ def test_an_unmounted_share_is_refused_not_synced_until_mounted_or_accepted(
     env.run(code=None)
     if side == "destination":
         assert (root / "b.tif").read_bytes() == b"b"  # a move made on purpose: sent there
+
+
+def test_a_share_whose_server_died_is_one_line_and_exit_3_nothing_lost(
+    env: CliEnv, share: Share
+) -> None:
+    env.configure(job_toml(source=str(share.mountpoint), delete_after="0s"))
+    (share.backing / "a.tif").write_bytes(b"a")
+    env.run()
+    (share.backing / "b.tif").write_bytes(b"b")
+    share.server.kill()  # the mount stays, and answers ENOTCONN to every call
+    share.server.wait()
+    res = env.cli("run", code=3)
+    assert "source" in res.stderr and "Transport endpoint is not connected" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    assert (share.backing / "b.tif").exists()  # nothing deleted that was not sent

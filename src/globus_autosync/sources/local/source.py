@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 
 from globus_autosync.config import Job
@@ -29,7 +30,17 @@ class LocalSource:
         self.notices = notices  # the kernel's change notices (``watch``): an accelerator only
 
     def ready(self) -> None:
-        if not self.job.source.is_dir():
+        try:
+            is_dir = stat.S_ISDIR(os.stat(self.job.source).st_mode)
+        except FileNotFoundError:
+            is_dir = False
+        except OSError as err:  # a share gone stale (ESTALE), down (ENOTCONN), failing (EIO)
+            raise JobError(
+                f"job {self.job.name!r}: source {self.job.source}: {err.strerror}; check that "
+                "the instrument's disk or share is mounted and answers; the next cycle tries "
+                "again"
+            ) from None
+        if not is_dir:
             raise JobError(
                 f"job {self.job.name!r}: source {self.job.source} is not a readable directory; "
                 "check the 'source' key and that the instrument's disk is mounted"
