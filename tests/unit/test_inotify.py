@@ -239,3 +239,36 @@ def test_a_directory_moved_with_its_parent_is_watched_at_its_new_path(world: Wor
     world.cycle()
     assert world.arrived() == {"day/run1/a.tif": b"a", "night/run1/a.tif": b"a",
                                "night/run1/b.tif": b"b"}  # fmt: skip
+
+
+def test_a_directory_changed_without_a_notice_that_explains_it_is_listed_whole(
+    tmp_path: Path,
+) -> None:
+    """A change this kernel did not make (another machine's, on a share) moves the directory's
+    ctime but sends no notice naming it: the notices no longer vouch for that directory."""
+    day = tmp_path / "day"
+    day.mkdir()
+    watch = DirWatch("job")
+    try:
+        watch.watch(1, str(day))
+        time.sleep(notify.CTIME_MARGIN_NS / NS + 0.2)  # the directory's making is old news
+        watch.begin()
+        watch.begin()  # a cycle later: the watch is trusted
+        assert watch.names(1, day.stat()) == frozenset()  # vouched for: nothing changed
+        os.chmod(day, 0o700)  # its ctime moves; a notice with no name (the directory's own)
+        watch.begin()
+        assert watch.moved(day.stat())
+        assert watch.names(1, day.stat()) is None  # listed whole, as without notices
+        (day / "x.tif").write_bytes(b"x")  # a name noticed: that explains the change
+        watch.begin()
+        assert watch.names(1, day.stat()) == frozenset({"x.tif"})
+        unvouched = DirWatch("job", vouch=False)  # a source other machines write
+        try:
+            unvouched.watch(1, str(day))
+            unvouched.begin()
+            unvouched.begin()
+            assert unvouched.names(1, day.stat()) is None
+        finally:
+            unvouched.close()
+    finally:
+        watch.close()
