@@ -108,6 +108,50 @@ def test_unreadable_directory(env: CliEnv) -> None:
     assert_mirrored(env.src, env.dst)
 
 
+def test_an_unlistable_directory_and_a_failed_file_are_said_for_as_long_as_they_last(
+    env: CliEnv,
+) -> None:
+    """Not only in the first run's summary: in status, status --check and health, on every run
+    until fixed; failing after alert_after walks (or attempts)."""
+    prefix = _unprivileged()
+    env.configure(env.job(alert_after=2))
+    env.write("a.dat", "a")
+    env.write("locked/inside.dat", "i")
+    (env.src / "locked").chmod(0)
+    env.cli("run", prefix=prefix, code=1)
+    check = env.cli("status", "--check", code=1)
+    assert "detector: WAITING: a source directory could not be listed, once" in check.stdout
+    assert "(e.g. locked/: cannot list directory: Permission denied)" in check.stdout
+    problems = {p["path"]: (p["state"], p["reason"]) for p in env.status()["problems"]}
+    assert problems == {"locked/": ("unlistable", "cannot list directory: Permission denied")}
+    assert "unlistable: locked/: cannot list directory" in env.cli("status").stdout
+    env.cli("run", prefix=prefix, code=1)  # a second run: still said, now failing
+    check = env.cli("status", "--check", code=2)
+    assert "FAILING: a source directory could not be listed, 2 walks in a row" in check.stdout
+    (env.src / "locked").chmod(0o755)
+    env.cli("run", prefix=prefix)
+    assert env.cli("status", "--check").stdout.strip() == "detector: OK"
+
+    secret = env.write("secret.dat", "s")
+    secret.chmod(0)
+    env.cli("run", prefix=prefix, code=1)
+    check = env.cli("status", "--check", code=1)
+    assert "WAITING: 1 file failed (latest secret.dat: cannot read: Permission denied)" in (
+        check.stdout
+    )
+    env.cli("run", prefix=prefix, code=1)
+    check = env.cli("status", "--check", code=2)
+    assert "FAILING: 1 file failed 2 times or more (latest secret.dat: cannot read" in check.stdout
+    secret.chmod(0o644)
+    with env.db() as conn:  # its next try is 30 s away: be there
+        conn.execute("UPDATE files SET next_try = 0")
+        conn.commit()
+    env.cli("run", prefix=prefix)
+    assert_mirrored(env.src, env.dst)
+    assert env.cli("status", "--check").stdout.strip() == "detector: OK"
+    assert env.status()["problems"] == []
+
+
 def test_destination_not_writable_is_exit_3(env: CliEnv) -> None:
     prefix = _unprivileged()
     env.write("a.dat", "a")

@@ -83,8 +83,10 @@ class Cycle:
         stats = walked.stats
         if walked.problem is not None:  # the source's service: the rest waits for next cycle
             self.batches.problem(walked.problem)
-        if full and not ctx.dry_run and not walked.stopped:
-            ctx.store.jobs.set_last_full_scan(ctx.job_id, ctx.now)
+        if not ctx.dry_run and not walked.stopped:
+            if full:
+                ctx.store.jobs.set_last_full_scan(ctx.job_id, ctx.now)
+            ctx.store.unlistable.record(ctx.job_id, stats.problems, ctx.now)
         summary.scanned, summary.dirs = stats.files, stats.dirs
         summary.changed = stats.changed
         summary.skipped += stats.skipped

@@ -63,13 +63,15 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
     - ``failing``: the cycle in hand has made no progress for ``hang_after`` (hang.py: a
       share or a service that does not answer), or the last ``alert_after`` cycles could not
       run (or could not reach the transport), or files have failed ``alert_after`` times and
-      keep failing, or the service refused the latest batch for good;
+      keep failing, or the service refused the latest batch for good, or a source directory
+      could not be listed ``alert_after`` walks in a row;
     - ``stopped``: no cycle ran to its end for ``alert_lag`` (counted from the job's first
       cycle when none ever did), or the job never ran: nothing runs it;
     - ``waiting``: someone must act: a login or consent (the last cycle said so), a task
       INACTIVE, paused by an administrator or failing with an error that does not clear (a
       full destination), a collection not connected (Globus Connect Personal not running, or
-      paused);
+      paused), a source directory that cannot be listed or a file that failed (``failing``
+      once the directory has been unlistable ``alert_after`` walks in a row);
     - ``lagging``: the oldest file that settled has waited more than ``alert_lag``.
 
     When several hold, the first of that list wins, except that a cycle which stopped on a
@@ -121,6 +123,9 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
             "exclude it); its files are tried again by themselves",
             "failing:refused",
         )
+    unlistable = store.unlistable.current(job_id, 1)
+    if unlistable and unlistable[0].cycles >= job.alert_after:
+        return Health(FAILING, _unlistable(store, job_id), _UNLISTABLE_DO, "failing:unlistable")
     if last.result == RESULT_WAITING:
         return Health(
             WAITING, last.summary, "do what it says; the next cycle carries on", "waiting:login"
@@ -150,7 +155,17 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
             "do what it says ('globus-autosync tasks' shows the batch); the task goes on by itself",
             "waiting:task",
         )
+    if unlistable:
+        return Health(WAITING, _unlistable(store, job_id), _UNLISTABLE_DO, "waiting:unlistable")
     n = store.jobs.counts(job_id)
+    if n.failed:
+        example = store.health.stubborn_failures(job_id, 1)[1]
+        return Health(
+            WAITING,
+            f"{n.failed} file{'s' if n.failed > 1 else ''} failed (latest {example})",
+            "fix the cause ('globus-autosync status' lists them); they are retried by themselves",
+            "waiting:files",
+        )
     lag = max(0.0, now - n.oldest_settled) if n.oldest_settled is not None else 0.0
     if lag > job.alert_lag:
         return Health(
@@ -162,6 +177,20 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
             "lagging",
         )
     return Health(OK, "", "", OK)
+
+
+_UNLISTABLE_DO = (
+    "let the user that runs globus-autosync read it, or add it to the job's 'exclude'; it is "
+    "listed again by itself"
+)
+
+
+def _unlistable(store: Store, job_id: int) -> str:
+    first = store.unlistable.current(job_id, 1)[0]
+    n = store.unlistable.count(job_id)
+    what = "a source directory" if n == 1 else f"{n} source directories"
+    times = "once" if first.cycles == 1 else f"{first.cycles} walks in a row"
+    return f"{what} could not be listed, {times} (e.g. {first.path}: {first.reason})"
 
 
 def collection_action(c: db.CollectionRow) -> str:

@@ -54,7 +54,12 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
     c = store.jobs.counts(job_id)
     lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
     rel = _relpaths(store, job_id)
+    # directories the latest walk could not list, then failed and skipped files
     problems = [
+        {"path": u.path, "state": "unlistable", "reason": u.reason, "attempts": u.cycles}
+        for u in store.unlistable.current(job_id)
+    ]
+    problems += [
         {
             "path": join(rel.get(d, "?"), p.name),
             "state": p.state,

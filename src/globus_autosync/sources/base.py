@@ -78,6 +78,7 @@ class WalkStats:
     skipped: int = 0
     empty_dirs: list[int] = field(default_factory=list)  # listed empty, not yet made
     unreadable: set[int] = field(default_factory=set)  # directories that could not be read
+    problems: dict[str, str] = field(default_factory=dict)  # their printable paths -> why
 
 
 class DirTree:

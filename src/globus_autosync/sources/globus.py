@@ -186,6 +186,7 @@ class GlobusSource:
                 log.warning("%s: %s: cannot list directory: %s", self.job.name, rel, err)
                 stats.skipped += 1
                 stats.unreadable.add(dir_id)
+                stats.problems[f"{printable(rel)}/"] = f"cannot list directory: {err}"
                 continue
             except TransportError as err:
                 walked.stopped = True

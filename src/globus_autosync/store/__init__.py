@@ -5,7 +5,8 @@ May import: errors, config, model; nothing above them.
 ``jobs``; ``dirs``, the directory trie and each directory's confirmed listing (encoded by
 ``codec``); ``files``, the rows of work in progress; ``batches``, a journal written before a
 batch is submitted; ``cycles``, the record of each cycle; ``cleanup``; ``actions``; ``health``;
-``heartbeats``, the pulse of the cycle in hand; ``roots``, the file system each job's root is on.
+``heartbeats``, the pulse of the cycle in hand; ``roots``, the file system each job's root is on;
+``unlistable``, the source's directories its latest walk could not list.
 The tables, and the versions of the schema, are in ``schema``.
 """
 
@@ -39,6 +40,7 @@ from globus_autosync.store.heartbeats import Heartbeats
 from globus_autosync.store.history import History
 from globus_autosync.store.jobs import Counts, Jobs
 from globus_autosync.store.roots import Root, Roots
+from globus_autosync.store.unlistable import UnlistableDir, UnlistableDirs
 
 __all__ = [
     "FILE_NAME",
@@ -56,6 +58,7 @@ __all__ = [
     "RawState",
     "Root",
     "Store",
+    "UnlistableDir",
     "codec",
     "store_error",
 ]
@@ -81,6 +84,7 @@ class Store(Connection):
         self.batches = Batches(self, self.dirs, self.files, self.cleanup, self.actions)
         self.heartbeats = Heartbeats(self)
         self.roots = Roots(self)
+        self.unlistable = UnlistableDirs(self)
 
     @cached_property
     def health(self) -> HealthRecords:

@@ -138,10 +138,12 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_job_at ON history (job, at);
 """
 
-# A job's pulse and roots (version 8). `heartbeats`: the cycle in hand leaves a sign of progress
-# as it goes (a directory listed, a file copied, a request answered), so that another process
-# tells a hung job from a slow one. `roots`: the file system a job's source (and local
-# destination) root was on, so that a share that is not mounted is not read as an empty tree.
+# A job's pulse, roots and unlistable directories (version 8). `heartbeats`: the cycle in
+# hand leaves a sign of progress as it goes (a directory listed, a file copied, a request
+# answered), so that another process tells a hung job from a slow one. `roots`: the file system
+# a job's source (and local destination) root was on, so that a share that is not mounted is
+# not read as an empty tree. `unlistable`: the directories the latest walk could not list, for
+# as long as that lasts.
 SHARES = """
 CREATE TABLE IF NOT EXISTS heartbeats (
     job INTEGER PRIMARY KEY REFERENCES jobs(id),
@@ -157,6 +159,14 @@ CREATE TABLE IF NOT EXISTS roots (
     device INTEGER NOT NULL,                 -- st_dev of the root when it was last accepted
     fstype TEXT NOT NULL,
     PRIMARY KEY (job, side)
+);
+CREATE TABLE IF NOT EXISTS unlistable (
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    path TEXT NOT NULL,                      -- relative to the source, printable
+    reason TEXT NOT NULL,
+    since REAL NOT NULL,
+    cycles INTEGER NOT NULL,                 -- walks in a row that could not list it
+    PRIMARY KEY (job, path)
 );
 """
 

@@ -280,3 +280,4 @@ class Walker:
         log.warning("%s: %s: %s", self.job.name, printable(rel), message)
         self.stats.skipped += 1
         self.stats.unreadable.add(dir_id)
+        self.stats.problems[printable(rel) + "/"] = message
