@@ -198,7 +198,9 @@ class BatchRunner:
             if self.batch_window is not None and len(files) < job.max_files_per_task:
                 oldest = min(f.row.queued_at or ctx.now for f in files)
                 if time.time() < oldest + self.batch_window:
-                    return  # wait for more files, unless the window has passed
+                    # wait for more files, unless the window has passed (``watch`` says so)
+                    self.summary.window = (len(files), oldest + self.batch_window)
+                    return
             # at most 123 characters: the Transfer service refuses a label over 128
             label = f"AUTO_{job.name[:100]}_{time.strftime('%Y-%m-%d_%H%M%S')}"
             try:

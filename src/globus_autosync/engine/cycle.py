@@ -87,7 +87,7 @@ class Cycle:
             if full:
                 ctx.store.jobs.set_last_full_scan(ctx.job_id, ctx.now)
             ctx.store.unlistable.record(ctx.job_id, stats.problems, ctx.now)
-        summary.scanned, summary.dirs = stats.files, stats.dirs
+        summary.scanned, summary.dirs, summary.listed = stats.files, stats.dirs, stats.listed
         summary.changed = stats.changed
         summary.skipped += stats.skipped
         self.make_dirs(stats.empty_dirs)
@@ -98,7 +98,9 @@ class Cycle:
         if cleaner is not None and whole:
             self._clean(cleaner, stats.unreadable)
         if not ctx.dry_run:  # a dry run's batches are never sent, so never in flight
-            summary.in_flight = ctx.store.jobs.counts(ctx.job_id).submitted
+            counts = ctx.store.jobs.counts(ctx.job_id)
+            summary.in_flight = counts.submitted
+            summary.settling, summary.queued = counts.seen, counts.queued
         summary.seconds = time.monotonic() - started
         return summary
 

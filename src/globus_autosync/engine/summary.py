@@ -13,9 +13,13 @@ class Summary:
     job: str
     dry_run: bool = False
     full: bool = False
-    scanned: int = 0
-    dirs: int = 0
+    scanned: int = 0  # files in the directories listed
+    dirs: int = 0  # directories looked at (stat'ed)
+    listed: int = 0  # of them, those listed: changed, new, or holding work in progress
     changed: int = 0
+    settling: int = 0  # files seen, waiting to stop changing (settle)
+    queued: int = 0  # settled files waiting for a batch (its window, a free task slot)
+    window: tuple[int, float] | None = None  # files waiting for the batch window, when it ends
     sent_files: int = 0
     sent_bytes: int = 0
     confirmed: int = 0
@@ -78,11 +82,22 @@ class Summary:
 
     def line(self) -> str:
         what = "would send" if self.dry_run else "sent"
+        if self.full:
+            where = f" in {self.dirs} directories (full)"
+        else:  # incremental: only the directories that changed are listed
+            plural = "y" if self.listed == 1 else "ies"
+            where = f" in {self.listed} changed director{plural} of {self.dirs}"
         text = (
             f"{self.job}{' (dry run)' if self.dry_run else ''}: "
-            f"scanned {self.scanned} files{' (full)' if self.full else ''}, "
-            f"{self.changed} new or changed, {what} {self.sent_files} "
-            f"({human_bytes(self.sent_bytes)}), confirmed {self.confirmed}, "
+            f"scanned {self.scanned} files{where}, {self.changed} new or changed, "
+        )
+        if self.settling:
+            text += f"{self.settling} waiting to settle, "
+        if self.queued:
+            text += f"{self.queued} queued, "
+        text += (
+            f"{what} {self.sent_files} ({human_bytes(self.sent_bytes)}), "
+            f"confirmed {self.confirmed}, "
         )
         if self.deleted:
             text += f"deleted {self.deleted} ({human_bytes(self.deleted_bytes)}), "

@@ -66,6 +66,7 @@ class JobState:
     busy: bool = False  # a cycle runs (or is about to) in its thread
     quit: bool = False  # its thread ends after the cycle in hand
     hung: str | None = None  # the hang said in the log (health's reason), until it answers
+    window_said: float | None = None  # the end of the batch window last said in the log
     go: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -308,6 +309,17 @@ class Watcher:
         if error is not None and error != state.action_error:
             log.error("%s", error)
         state.action_error = error
+        if summary.window is not None and summary.window[1] != state.window_said:
+            files, ends = summary.window
+            state.window_said = ends
+            log.info(
+                "%s: %d file%s wait for the batch window; the batch goes at %s (batch_window %s)",
+                state.job.name,
+                files,
+                "" if files == 1 else "s",
+                time.strftime("%H:%M:%S", time.localtime(ends)),
+                f"{state.job.batch_window:g} s",
+            )
         state.totals["confirmed"] += summary.confirmed
         state.totals["failed"] += summary.failed
         if not summary.quiet:  # a cycle that did nothing logs nothing
