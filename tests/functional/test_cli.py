@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 
 from globus_autosync import __version__, config
 
-from .helpers import LONG_AGO, CliEnv, job_toml
+from .helpers import LONG_AGO, CliEnv, console_script, job_toml
 
 # The example of issue 2, verbatim but for source and destination (relative: they resolve
 # against the directory of the config file).
@@ -258,3 +260,43 @@ def test_debug_allows_a_traceback_for_a_config_error(env: CliEnv) -> None:
     res = env.cli("--debug", "run", code=2)
     assert "Traceback" in res.stderr
     assert "settle" in res.stderr
+
+
+def _on_a_terminal(env: CliEnv, *args: str, columns: int = 80) -> str:
+    """What a command prints on a terminal ``columns`` wide (a pseudo-terminal)."""
+    main, child = pty.openpty()
+    environ = {**env.environ(), "COLUMNS": str(columns), "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [*console_script(), *args], env=environ, cwd=env.root, stdout=child, stderr=child
+    )
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=60)
+    os.close(main)
+    text = out.decode("utf-8", errors="replace")
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "")
+
+
+def test_status_and_tasks_fit_80_columns_and_cut_nothing(env: CliEnv) -> None:
+    long_name = "detector_" + "x" * 60
+    env.configure(job_toml(long_name))
+    deep = "run_2026-12-04/" + "/".join(f"sub{i}" for i in range(8)) + "/frame_000001.tif"
+    env.write(deep, b"frame")
+    secret = env.write("unreadable_frame_with_a_long_name_0000000001.tif", b"s")
+    secret.chmod(0)
+    env.run(code=None)
+    for command in ("status", "tasks"):
+        out = _on_a_terminal(env, command)
+        lines = out.splitlines()
+        assert lines, command
+        assert max(len(line) for line in lines) <= 80, out
+        assert "…" not in out, out
+    secret.chmod(0o644)

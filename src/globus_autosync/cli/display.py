@@ -52,7 +52,8 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     """A rich table on stdout."""
     t = Table(title=title, title_justify="left")
     for i, col in enumerate(columns):
-        t.add_column(col, justify="right" if i and rows and _numeric(rows, i) else "left")
+        justify = "right" if i and rows and _numeric(rows, i) else "left"
+        t.add_column(col, justify=justify, overflow="fold")  # wrapped, never cut with an …
     for row in rows:
         t.add_row(*row)
     Console().print(t)
