@@ -52,8 +52,9 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     """A rich table on stdout."""
     t = Table(title=title, title_justify="left")
     for i, col in enumerate(columns):
-        justify = "right" if i and rows and _numeric(rows, i) else "left"
-        t.add_column(col, justify=justify, overflow="fold")  # wrapped, never cut with an …
+        right = bool(i and rows and _numeric(rows, i))
+        # folded at the terminal's width, never cut with an ellipsis
+        t.add_column(col, justify="right" if right else "left", overflow="fold")
     for row in rows:
         t.add_row(*row)
     Console().print(t)
