@@ -108,8 +108,8 @@ def test_a_failing_command_shows_its_exit_code_and_runs_again_on_request(env: Cl
     env.run("--metrics-file", str(prom), code=0)  # a failed action is not started again by itself
     assert len(calls(env)) == 1
     text = prom.read_text()
-    assert 'globus_autosync_actions{job="detector",state="failed"} 1.0' in text
-    assert 'globus_autosync_actions{job="detector",state="pending"} 0.0' in text
+    assert 'globus_autosync_actions{autosync_job="detector",state="failed"} 1.0' in text
+    assert 'globus_autosync_actions{autosync_job="detector",state="pending"} 0.0' in text
     env.configure(job_toml(on_done="batch", command=recorder(env, code=0)))  # the fix
     res = env.cli("retry-action", str(row["action"]))
     assert "attempt 2" in res.stdout

@@ -82,6 +82,16 @@ def test_deleted_after_delete_after_not_before(env: CliEnv) -> None:
     assert st["cleanup"]["last_deleted"] is not None
     assert st["cleanup"]["source_free_bytes"] > 0
     assert candidates(env) == 0
+    # what was confirmed never goes down: the life totals and the counters stay
+    assert (st["confirmed_total"], st["confirmed_bytes_total"]) == (5, 320)
+    human = env.cli("status").stdout
+    assert "confirmed 5 (320 B) over its life, 5 of them since deleted from the source" in human
+    prom = env.root / "m.prom"
+    env.cli("run", "--metrics-file", str(prom))
+    text = prom.read_text()
+    assert 'globus_autosync_confirmed_files_total{autosync_job="detector"} 5.0' in text
+    assert 'globus_autosync_confirmed_bytes_total{autosync_job="detector"} 320.0' in text
+    assert 'globus_autosync_deleted_files_total{autosync_job="detector"} 5.0' in text
 
 
 def test_zero_delete_after_waits_for_the_next_cycle(env: CliEnv) -> None:
@@ -381,9 +391,9 @@ def test_metrics(env: CliEnv) -> None:
     prom = env.root / "m.prom"
     env.run("--metrics-file", str(prom))
     text = prom.read_text()
-    assert 'globus_autosync_deleted_files_total{job="detector"} 2.0' in text
-    assert 'globus_autosync_deleted_bytes_total{job="detector"} 128.0' in text
-    assert 'globus_autosync_source_free_bytes{job="detector"}' in text
+    assert 'globus_autosync_deleted_files_total{autosync_job="detector"} 2.0' in text
+    assert 'globus_autosync_deleted_bytes_total{autosync_job="detector"} 128.0' in text
+    assert 'globus_autosync_source_free_bytes{autosync_job="detector"}' in text
 
 
 # -- keep_free on a real small file system ------------------------------------------------------

@@ -243,7 +243,7 @@ def test_an_inactive_task_says_once_what_to_do_and_is_confirmed_when_it_resumes(
     prom = gx.env.root / "autosync.prom"
     res = gx.cli("run", "--metrics-file", str(prom), code=1)  # still waiting: not said again
     assert "1 task waiting for you" in res.stdout and "INACTIVE" not in res.stderr
-    assert f'globus_autosync_tasks_waiting{{job="{JOB}"}} 1.0' in prom.read_text()
+    assert f'globus_autosync_tasks_waiting{{autosync_job="{JOB}"}} 1.0' in prom.read_text()
     st = gx.status()
     assert (st["in_flight"], st["failed"], st["done"]) == (2, 0, 0)
     [waiting] = st["tasks_waiting"]
@@ -258,7 +258,7 @@ def test_an_inactive_task_says_once_what_to_do_and_is_confirmed_when_it_resumes(
     gx.emu.wait_idle()
     res = gx.cli("run", "--metrics-file", str(prom))
     assert "confirmed 2" in res.stdout and "waiting" not in res.stdout
-    assert f'globus_autosync_tasks_waiting{{job="{JOB}"}} 0.0' in prom.read_text()
+    assert f'globus_autosync_tasks_waiting{{autosync_job="{JOB}"}} 0.0' in prom.read_text()
     assert_mirrored(gx.src, gx.dst)
     assert gx.status()["tasks_waiting"] == []
     assert gx.rows("SELECT state, reason FROM batches") == [("succeeded", None)]

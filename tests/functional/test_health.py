@@ -94,7 +94,7 @@ def test_check_exits_with_the_worst_of_several_jobs_and_the_metric_says_each(
     prom = env.root / "m.prom"
     env.cli("run", "--job", "good", "--metrics-file", str(prom))
     text = prom.read_text()
-    assert 'globus_autosync_health{job="good",state="ok"} 1.0' in text
-    assert 'globus_autosync_health{job="good",state="stopped"} 0.0' in text
-    assert 'globus_autosync_health{job="late",state="stopped"} 1.0' in text
+    assert 'globus_autosync_health{autosync_job="good",state="ok"} 1.0' in text
+    assert 'globus_autosync_health{autosync_job="good",state="stopped"} 0.0' in text
+    assert 'globus_autosync_health{autosync_job="late",state="stopped"} 1.0' in text
     assert env.cli("status", "--check", "--job", "good", code=0).stdout == "good: OK\n"

@@ -43,9 +43,12 @@ def test_globus_connect_personal_not_connected_is_said_once_and_shown_until_it_c
     prom = gx.env.root / "m.prom"
     gx.cli("run", "--metrics-file", str(prom), code=1)
     text = prom.read_text()
-    assert f'globus_autosync_collection_connected{{job="{JOB}",role="source"}} 0.0' in text
-    assert f'globus_autosync_collection_connected{{job="{JOB}",role="destination"}} 1.0' in text
-    assert f'globus_autosync_health{{job="{JOB}",state="waiting"}} 1.0' in text
+    assert f'globus_autosync_collection_connected{{autosync_job="{JOB}",role="source"}} 0.0' in text
+    assert (
+        f'globus_autosync_collection_connected{{autosync_job="{JOB}",role="destination"}} 1.0'
+        in text
+    )
+    assert f'globus_autosync_health{{autosync_job="{JOB}",state="waiting"}} 1.0' in text
 
     gx.emu.set_gcp(SRC_COLLECTION, connected=True)  # started
     with gx.env.db() as db:  # the documents are read again a few minutes later

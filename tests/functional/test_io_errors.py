@@ -38,7 +38,7 @@ def test_a_metrics_temp_file_a_failed_run_left_is_removed_by_the_next(env: CliEn
     busy.write_text("being written")
     env.run("--metrics-file", str(out))
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(["autosync.prom", busy.name])
-    assert 'globus_autosync_files{job="detector",state="done"} 1.0' in out.read_text()
+    assert 'globus_autosync_files{autosync_job="detector",state="done"} 1.0' in out.read_text()
 
 
 @pytest.mark.usefixtures("clean_logging")

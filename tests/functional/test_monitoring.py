@@ -59,7 +59,8 @@ def test_every_metric_the_dashboard_and_rules_name_is_exported(env: CliEnv) -> N
     assert used_by_dashboard <= names, used_by_dashboard - names
     assert used_by_rules <= names, used_by_rules - names
     assert set(NAME.findall(RULE_TESTS.read_text())) <= names
-    # the dashboard shows every metric, per job: a `job` variable that each query uses
+    # the dashboard shows every metric, per job: an `autosync_job` variable that each query
+    # uses (`job` is Prometheus's own label, the scrape job)
     assert used_by_dashboard == names, names - used_by_dashboard
-    assert [v["name"] for v in dashboard["templating"]["list"]] == ["datasource", "job"]
-    assert all('job=~"$job"' in e for e in exprs)
+    assert [v["name"] for v in dashboard["templating"]["list"]] == ["datasource", "autosync_job"]
+    assert all('autosync_job=~"$autosync_job"' in e for e in exprs)

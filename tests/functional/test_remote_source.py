@@ -56,7 +56,9 @@ def test_a_remote_tree_is_sent_end_to_end_and_a_quiet_cycle_lists_each_directory
     res = gx.cli("run", "--metrics-file", str(prom))
     assert f"scanned {len(files)} files" in res.stdout and "0 new or changed" in res.stdout
     metrics = prom.read_text()
-    assert f'globus_autosync_files{{job="{JOB}",state="done"}} {len(files)}' in metrics, metrics
+    assert f'globus_autosync_files{{autosync_job="{JOB}",state="done"}} {len(files)}' in metrics, (
+        metrics
+    )
     listed = listings(gx, before)
     assert len(listed) == DIRS  # one request per directory, every directory: no folder times
     assert len({p for _, p in listed}) == DIRS

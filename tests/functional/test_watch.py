@@ -145,13 +145,13 @@ def test_metrics_endpoint_answers_with_the_series(
             return text
 
     text = scrape()
-    assert 'globus_autosync_files{job="detector",state="done"} 2.0' in text
+    assert 'globus_autosync_files{autosync_job="detector",state="done"} 2.0' in text
     for state in ("queued", "in_flight", "failed", "skipped", "waiting"):
-        assert f'globus_autosync_files{{job="detector",state="{state}"}} 0.0' in text
-    assert 'globus_autosync_bytes_done{job="detector"} 8.0' in text
-    assert 'globus_autosync_lag_seconds{job="detector"}' in text
-    assert 'globus_autosync_last_success_timestamp_seconds{job="detector"}' in text
-    assert 'globus_autosync_cycle_duration_seconds{job="detector"}' in text
+        assert f'globus_autosync_files{{autosync_job="detector",state="{state}"}} 0.0' in text
+    assert 'globus_autosync_bytes_done{autosync_job="detector"} 8.0' in text
+    assert 'globus_autosync_lag_seconds{autosync_job="detector"}' in text
+    assert 'globus_autosync_last_success_timestamp_seconds{autosync_job="detector"}' in text
+    assert 'globus_autosync_cycle_duration_seconds{autosync_job="detector"}' in text
 
 
 def test_the_metrics_server_listens_on_this_machine_only_by_default(
@@ -182,8 +182,8 @@ def test_run_writes_a_metrics_textfile(env: CliEnv) -> None:
     out.parent.mkdir()
     env.run("--metrics-file", str(out))
     text = out.read_text()
-    assert 'globus_autosync_files{job="detector",state="done"} 1.0' in text
-    assert 'globus_autosync_bytes_done{job="detector"} 3.0' in text
+    assert 'globus_autosync_files{autosync_job="detector",state="done"} 1.0' in text
+    assert 'globus_autosync_bytes_done{autosync_job="detector"} 3.0' in text
 
 
 def test_run_and_watch_share_the_job_lock(

@@ -328,3 +328,26 @@ def test_a_version_2_database_is_read_as_it_is_and_upgraded_with_the_health_tabl
     assert {"alerts", "collections"} <= tables
     assert store.health.alert_row("beamline") is None and store.health.collections("beamline") == []
     store.close()
+
+
+def test_a_version_7_database_gains_life_totals_seeded_from_its_batches(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    job = store.jobs.ensure("a")
+    for state, files, nbytes in (("succeeded", 3, 300), ("succeeded", 2, 20), ("failed", 9, 9)):
+        store.conn.execute(
+            "INSERT INTO batches (job, submission_id, label, state, files, bytes, created) "
+            "VALUES (?, 's', 'l', ?, ?, ?, 0)",
+            (job, state, files, nbytes),
+        )
+    store.conn.executescript(
+        "DROP TABLE job_totals; DROP TABLE heartbeats; DROP TABLE roots; DROP TABLE unlistable;"
+        "UPDATE meta SET value='7' WHERE key='schema_version';"
+    )
+    store.close()
+    ro = Store.open_readonly(tmp_path)  # status reads an older database as it is
+    assert ro is not None and ro.jobs.life(job) == (0, 0)
+    assert ro.heartbeats.current(job) is None and ro.unlistable.current(job) == []
+    ro.close()
+    store = Store.open(tmp_path)
+    assert store.jobs.life(job) == (5, 320)
+    store.close()

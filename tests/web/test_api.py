@@ -54,7 +54,7 @@ def test_serve_beside_run_answers_what_status_and_tasks_say(
     assert http.get("/nothing/here")[0] == 404
     assert http.get("/static/../app.py")[0] == 404
     metrics = http.get("/metrics")[2].decode()
-    assert 'globus_autosync_files{job="detector",state="done"} 6.0' in metrics
+    assert 'globus_autosync_files{autosync_job="detector",state="done"} 6.0' in metrics
 
 
 def test_healthz_is_200_when_every_job_is_ok_and_503_otherwise(

@@ -56,8 +56,12 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
             f"{r['job']}: {h['state']}"
             + (f": {h['reason']}; {h['action']}" if h["state"] != "ok" else "")
         )
+        deleted = r["cleanup"]["deleted_files"] if r["cleanup"] is not None else 0
         click.echo(
-            f"{r['job']}: done {r['done']} ({human_bytes(r['bytes_done'])}), "
+            f"{r['job']}: confirmed {r['confirmed_total']} "
+            f"({human_bytes(r['confirmed_bytes_total'])}) over its life, {deleted} of them since "
+            f"deleted from the source by cleanup; done {r['done']} "
+            f"({human_bytes(r['bytes_done'])}), "
             f"waiting to settle {r['waiting']}, queued {r['queued']}, in flight {r['in_flight']}, "
             f"failed {r['failed']}, skipped {r['skipped']}, lag {age(r['lag_seconds'])}"
         )
@@ -111,8 +115,8 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
     )
     cols = [
         "job",
-        "done",
-        "bytes done",
+        "confirmed (life)",
+        "bytes (life)",
         "waiting",
         "queued",
         "in flight",
@@ -127,8 +131,8 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
         [
             [
                 r["job"],
-                str(r["done"]),
-                human_bytes(r["bytes_done"]),
+                str(r["confirmed_total"]),
+                human_bytes(r["confirmed_bytes_total"]),
                 str(r["waiting"]),
                 str(r["queued"]),
                 str(r["in_flight"]),

@@ -23,6 +23,8 @@ from globus_autosync.monitoring import health
 from globus_autosync.store import Store
 
 PREFIX = "globus_autosync"
+# the job's label: not "job", which Prometheus sets on every scraped target (its scrape job)
+LABEL = "autosync_job"
 ACTION_STATES = ("pending", "running", "succeeded", "failed")
 FILE_STATES = ("done", "waiting", "queued", "in_flight", "failed", "skipped")
 
@@ -35,50 +37,70 @@ class StoreCollector(Collector):
         self.config, self.state_dir = config, state_dir
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        files = GaugeMetricFamily(f"{PREFIX}_files", "Files by state", labels=["job", "state"])
-        done_bytes = GaugeMetricFamily(f"{PREFIX}_bytes_done", "Bytes confirmed", labels=["job"])
+        files = GaugeMetricFamily(f"{PREFIX}_files", "Files by state", labels=[LABEL, "state"])
+        done_bytes = GaugeMetricFamily(
+            f"{PREFIX}_bytes_done",
+            "Bytes of the files the store holds as confirmed now (less once cleanup deletes "
+            "sources: for what was sent, use confirmed_bytes_total)",
+            labels=[LABEL],
+        )
+        confirmed_files = CounterMetricFamily(
+            f"{PREFIX}_confirmed_files",
+            "Files the destination confirmed over the job's life",
+            labels=[LABEL],
+        )
+        confirmed_bytes = CounterMetricFamily(
+            f"{PREFIX}_confirmed_bytes",
+            "Bytes the destination confirmed over the job's life",
+            labels=[LABEL],
+        )
+        unlistable = GaugeMetricFamily(
+            f"{PREFIX}_unlistable_directories",
+            "Source directories the latest walk could not list",
+            labels=[LABEL],
+        )
         lag = GaugeMetricFamily(
-            f"{PREFIX}_lag_seconds", "Age of the oldest settled file not yet done", labels=["job"]
+            f"{PREFIX}_lag_seconds", "Age of the oldest settled file not yet done", labels=[LABEL]
         )
         last_ok = GaugeMetricFamily(
             f"{PREFIX}_last_success_timestamp_seconds",
             "When the last successful cycle ended (Unix time)",
-            labels=["job"],
+            labels=[LABEL],
         )
         duration = GaugeMetricFamily(
-            f"{PREFIX}_cycle_duration_seconds", "How long the last cycle took", labels=["job"]
+            f"{PREFIX}_cycle_duration_seconds", "How long the last cycle took", labels=[LABEL]
         )
         waiting = GaugeMetricFamily(
             f"{PREFIX}_tasks_waiting",
             "Tasks in flight that wait for someone (INACTIVE: renew the credentials)",
-            labels=["job"],
+            labels=[LABEL],
         )
         deleted_files = CounterMetricFamily(
-            f"{PREFIX}_deleted_files", "Source files deleted by cleanup", labels=["job"]
+            f"{PREFIX}_deleted_files", "Source files deleted by cleanup", labels=[LABEL]
         )
         deleted_bytes = CounterMetricFamily(
-            f"{PREFIX}_deleted_bytes", "Bytes of source files deleted by cleanup", labels=["job"]
+            f"{PREFIX}_deleted_bytes", "Bytes of source files deleted by cleanup", labels=[LABEL]
         )
         source_free = GaugeMetricFamily(
             f"{PREFIX}_source_free_bytes",
             "Free bytes on the source's file system (jobs with cleanup)",
-            labels=["job"],
+            labels=[LABEL],
         )
         healths = GaugeMetricFamily(
             f"{PREFIX}_health",
             "The job's health: 1 for its current state (ok, lagging, waiting, failing, stopped)",
-            labels=["job", "state"],
+            labels=[LABEL, "state"],
         )
         connected = GaugeMetricFamily(
             f"{PREFIX}_collection_connected",
             "A Globus job's collection is connected (0: Globus Connect Personal not running, "
             "paused, or the collection unreachable)",
-            labels=["job", "role"],
+            labels=[LABEL, "role"],
         )
         actions = GaugeMetricFamily(
             f"{PREFIX}_actions",
             "Actions (flow runs, commands) by state: pending, running, succeeded, failed",
-            labels=["job", "state"],
+            labels=[LABEL, "state"],
         )
         store = Store.open_readonly(self.state_dir)
         try:
@@ -96,6 +118,10 @@ class StoreCollector(Collector):
                 for state, n in zip(FILE_STATES, counts, strict=True):
                     files.add_metric([job.name, state], n)
                 done_bytes.add_metric([job.name], c.done_bytes)
+                life_files, life_bytes = store.jobs.life(job_id)
+                confirmed_files.add_metric([job.name], life_files)
+                confirmed_bytes.add_metric([job.name], life_bytes)
+                unlistable.add_metric([job.name], store.unlistable.count(job_id))
                 age = time.time() - c.oldest_settled if c.oldest_settled is not None else 0.0
                 lag.add_metric([job.name], max(0.0, age))
                 ok, took = store.cycles.times(job_id)
@@ -120,6 +146,7 @@ class StoreCollector(Collector):
                 store.close()
         yield from (files, done_bytes, lag, last_ok, duration, waiting, healths, connected)
         yield from (deleted_files, deleted_bytes, source_free, actions)
+        yield from (confirmed_files, confirmed_bytes, unlistable)
 
 
 def registry(config: Callable[[], Config], state_dir: Path) -> CollectorRegistry:

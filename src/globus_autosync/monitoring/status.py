@@ -42,6 +42,8 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
             "failed": 0,
             "skipped": 0,
             "bytes_done": 0,
+            "confirmed_total": 0,
+            "confirmed_bytes_total": 0,
             "last_run": None,
             "last_result": None,
             "last_summary": None,
@@ -52,6 +54,7 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
             "actions": job_actions_status(None, job),
         }
     c = store.jobs.counts(job_id)
+    life = store.jobs.life(job_id)
     lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
     rel = _relpaths(store, job_id)
     # directories the latest walk could not list, then failed and skipped files
@@ -83,6 +86,9 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
         "failed": c.failed,
         "skipped": c.skipped,
         "bytes_done": c.done_bytes,
+        # over the job's life: never less later, whatever cleanup deletes from the source
+        "confirmed_total": life[0],
+        "confirmed_bytes_total": life[1],
         "last_run": _iso(c.last_run[0]) if c.last_run else None,
         "last_result": c.last_run[1] if c.last_run else None,
         "last_summary": c.last_run[2] if c.last_run else None,

@@ -139,6 +139,13 @@ class Batches:
                 )
             for dir_id, row in others:
                 self.work.write(job, dir_id, [row])
+            if confirmed:  # the job's life totals: they never go down
+                self.conn.execute(
+                    "INSERT INTO job_totals (job, files, bytes) VALUES (?, ?, ?) "
+                    "ON CONFLICT (job) DO UPDATE SET files = files + excluded.files, "
+                    "bytes = bytes + excluded.bytes",
+                    (job, len(confirmed), sum(f.row.size for f in confirmed)),
+                )
             if enroll:
                 self.cleanup.enroll(job, enroll, now, batch, replace=True)
             if actions is not None:

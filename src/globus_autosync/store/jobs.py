@@ -26,6 +26,14 @@ class Jobs:
         self.db = db
         self.conn = db.conn
 
+    def life(self, job: int) -> tuple[int, int]:
+        """Files and bytes the destination confirmed over the job's life (never less later)."""
+        if not self.db.has_table("job_totals"):  # an older database, read by ``status``
+            return 0, 0
+        row = self.conn.execute("SELECT files, bytes FROM job_totals WHERE job=?", (job,))
+        found = row.fetchone()
+        return (int(found[0]), int(found[1])) if found else (0, 0)
+
     def find(self, name: str) -> int | None:
         row = self.conn.execute("SELECT id FROM jobs WHERE name=?", (name,)).fetchone()
         return int(row[0]) if row else None

@@ -143,7 +143,8 @@ CREATE INDEX IF NOT EXISTS history_job_at ON history (job, at);
 # answered), so that another process tells a hung job from a slow one. `roots`: the file system
 # a job's source (and local destination) root was on, so that a share that is not mounted is
 # not read as an empty tree. `unlistable`: the directories the latest walk could not list, for
-# as long as that lasts.
+# as long as that lasts. `job_totals`: the files and bytes the destination confirmed over the
+# job's life (monotonic, whatever cleanup deletes later), seeded from the batches that succeeded.
 SHARES = """
 CREATE TABLE IF NOT EXISTS heartbeats (
     job INTEGER PRIMARY KEY REFERENCES jobs(id),
@@ -168,6 +169,13 @@ CREATE TABLE IF NOT EXISTS unlistable (
     cycles INTEGER NOT NULL,                 -- walks in a row that could not list it
     PRIMARY KEY (job, path)
 );
+CREATE TABLE IF NOT EXISTS job_totals (
+    job INTEGER PRIMARY KEY REFERENCES jobs(id),
+    files INTEGER NOT NULL,                  -- confirmed over the job's life (sent by the tool)
+    bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO job_totals (job, files, bytes)
+    SELECT job, SUM(files), SUM(bytes) FROM batches WHERE state = 'succeeded' GROUP BY job;
 """
 
 # the statements that upgrade a database from version n to n + 1 (6: the runs of a large
