@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from globus_autosync.store import private
+
 OUTPUT_CAP = 1 << 20  # bytes of a command's output kept in output.log
 LOG_CAP = 4000  # bytes of it copied into the log
 START_GRACE = 60.0  # a supervisor that has not begun after this never will
@@ -58,10 +60,10 @@ def argv(command: tuple[str, ...], manifest: Path) -> list[str]:
 
 
 def write_manifest(top: Path, manifest: dict[str, object]) -> Path:
-    top.mkdir(parents=True, exist_ok=True)
+    private.private_dir(top)
     path = top / "manifest.json"
     tmp = top / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1), "utf-8")
+    private.write_text(tmp, json.dumps(manifest, indent=1))
     os.replace(tmp, path)
     return path
 
@@ -76,7 +78,7 @@ def start(top: Path, command: tuple[str, ...], timeout: float) -> int:
         "cap": OUTPUT_CAP,
     }
     tmp = top / "spec.json.tmp"
-    tmp.write_text(json.dumps(spec), "utf-8")
+    private.write_text(tmp, json.dumps(spec))
     os.replace(tmp, top / "spec.json")
     proc = subprocess.Popen(
         [sys.executable, "-m", "globus_autosync.actions.supervise", str(top)],

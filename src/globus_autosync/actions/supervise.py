@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from globus_autosync.store import private
+
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL at the timeout
 
 
@@ -58,7 +60,7 @@ def supervise(top: Path) -> int:
     result: dict[str, object] = {"code": None, "timed_out": False, "error": None}
     begun = time.monotonic()
     counted = [0]
-    with open(top / "output.log", "wb") as out:
+    with open(top / "output.log", "wb", opener=private.opener) as out:
         try:
             proc = subprocess.Popen(
                 spec["argv"],
@@ -92,7 +94,7 @@ def supervise(top: Path) -> int:
             reader.join(timeout=GRACE)
     result.update(seconds=round(time.monotonic() - begun, 3), output_bytes=counted[0])
     tmp = top / "exit.json.tmp"
-    tmp.write_text(json.dumps(result), "utf-8")
+    private.write_text(tmp, json.dumps(result))
     os.replace(tmp, top / "exit.json")
     return 0
 

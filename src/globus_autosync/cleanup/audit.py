@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from globus_autosync.errors import JobError
-from globus_autosync.store import Candidate
+from globus_autosync.store import Candidate, private
 
 AUDIT_NAME = "deletions.jsonl"
 _AUDIT_TAIL = 1 << 20  # bytes of the audit log read back to resolve an interrupted deletion
@@ -103,8 +103,8 @@ class AuditLog:
         path = self.path
         data = ("\n".join(self._lines) + "\n").encode("utf-8")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            private.private_dir(path.parent)
+            fd = private.create(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
             try:
                 end = os.fstat(fd).st_size
                 if end and os.pread(fd, 1, end - 1) != b"\n":

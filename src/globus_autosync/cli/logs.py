@@ -11,7 +11,10 @@ import contextlib
 import logging
 import os
 import sys
+from io import TextIOWrapper
 from pathlib import Path
+
+from globus_autosync.store import private
 
 SUMMARY_LOGGER = "globus_autosync.summary"
 FORMAT = "%(asctime)s: %(levelname)s: %(message)s"
@@ -46,14 +49,15 @@ def setup(
         return None
     path = state_dir / "log" / "globus-autosync.log"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private.private_dir(path.parent)
         handler: logging.FileHandler
         if resident:
             # here: logging.handlers costs 16 ms to import; only watch rotates its log
             from logging.handlers import RotatingFileHandler
 
             class _RotatingLog(_SaysOnce, RotatingFileHandler):
-                pass
+                def _open(self) -> TextIOWrapper:
+                    return _private_open(self)
 
             handler = _RotatingLog(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
         else:
@@ -106,7 +110,21 @@ class _SaysOnce(logging.Handler):
 
 
 class _FileLog(_SaysOnce, logging.FileHandler):
-    pass
+    def _open(self) -> TextIOWrapper:
+        return _private_open(self)
+
+
+def _private_open(handler: logging.FileHandler) -> TextIOWrapper:
+    """FileHandler's ``_open``, but a log it creates is 0600."""
+    opened = open(  # noqa: SIM115 (the handler keeps it open)
+        handler.baseFilename,
+        handler.mode,
+        encoding=handler.encoding,
+        errors=handler.errors,
+        opener=private.opener,
+    )
+    assert isinstance(opened, TextIOWrapper)
+    return opened
 
 
 class _Console(logging.StreamHandler):  # type: ignore[type-arg]

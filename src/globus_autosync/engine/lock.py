@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from globus_autosync.errors import JobError, LockHeld
+from globus_autosync.store import private
 
 
 def _holder(fd: int) -> str:
@@ -39,8 +40,8 @@ class JobLock:
 
     def __enter__(self) -> Self:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            private.private_dir(self.path.parent)
+            fd = private.create(self.path, os.O_RDWR)
         except OSError as err:
             raise JobError(f"cannot create the lock file {self.path}: {err.strerror}") from None
         try:

@@ -27,6 +27,7 @@ from globus_sdk.token_storage import SQLiteTokenStorage, TokenValidationError
 
 from globus_autosync.config import Config
 from globus_autosync.errors import AuthError, ConfigError
+from globus_autosync.store import private
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def note_flow_needs(state_dir: Path, flow_id: str, scopes: Iterable[str]) -> Non
     needs = flow_needs(state_dir) | {flow_id: mine}
     tmp = state_dir / (FLOW_NEEDS + ".tmp")
     try:
-        tmp.write_text(json.dumps(needs), "utf-8")
+        private.write_text(tmp, json.dumps(needs))
         os.replace(tmp, state_dir / FLOW_NEEDS)
     except OSError as err:
         log.warning("cannot note the consent flow %s needs in %s: %s", flow_id, tmp, err.strerror)
@@ -114,8 +115,9 @@ def flow_scopes(
 
 
 def token_storage(state_dir: Path, namespace: str) -> SQLiteTokenStorage:
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private.private_dir(state_dir)
     path = state_dir / TOKEN_FILE
+    os.close(private.create(path, os.O_RDWR | os.O_CLOEXEC))  # never readable by others
     storage = SQLiteTokenStorage(path, namespace=namespace)
     os.chmod(path, 0o600)
     return storage

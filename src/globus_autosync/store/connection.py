@@ -12,7 +12,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from globus_autosync.errors import StoreError
-from globus_autosync.store import schema
+from globus_autosync.store import private, schema
 
 FILE_NAME = "state.db"
 _TIMEOUT = 60.0  # seconds to wait for another job's writer
@@ -58,7 +58,10 @@ def connect(state_dir: Path) -> tuple[sqlite3.Connection, Path]:
     its schema created or upgraded; a newer schema is refused."""
     path = state_dir / FILE_NAME
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private.tighten(state_dir)
+        private.private_dir(state_dir)
+        # made 0600 before SQLite opens it: its -wal and -shm take the database's mode
+        os.close(private.create(path, os.O_RDWR | os.O_CLOEXEC))
         conn = sqlite3.connect(path, timeout=_TIMEOUT, isolation_level=None)
         _use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
