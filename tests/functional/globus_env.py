@@ -162,7 +162,8 @@ class Globus:
             for entry in [tokens, *tokens["other_tokens"]]
         }
         assert set(data) == {"auth.globus.org", TRANSFER_RS}
-        self.env.state.mkdir(parents=True, exist_ok=True)
+        self.env.state.mkdir(parents=True, exist_ok=True, mode=0o700)  # as login makes it
+        self.env.state.chmod(0o700)
         storage = SQLiteTokenStorage(self.env.state / "tokens.db", namespace=f"u-{NATIVE_APP}")
         try:
             storage.store_token_data_by_resource_server(data)

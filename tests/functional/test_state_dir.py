@@ -75,9 +75,7 @@ def _modes(top: Path) -> dict[str, int]:
 def test_the_state_directory_is_private_whatever_the_umask(env: CliEnv, mask: int) -> None:
     """Every directory 0700, every file the tool writes 0600 (database, -wal, -shm, log, audit
     log, locks, action manifests and output); the destination's files keep the umask's modes."""
-    env.configure(
-        job_toml(delete_after="0s", on_done="batch", command=["sh", "-c", "echo done"])
-    )
+    env.configure(job_toml(delete_after="0s", on_done="batch", command=["sh", "-c", "echo done"]))
     env.write("run1/a.tif", b"a")
     for _ in range(2):  # the second run deletes the sources: the audit log is written
         env.cli("run", prefix=_umask(mask))
@@ -93,9 +91,7 @@ def test_the_state_directory_is_private_whatever_the_umask(env: CliEnv, mask: in
         for extra in ("state.db-wal", "state.db-shm"):
             assert stat.S_IMODE((env.state / extra).stat().st_mode) == 0o600
     loose = {
-        p: oct(m)
-        for p, m in modes.items()
-        if m != (0o700 if (env.state / p).is_dir() else 0o600)
+        p: oct(m) for p, m in modes.items() if m != (0o700 if (env.state / p).is_dir() else 0o600)
     }
     assert not loose, loose
     # the destination is not the tool's: as the umask makes it

@@ -117,7 +117,8 @@ def flow_scopes(
 def token_storage(state_dir: Path, namespace: str) -> SQLiteTokenStorage:
     private.private_dir(state_dir)
     path = state_dir / TOKEN_FILE
-    os.close(private.create(path, os.O_RDWR | os.O_CLOEXEC))  # never readable by others
+    # the SDK makes its tables only in a file it creates: made here, it is chmod'ed after (the
+    # directory, 0700, lets no one else reach it meanwhile)
     storage = SQLiteTokenStorage(path, namespace=namespace)
     os.chmod(path, 0o600)
     return storage
