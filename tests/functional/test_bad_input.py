@@ -223,13 +223,23 @@ def test_names_that_cannot_be_sent(env: CliEnv) -> None:
     st = env.status()
     assert st["skipped"] == 3
     assert {p["path"] for p in st["problems"]} == {"caf\\xe9.dat", "dir\\xff", "two\\nlines.dat"}
-    res = env.run()  # reported once, not on every run
+    assert {p["state"] for p in st["problems"]} == {"unsendable"}
+    prom = env.root / "m.prom"
+    res = env.cli("run", "--metrics-file", str(prom))  # logged once, not on every run ...
     assert "skipped 0" in _summary(res)
+    # ... but said for as long as they last: status, its check, health, the metrics
+    check = env.cli("status", "--check", code=1)
+    assert "detector: WAITING: 3 file names cannot be sent (latest " in check.stdout
+    assert "rename them, or add them to the job's 'exclude'" in check.stdout
+    assert 'globus_autosync_files{autosync_job="detector",state="unsendable"} 3.0' in (
+        prom.read_text()
+    )
     # renamed to something sendable: sent, and no longer reported
     os.rename(bad, env.src / "cafe.dat")
     env.run()
     assert (env.dst / "cafe.dat").read_bytes() == b"latin"
     assert env.status()["skipped"] == 2
+    assert "2 file names cannot be sent" in env.cli("status", "--check", code=1).stdout
 
 
 def test_symlinks_skipped(env: CliEnv) -> None:

@@ -9,10 +9,12 @@ from typing import Any, NamedTuple
 from globus_autosync.config import Job
 from globus_autosync.monitoring.hang import hung
 from globus_autosync.monitoring.refused import refused_batch
+from globus_autosync.sources.base import UNSENDABLE_NEWLINE, UNSENDABLE_UTF8
 from globus_autosync.store import Store
 from globus_autosync.store import health as db
 
 OK, LAGGING, WAITING, FAILING, STOPPED = "ok", "lagging", "waiting", "failing", "stopped"
+UNSENDABLE = (UNSENDABLE_UTF8, UNSENDABLE_NEWLINE)  # a name the transport cannot carry
 STATES = (OK, LAGGING, WAITING, FAILING, STOPPED)
 # `status --check` exit codes: 0 all ok, 1 any lagging or waiting, 2 any failing or stopped
 SEVERITY = {OK: 0, LAGGING: 1, WAITING: 1, FAILING: 2, STOPPED: 2}
@@ -157,6 +159,14 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
         )
     if unlistable:
         return Health(WAITING, _unlistable(store, job_id), _UNLISTABLE_DO, "waiting:unlistable")
+    names, example = store.health.skipped_for(job_id, UNSENDABLE)
+    if names:
+        return Health(
+            WAITING,
+            f"{names} file name{'s' if names > 1 else ''} cannot be sent (latest {example})",
+            "rename them, or add them to the job's 'exclude'; they go by themselves once renamed",
+            "waiting:unsendable",
+        )
     n = store.jobs.counts(job_id)
     if n.failed:
         example = store.health.stubborn_failures(job_id, 1)[1]

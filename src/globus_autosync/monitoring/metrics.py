@@ -117,6 +117,8 @@ class StoreCollector(Collector):
                 counts = (c.done, c.seen, c.queued, c.submitted, c.failed, c.skipped)
                 for state, n in zip(FILE_STATES, counts, strict=True):
                     files.add_metric([job.name, state], n)
+                unsendable = store.health.skipped_for(job_id, health.UNSENDABLE)[0]
+                files.add_metric([job.name, "unsendable"], unsendable)  # also among skipped
                 done_bytes.add_metric([job.name], c.done_bytes)
                 life_files, life_bytes = store.jobs.life(job_id)
                 confirmed_files.add_metric([job.name], life_files)

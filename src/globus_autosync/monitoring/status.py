@@ -65,7 +65,7 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
     problems += [
         {
             "path": join(rel.get(d, "?"), p.name),
-            "state": p.state,
+            "state": "unsendable" if p.reason in health.UNSENDABLE else p.state,
             "reason": p.reason,
             "attempts": p.attempts,
         }

@@ -78,6 +78,21 @@ class HealthRecords:
         ).fetchone()
         return int(n), f"{name}: {reason or 'no reason given'}"
 
+    def skipped_for(self, job: int, reasons: tuple[str, ...]) -> tuple[int, str | None]:
+        """How many files are skipped for one of ``reasons``, and one example (``name: reason``)
+        of the most recent."""
+        marks = ", ".join("?" * len(reasons))
+        where = f"job=? AND state='skipped' AND reason IN ({marks})"
+        n = self.conn.execute(f"SELECT COUNT(*) FROM files WHERE {where}", (job, *reasons))
+        count = int(n.fetchone()[0])
+        if not count:
+            return 0, None
+        name, reason = self.conn.execute(
+            f"SELECT name, reason FROM files WHERE {where} ORDER BY since DESC LIMIT 1",
+            (job, *reasons),
+        ).fetchone()
+        return count, f"{name}: {reason}"
+
     def collections(self, job: str) -> list[CollectionRow]:
         if not self.db.has_table("collections"):
             return []
