@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -157,3 +158,23 @@ def test_healthz_code_for_each_health(
     assert f"detector: {health.upper()}" in check
     assert (status, body.decode()) == (200 if health == "ok" else 503, check)
     assert http.json("/api/v1/status")["jobs"][0]["health"]["state"] == health
+
+
+def test_a_trailing_slash_is_redirected_to_the_one_address_of_the_page(
+    env: CliEnv, server: Callable[..., Http]
+) -> None:
+    env.write("a.dat", "a")
+    env.run()
+    page = server("serve")
+    port = int(page.base.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/jobs/detector/?fragment=1")
+        answer = conn.getresponse()
+        answer.read()
+        assert answer.status == 301
+        assert answer.getheader("Location") == "/jobs/detector?fragment=1"
+    finally:
+        conn.close()
+    status, _, body = page.get("/jobs/detector/")  # a browser follows it to the page
+    assert status == 200 and b"detector" in body

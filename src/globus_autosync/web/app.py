@@ -56,6 +56,7 @@ class Response(NamedTuple):
     content_type: str
     body: bytes
     cache: str = "no-cache"  # the API and pages: always asked afresh
+    location: str | None = None  # a redirect's
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -102,6 +103,9 @@ class App:
             return self._static(path[len("/static/") :])
         if path == "/metrics":
             return Response(200, CONTENT_TYPE_LATEST, generate_latest(self.metrics))
+        if path != "/" and path.endswith("/"):  # one address per page: /jobs/x/ is /jobs/x
+            there = url.path.rstrip("/") + (f"?{url.query}" if url.query else "")
+            return Response(301, TEXT, f"moved to {there}\n".encode(), location=there)
         parts = path.strip("/").split("/")
         routes: dict[str, Callable[[], Response]] = {
             "": lambda: self._page(query),
@@ -230,6 +234,7 @@ class Handler(BaseHTTPRequestHandler):
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY",
+            **({"Location": r.location} if r.location else {}),
             **(extra or {}),
         }
         for key, value in headers.items():
