@@ -178,3 +178,23 @@ def test_a_trailing_slash_is_redirected_to_the_one_address_of_the_page(
         conn.close()
     status, _, body = page.get("/jobs/detector/")  # a browser follows it to the page
     assert status == 200 and b"detector" in body
+
+
+def test_a_jobs_page_lists_cleanups_latest_deletions_and_what_cannot_be_sent(
+    env: CliEnv, server: Callable[..., Http]
+) -> None:
+    env.configure(job_toml(delete_after="0s"))
+    env.write("run1/a.tif", b"a" * 10)
+    env.write("run1/b.tif", b"b" * 20)
+    env.write("two\nlines.tif", b"n")
+    env.run(code=1)
+    env.run(code=0)  # the sources are deleted now, their copies confirmed
+    assert not (env.src / "run1" / "a.tif").exists()
+    page = server("serve")
+    status, _, body = page.get("/jobs/detector")
+    text = body.decode()
+    assert status == 200
+    assert 'class="deletions"' in text
+    for name in ("run1/a.tif", "run1/b.tif"):
+        assert f"{env.src}/{name}" in text and f"{env.dst}/{name}" in text
+    assert "unsendable" in text and "two\\nlines.tif" in text

@@ -36,6 +36,29 @@ def audit_key(entry: dict[str, object]) -> AuditKey:
     return AuditKey(entry.get("source"), entry.get("mtime_ns"), entry.get("ino"))
 
 
+def latest(state_dir: Path, job: str, limit: int = 20) -> list[dict[str, object]]:
+    """The job's latest deletions (newest first) from the end of the deletion log, for the
+    status page; none when there is no log or it cannot be read."""
+    try:
+        with open(audit_path(state_dir), "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - _AUDIT_TAIL))
+            tail = fh.read()
+    except OSError:
+        return []
+    out: list[dict[str, object]] = []
+    for raw in reversed(tail.splitlines()):
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue  # the first line of the tail may be cut
+        if isinstance(entry, dict) and entry.get("job") == job:
+            out.append(entry)
+            if len(out) >= limit:
+                break
+    return out
+
+
 class AuditLog:
     """The lines of one job's deletions, buffered until ``write``."""
 

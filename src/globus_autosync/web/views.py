@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from globus_autosync.cleanup import audit
 from globus_autosync.config import Config, Job
 from globus_autosync.monitoring import health
 from globus_autosync.monitoring import status as report
@@ -179,4 +180,5 @@ def job_page(store: Store | None, job: Job, limit: int = 50) -> dict[str, Any]:
         "batches": report.job_tasks(store, job, limit),
         "actions": report.job_actions(store, job, limit),
         "down": [c for c in row["collections"] if c["problem"]],
+        "deletions": audit.latest(store.path.parent, job.name) if store is not None else [],
     }
