@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "actions": 7,
     "monitoring": 8,
     "engine": 9,
+    "verify": 10,  # the destination audit: cli's `verify`
     "web": 10,  # the status page: cli's `serve` and `watch --http` start it
     "cli": 11,
     "__main__": 12,

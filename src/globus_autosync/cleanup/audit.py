@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -57,6 +58,22 @@ def latest(state_dir: Path, job: str, limit: int = 20) -> list[dict[str, object]
             if len(out) >= limit:
                 break
     return out
+
+
+def every(state_dir: Path, job: str) -> Iterator[dict[str, object]]:
+    """Every deletion of the job in the deletion log, oldest first (``verify``)."""
+    try:
+        fh = open(audit_path(state_dir), "rb")  # noqa: SIM115 (closed below, as a generator)
+    except OSError:
+        return
+    with fh:
+        for raw in fh:
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue  # a line torn by a crash
+            if isinstance(entry, dict) and entry.get("job") == job:
+                yield entry
 
 
 class AuditLog:

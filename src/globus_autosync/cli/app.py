@@ -39,6 +39,7 @@ COMMANDS = {
     "alert-test": "health",
     "retry-action": "actions",
     "serve": "serve",
+    "verify": "verify",
 }  # fmt: skip
 
 

@@ -125,6 +125,18 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
             "exclude it); its files are tried again by themselves",
             "failing:refused",
         )
+    lost = store.lost.current(job_id, 1)
+    if lost:
+        gone = store.lost.count(job_id)
+        return Health(
+            FAILING,
+            f"the destination lost {gone} file{'s' if gone > 1 else ''} it had confirmed, and "
+            f"the source{'s are' if gone > 1 else ' is'} gone too (latest {lost[0].path}: "
+            f"{lost[0].reason})",
+            "recover them from a backup if you can ('globus-autosync verify' lists them), then "
+            "'globus-autosync verify --forget-lost --job NAME'",
+            "failing:lost",
+        )
     unlistable = store.unlistable.current(job_id, 1)
     if unlistable and unlistable[0].cycles >= job.alert_after:
         return Health(FAILING, _unlistable(store, job_id), _UNLISTABLE_DO, "failing:unlistable")

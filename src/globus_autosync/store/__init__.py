@@ -39,6 +39,7 @@ from globus_autosync.store.files import QueuedFile, WorkFiles
 from globus_autosync.store.heartbeats import Heartbeats
 from globus_autosync.store.history import History
 from globus_autosync.store.jobs import Counts, Jobs
+from globus_autosync.store.lost import LostFile, LostFiles
 from globus_autosync.store.roots import Root, Roots
 from globus_autosync.store.unlistable import UnlistableDir, UnlistableDirs
 
@@ -54,6 +55,7 @@ __all__ = [
     "CycleRow",
     "DirRow",
     "Enrolled",
+    "LostFile",
     "QueuedFile",
     "RawState",
     "Root",
@@ -85,6 +87,7 @@ class Store(Connection):
         self.heartbeats = Heartbeats(self)
         self.roots = Roots(self)
         self.unlistable = UnlistableDirs(self)
+        self.lost = LostFiles(self)
 
     @cached_property
     def health(self) -> HealthRecords:

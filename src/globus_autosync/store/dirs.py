@@ -168,6 +168,18 @@ class Directories:
             (blob, nfiles, added, dir_id),
         )
 
+    def requeue(self, dir_id: int, names: Collection[str]) -> None:
+        """Files confirmed but no longer at the destination (``verify --repair``): out of the
+        confirmed listing and of cleanup's candidates, the directory listed again next cycle,
+        where they are new and sent."""
+        with self.db.tx():
+            self.take_out_confirmed(dir_id, names)
+            self.conn.execute("UPDATE dirs SET mtime_ns=-1 WHERE id=?", (dir_id,))
+            if self.db.has_table("cleanup"):
+                self.conn.executemany(
+                    "DELETE FROM cleanup WHERE dir=? AND name=?", ((dir_id, n) for n in names)
+                )
+
     def take_out_confirmed(self, dir_id: int, names: Collection[str]) -> None:
         """Take deleted files out of a directory's confirmed listing, in the caller's
         transaction (a new file of that name is new: the names are noted as ``forgotten``, so

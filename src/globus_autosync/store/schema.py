@@ -143,7 +143,8 @@ CREATE INDEX IF NOT EXISTS history_job_at ON history (job, at);
 # answered), so that another process tells a hung job from a slow one. `roots`: the file system
 # a job's source (and local destination) root was on, so that a share that is not mounted is
 # not read as an empty tree. `unlistable`: the directories the latest walk could not list, for
-# as long as that lasts. `job_totals`: the files and bytes the destination confirmed over the
+# as long as that lasts. `lost`: files `verify` found missing at the destination whose source is
+# gone too. `job_totals`: the files and bytes the destination confirmed over the
 # job's life (monotonic, whatever cleanup deletes later), seeded from the batches that succeeded.
 SHARES = """
 CREATE TABLE IF NOT EXISTS heartbeats (
@@ -167,6 +168,13 @@ CREATE TABLE IF NOT EXISTS unlistable (
     reason TEXT NOT NULL,
     since REAL NOT NULL,
     cycles INTEGER NOT NULL,                 -- walks in a row that could not list it
+    PRIMARY KEY (job, path)
+);
+CREATE TABLE IF NOT EXISTS lost (
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    path TEXT NOT NULL,                      -- relative, printable
+    reason TEXT NOT NULL,                    -- what verify found, and the deletion's log line
+    found REAL NOT NULL,
     PRIMARY KEY (job, path)
 );
 CREATE TABLE IF NOT EXISTS job_totals (

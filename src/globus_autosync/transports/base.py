@@ -121,6 +121,12 @@ class Transport(Protocol):
         the destination cannot be looked at."""
         ...
 
+    def held(self, reldir: str) -> dict[str, Copy]:
+        """Every regular file the destination holds in one directory, looked at now, by name
+        (empty when the directory is not there). Raises TransportError when the destination
+        cannot be looked at (``verify``)."""
+        ...
+
     def close(self) -> None: ...
 
 

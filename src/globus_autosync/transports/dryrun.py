@@ -55,6 +55,9 @@ class DryTransport:
     def verify_copies(self, reldir: str, names: Sequence[str]) -> dict[str, Copy]:
         return self.real.verify_copies(reldir, names)
 
+    def held(self, reldir: str) -> dict[str, Copy]:
+        return self.real.held(reldir)
+
     def close(self) -> None:
         pass
 

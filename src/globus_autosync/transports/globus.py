@@ -24,7 +24,7 @@ from globus_autosync.config import Config, Job
 from globus_autosync.errors import AuthError, TransportError
 from globus_autosync.globus import auth as globus_auth
 from globus_autosync.globus import collections as globus_collections
-from globus_autosync.globus.client import TransferSession
+from globus_autosync.globus.client import Pace, TransferSession
 from globus_autosync.globus.collections import CollectionDoc
 from globus_autosync.globus.errors import ConsentNeeded, Purged, consent_message, purged, refused
 from globus_autosync.globus.listing import Unlistable, Vanished, list_entries, missing, unlistable
@@ -68,6 +68,7 @@ class GlobusTransport:
         self.session = TransferSession(job, config, state_dir)  # a Globus source lists with it
         self._made: set[str] = set()
         self.task_faults: dict[str, str] = {}  # task id -> a COLLECTION_FAULTS nice_status
+        self._pace: Pace | None = None  # the pace of verify's listings, made at the first
 
     # -- plumbing -------------------------------------------------------------------------
     @property
@@ -249,6 +250,27 @@ class GlobusTransport:
             if entry.get("type") == "file" and entry.get("name") in wanted:
                 found[entry["name"]] = Copy(int(entry["size"]), None)
         return found
+
+    def held(self, reldir: str) -> dict[str, Copy]:
+        """One listing of the destination directory (paged): its files' sizes (Globus lists
+        times to the second: not compared)."""
+        path = self.dst_path(reldir)
+        what = f"list {path} on the destination"
+        if self._pace is None:  # the job's requests_per_second, as the source's listing
+            self._pace = Pace(self.job.requests_per_second)
+        try:
+            entries = list_entries(
+                self.session,
+                self.dst,
+                path,
+                what,
+                missing(path),
+                before=self._pace.wait,
+                side=DESTINATION,
+            )
+        except Vanished:
+            return {}
+        return {e["name"]: Copy(int(e["size"]), None) for e in entries if e.get("type") == "file"}
 
     def close(self) -> None:
         self.session.close()

@@ -360,6 +360,25 @@ class LocalTransport:
             os.close(fd)
         return found
 
+    def held(self, reldir: str) -> dict[str, Copy]:
+        folder = self.destination / reldir
+        found: dict[str, Copy] = {}
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    heartbeats.beat(heartbeats.DESTINATION)
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            st = entry.stat(follow_symlinks=False)
+                            found[entry.name] = Copy(st.st_size, st.st_mtime_ns)
+                    except FileNotFoundError:
+                        continue
+        except (FileNotFoundError, NotADirectoryError):
+            return found  # the directory is not there: neither is any file in it
+        except OSError as err:
+            raise TransportError(f"cannot look into {folder}: {_error(err)}") from None
+        return found
+
     def close(self) -> None:
         self._results.clear()
 

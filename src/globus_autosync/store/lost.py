@@ -1,0 +1,46 @@
+"""Files the destination lost after it confirmed them, whose source is gone too (deleted by
+cleanup or by a person): found by ``verify``, kept until a person says they know
+(``verify --forget-lost``), and the job is ``failing`` meanwhile."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from globus_autosync.store.connection import Connection
+
+
+class LostFile(NamedTuple):
+    path: str
+    reason: str
+    found: float
+
+
+class LostFiles:
+    def __init__(self, db: Connection) -> None:
+        self.db = db
+
+    def record(self, job_id: int, lost: list[tuple[str, str]], now: float) -> None:
+        with self.db.tx():
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO lost (job, path, reason, found) VALUES (?, ?, ?, ?)",
+                [(job_id, path, reason, now) for path, reason in lost],
+            )
+
+    def current(self, job_id: int, limit: int = 20) -> list[LostFile]:
+        if not self.db.has_table("lost"):
+            return []
+        rows = self.db.conn.execute(
+            "SELECT path, reason, found FROM lost WHERE job=? ORDER BY found DESC, path LIMIT ?",
+            (job_id, limit),
+        )
+        return [LostFile(*r) for r in rows]
+
+    def count(self, job_id: int) -> int:
+        if not self.db.has_table("lost"):
+            return 0
+        row = self.db.conn.execute("SELECT COUNT(*) FROM lost WHERE job=?", (job_id,))
+        return int(row.fetchone()[0])
+
+    def forget(self, job_id: int) -> int:
+        with self.db.tx():
+            return self.db.conn.execute("DELETE FROM lost WHERE job=?", (job_id,)).rowcount

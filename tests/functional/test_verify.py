@@ -1,0 +1,113 @@
+"""`verify`: the destination audited against what the store holds as confirmed, through the CLI,
+with the local transport and the emulated Transfer service."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .globus_env import Globus, populate
+from .helpers import CliEnv, assert_mirrored, job_toml
+
+
+def _frames(env: CliEnv, n: int = 6) -> list[str]:
+    rels = [f"run1/f{i}.tif" for i in range(n)] + ["top.dat"]
+    for i, rel in enumerate(rels):
+        env.write(rel, os.urandom(100 + i))
+    return rels
+
+
+def test_removed_truncated_and_touched_copies_are_found_and_nothing_else(env: CliEnv) -> None:
+    _frames(env)
+    env.run()
+    res = env.cli("verify")
+    assert res.stdout.strip() == (
+        "detector: 7 confirmed, 7 at the destination, 0 missing, 0 different (size or mtime), "
+        "0 unknown there (not ours, counted only)"
+    )
+    (env.dst / "run1" / "f1.tif").unlink()
+    with open(env.dst / "run1" / "f2.tif", "r+b") as fh:
+        fh.truncate(10)
+    os.utime(env.dst / "top.dat", (1, 1))
+    (env.dst / "run1" / "someone_elses.txt").write_text("not ours")
+    res = env.cli("verify", code=1)
+    lines = res.stdout.strip().splitlines()
+    assert sorted(lines[:-1]) == [
+        "detector: run1/f1.tif: missing",
+        "detector: run1/f2.tif: different: 10 bytes, confirmed 102",
+        "detector: top.dat: different: 106 bytes, confirmed 106",
+    ]
+    assert lines[-1] == (
+        "detector: 7 confirmed, 4 at the destination, 1 missing, 2 different (size or mtime), "
+        "1 unknown there (not ours, counted only)"
+    )
+    doc = json.loads(env.cli("verify", "--json", code=1).stdout)["jobs"][0]
+    assert (doc["missing"], doc["different"], doc["unknown"], doc["error"]) == (1, 2, 1, None)
+
+
+def test_repair_sends_them_again_once(env: CliEnv) -> None:
+    _frames(env)
+    env.run()
+    (env.dst / "run1" / "f1.tif").unlink()
+    (env.dst / "top.dat").write_bytes(b"damaged")
+    res = env.cli("verify", "--repair", code=1)
+    assert "2 queued to be sent again, 0 lost" in res.stdout
+    again = env.cli("verify", "--repair")  # asked twice: queued once (no longer confirmed)
+    assert "5 confirmed, 5 at the destination, 0 missing" in again.stdout
+    res = env.run()
+    assert "sent 2 " in res.stdout, res.stdout
+    assert_mirrored(env.src, env.dst)
+    assert env.cli("verify").returncode == 0
+    with env.db() as db:
+        assert db.execute("SELECT SUM(files) FROM batches").fetchone() == (9,)  # 7 + 2
+
+
+def test_a_file_lost_at_both_ends_is_said_with_its_deletion_and_fails_the_job(
+    env: CliEnv,
+) -> None:
+    env.configure(job_toml(delete_after="0s"))
+    env.write("run1/a.tif", b"a" * 10)
+    env.write("run1/b.tif", b"b" * 10)
+    env.run()
+    env.run()  # cleanup deletes the sources
+    assert not (env.src / "run1" / "a.tif").exists()
+    (env.dst / "run1" / "a.tif").unlink()  # and the destination loses one
+    res = env.cli("verify", code=1)
+    [lost] = [x for x in res.stdout.splitlines() if "a.tif" in x]
+    assert lost.startswith(
+        "detector: run1/a.tif: missing; its source was deleted from the source by cleanup at "
+    )
+    assert "(batch 1)" in lost and "b.tif" not in res.stdout
+    assert "2 confirmed, 1 at the destination, 1 missing" in res.stdout
+    assert env.cli("status", "--check").returncode == 0  # reported; recorded with --repair
+    res = env.cli("verify", "--repair", code=1)
+    assert "0 queued to be sent again, 1 lost" in res.stdout
+    check = env.cli("status", "--check", code=2)
+    assert "detector: FAILING: the destination lost 1 file it had confirmed" in check.stdout
+    assert "--forget-lost" in check.stdout
+    env.cli("verify", "--forget-lost")
+    assert env.cli("status", "--check").stdout.strip() == "detector: OK"
+
+
+def test_a_destination_that_cannot_be_listed_is_a_failed_audit_not_a_list_of_losses(
+    env: CliEnv,
+) -> None:
+    _frames(env)
+    env.run()
+    env.dst.rename(env.root / "elsewhere")  # the share is not there
+    env.dst.mkdir()
+    env.dst.rmdir()
+    res = env.cli("verify", code=3)
+    assert "missing" not in res.stdout.replace("0 missing", "")
+    assert res.stdout.strip().startswith("detector: audit failed: destination")
+
+
+def test_verify_a_globus_destination(gx: Globus) -> None:
+    files = populate(gx)
+    gx.send()
+    res = gx.cli("verify")
+    assert f"{len(files)} confirmed, {len(files)} at the destination, 0 missing" in res.stdout
+    (gx.dst / "run_Sep2018" / "notes.txt").unlink()
+    res = gx.cli("verify", code=1)
+    assert "run_Sep2018/notes.txt: missing" in res.stdout
+    assert f"{len(files)} confirmed, {len(files) - 1} at the destination, 1 missing" in res.stdout
