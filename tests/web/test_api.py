@@ -198,3 +198,4 @@ def test_a_jobs_page_lists_cleanups_latest_deletions_and_what_cannot_be_sent(
     for name in ("run1/a.tif", "run1/b.tif"):
         assert f"{env.src}/{name}" in text and f"{env.dst}/{name}" in text
     assert "unsendable" in text and "two\\nlines.tif" in text
+    assert "bytes confirmed per hour, last 24 h" in text and "30 B" in text  # a + b

@@ -109,6 +109,14 @@ def _pictures(store: Store, job_id: int, job: Job, now: float) -> list[charts.Ch
             "now",
         ),
         charts.bars(
+            "bytes confirmed per hour, last 24 h",
+            [by_hour.get(i, (0, 0))[1] for i in range(24)],
+            [hour_tip(i) for i in range(24)],
+            human_bytes,
+            "24 h ago",
+            "now",
+        ),
+        charts.bars(
             "files confirmed per day, last 7 days",
             [by_day.get(i, (0, 0))[0] for i in range(7)],
             [day_tip(i) for i in range(7)],
