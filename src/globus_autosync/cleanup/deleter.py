@@ -38,6 +38,7 @@ from globus_autosync.model.plan import QUEUED, SEEN, Pending
 from globus_autosync.sources.base import Excluder, join
 from globus_autosync.sources.context import CycleContext
 from globus_autosync.store import Candidate
+from globus_autosync.store.heartbeats import DESTINATION, SOURCE, beat
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ class Cleaner:
 
     # -- one directory ----------------------------------------------------------------------
     def _delete_group(self, dir_id: int, cands: list[Candidate]) -> None:
+        beat(DESTINATION)  # its copies are looked at first
         rel = self.tree.rel.get(dir_id)
         if rel is None or rules.below_any(dir_id, self.unreadable, self.tree.rows):
             return  # its directory could not be read in this cycle: nothing in it is deleted
@@ -266,6 +268,7 @@ class Cleaner:
         if not rules.deletable(st, c):
             self._changed(group, c, st)
             return
+        beat(SOURCE)  # a long cleanup that moves is never a hang
         try:
             os.unlink(c.name, dir_fd=fd)
         except FileNotFoundError:
