@@ -111,3 +111,20 @@ def test_verify_a_globus_destination(gx: Globus) -> None:
     res = gx.cli("verify", code=1)
     assert "run_Sep2018/notes.txt: missing" in res.stdout
     assert f"{len(files)} confirmed, {len(files) - 1} at the destination, 1 missing" in res.stdout
+
+
+def test_a_copy_lost_whose_source_a_person_deleted_is_lost_and_one_still_there_is_resent(
+    env: CliEnv,
+) -> None:
+    _frames(env, 2)
+    env.run()
+    (env.src / "run1" / "f0.tif").unlink()  # a person deleted it
+    (env.dst / "run1" / "f0.tif").unlink()
+    (env.dst / "run1" / "f1.tif").unlink()
+    env.write("run1/f1.tif", b"rewritten since")  # still there, changed
+    res = env.cli("verify", "--repair", code=1)
+    assert "detector: run1/f0.tif: lost: gone from the source too (not by cleanup)" in res.stdout
+    assert "1 queued to be sent again, 1 lost" in res.stdout
+    env.run(code=None)
+    assert (env.dst / "run1" / "f1.tif").read_bytes() == b"rewritten since"
+    assert "FAILING: the destination lost 1 file" in env.cli("status", "--check", code=2).stdout

@@ -214,10 +214,11 @@ def _repair(
     wrong: dict[str, tuple[int, int]],
     result: JobAudit,
 ) -> None:
-    """What the source still has as it was confirmed is queued again; the rest is lost."""
+    """What the source still has is queued again (as it was confirmed, or changed since: then
+    it is sent as changed); what it has not is lost."""
     again, lost = [], []
-    for name, (size, mtime_ns) in wrong.items():
-        if job.scan == "local" and _unchanged(Path(job.source) / reldir / name, size, mtime_ns):
+    for name in wrong:
+        if job.scan == "local" and (Path(job.source) / reldir / name).exists():
             again.append(name)
             continue
         path = join(reldir, printable(name))
@@ -240,20 +241,13 @@ def _repair(
         result.problems.extend((p, f"lost: {why}") for p, why in lost)
 
 
-def _unchanged(path: Path, size: int, mtime_ns: int) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
-
-
 def _deletion(state_dir: Path, job: str, source: str) -> dict[str, object] | None:
     """The deletion log's line for this source file, if cleanup deleted it."""
-    for entry in deletion_log.latest(state_dir, job, limit=1_000_000):
+    found = None
+    for entry in deletion_log.every(state_dir, job):
         if entry.get("source") == source:
-            return entry
-    return None
+            found = entry  # the latest deletion of that path
+    return found
 
 
 def _relpaths(store: Store, job_id: int) -> dict[int, str]:
