@@ -43,6 +43,15 @@ def test_removed_truncated_and_touched_copies_are_found_and_nothing_else(env: Cl
     )
     doc = json.loads(env.cli("verify", "--json", code=1).stdout)["jobs"][0]
     assert (doc["missing"], doc["different"], doc["unknown"], doc["error"]) == (1, 2, 1, None)
+    # remembered for status, the page and the metrics
+    audit = env.status()["audit"]
+    assert (audit["confirmed"], audit["missing"], audit["different"]) == (7, 1, 2)
+    prom = env.root / "m.prom"
+    env.cli("run", "--metrics-file", str(prom))
+    text = prom.read_text()
+    assert 'globus_autosync_destination_missing{autosync_job="detector"} 1.0' in text
+    assert 'globus_autosync_destination_different{autosync_job="detector"} 2.0' in text
+    assert 'globus_autosync_last_audit_timestamp_seconds{autosync_job="detector"}' in text
 
 
 def test_repair_sends_them_again_once(env: CliEnv) -> None:

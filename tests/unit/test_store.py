@@ -341,12 +341,14 @@ def test_a_version_7_database_gains_life_totals_seeded_from_its_batches(tmp_path
         )
     store.conn.executescript(
         "DROP TABLE job_totals; DROP TABLE heartbeats; DROP TABLE roots; DROP TABLE unlistable;"
+        "DROP TABLE lost; DROP TABLE audits;"
         "UPDATE meta SET value='7' WHERE key='schema_version';"
     )
     store.close()
     ro = Store.open_readonly(tmp_path)  # status reads an older database as it is
     assert ro is not None and ro.jobs.life(job) == (0, 0)
     assert ro.heartbeats.current(job) is None and ro.unlistable.current(job) == []
+    assert ro.lost.current(job) == [] and ro.audits.latest(job) is None
     ro.close()
     store = Store.open(tmp_path)
     assert store.jobs.life(job) == (5, 320)

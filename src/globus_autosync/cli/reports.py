@@ -71,6 +71,12 @@ def status(obj: Context, job_name: str | None, as_json: bool, check: bool) -> No
             click.echo(f"  never run (nothing recorded for it in {obj.state_dir})")
         if r["cleanup"] is not None:
             click.echo(f"  cleanup: {cleanup_line(r['cleanup'])}")
+        if r["audit"] is not None:
+            a = r["audit"]
+            found = a["error"] or (
+                f"{a['confirmed']} confirmed, {a['missing']} missing, {a['different']} different"
+            )
+            click.echo(f"  last audit of the destination (verify) {a['finished']}: {found}")
         if r["actions"] is not None:
             cli_actions.action_lines(r["actions"])
         for t in r["tasks_waiting"]:

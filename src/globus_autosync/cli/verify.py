@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
@@ -68,6 +69,7 @@ def verify(
             codes.append(EXIT_JOB)
         else:
             codes.append(EXIT_PARTIAL if result.bad else EXIT_OK)
+    _remember(obj, audits)
     if as_json:
         click.echo(json.dumps({"jobs": [a.as_dict() for a in audits]}, indent=2))
     else:
@@ -78,6 +80,24 @@ def verify(
                 click.echo(f"{a.job}: ... and {len(a.problems) - SHOWN:,} more")
             click.echo(a.line())
     sys.exit(worst(codes))
+
+
+def _remember(obj: Context, audits: list[JobAudit]) -> None:
+    """Each job's audit, for status, the page and the metrics (a job never run: nothing)."""
+    from globus_autosync.store import Audit, Store
+
+    try:
+        store = Store.open(obj.state_dir)
+    except AutosyncError:
+        return  # said by the audit already
+    try:
+        for a in audits:
+            job_id = store.jobs.find(a.job)
+            if job_id is not None:
+                audit = Audit(time.time(), a.confirmed, a.missing, a.different, a.error)
+                store.audits.record(job_id, audit)
+    finally:
+        store.close()
 
 
 COMMANDS = [verify]  # what cli.app registers

@@ -54,6 +54,21 @@ class StoreCollector(Collector):
             "Bytes the destination confirmed over the job's life",
             labels=[LABEL],
         )
+        audit_missing = GaugeMetricFamily(
+            f"{PREFIX}_destination_missing",
+            "Confirmed files the latest audit (verify) did not find at the destination",
+            labels=[LABEL],
+        )
+        audit_different = GaugeMetricFamily(
+            f"{PREFIX}_destination_different",
+            "Confirmed files the latest audit (verify) found different (size or mtime)",
+            labels=[LABEL],
+        )
+        audit_at = GaugeMetricFamily(
+            f"{PREFIX}_last_audit_timestamp_seconds",
+            "When the latest complete audit of the destination ended (Unix time)",
+            labels=[LABEL],
+        )
         unlistable = GaugeMetricFamily(
             f"{PREFIX}_unlistable_directories",
             "Source directories the latest walk could not list",
@@ -124,6 +139,11 @@ class StoreCollector(Collector):
                 confirmed_files.add_metric([job.name], life_files)
                 confirmed_bytes.add_metric([job.name], life_bytes)
                 unlistable.add_metric([job.name], store.unlistable.count(job_id))
+                audit = store.audits.latest(job_id)
+                if audit is not None and audit.error is None:
+                    audit_missing.add_metric([job.name], audit.missing)
+                    audit_different.add_metric([job.name], audit.different)
+                    audit_at.add_metric([job.name], audit.finished)
                 age = time.time() - c.oldest_settled if c.oldest_settled is not None else 0.0
                 lag.add_metric([job.name], max(0.0, age))
                 ok, took = store.cycles.times(job_id)
@@ -149,6 +169,7 @@ class StoreCollector(Collector):
         yield from (files, done_bytes, lag, last_ok, duration, waiting, healths, connected)
         yield from (deleted_files, deleted_bytes, source_free, actions)
         yield from (confirmed_files, confirmed_bytes, unlistable)
+        yield from (audit_missing, audit_different, audit_at)
 
 
 def registry(config: Callable[[], Config], state_dir: Path) -> CollectorRegistry:

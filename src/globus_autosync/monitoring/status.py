@@ -44,6 +44,7 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
             "bytes_done": 0,
             "confirmed_total": 0,
             "confirmed_bytes_total": 0,
+            "audit": None,
             "last_run": None,
             "last_result": None,
             "last_summary": None,
@@ -89,6 +90,7 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
         # over the job's life: never less later, whatever cleanup deletes from the source
         "confirmed_total": life[0],
         "confirmed_bytes_total": life[1],
+        "audit": _audit(store, job_id),
         "last_run": _iso(c.last_run[0]) if c.last_run else None,
         "last_result": c.last_run[1] if c.last_run else None,
         "last_summary": c.last_run[2] if c.last_run else None,
@@ -97,6 +99,20 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
         "tasks_waiting": waiting,
         "cleanup": _cleanup(store, job_id, job, rel),
         "actions": job_actions_status(store, job),
+    }
+
+
+def _audit(store: Store, job_id: int) -> dict[str, Any] | None:
+    """The latest audit of the job's destination (``verify``), or None."""
+    a = store.audits.latest(job_id)
+    if a is None:
+        return None
+    return {
+        "finished": _iso(a.finished),
+        "confirmed": a.confirmed,
+        "missing": a.missing,
+        "different": a.different,
+        "error": a.error,
     }
 
 

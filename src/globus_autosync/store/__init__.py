@@ -39,7 +39,7 @@ from globus_autosync.store.files import QueuedFile, WorkFiles
 from globus_autosync.store.heartbeats import Heartbeats
 from globus_autosync.store.history import History
 from globus_autosync.store.jobs import Counts, Jobs
-from globus_autosync.store.lost import LostFile, LostFiles
+from globus_autosync.store.lost import Audit, Audits, LostFile, LostFiles
 from globus_autosync.store.roots import Root, Roots
 from globus_autosync.store.unlistable import UnlistableDir, UnlistableDirs
 
@@ -47,6 +47,7 @@ __all__ = [
     "FILE_NAME",
     "SCHEMA_VERSION",
     "ActionRow",
+    "Audit",
     "BatchRow",
     "Candidate",
     "CleanupTotals",
@@ -88,6 +89,7 @@ class Store(Connection):
         self.roots = Roots(self)
         self.unlistable = UnlistableDirs(self)
         self.lost = LostFiles(self)
+        self.audits = Audits(self)
 
     @cached_property
     def health(self) -> HealthRecords:

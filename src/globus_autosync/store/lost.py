@@ -1,6 +1,7 @@
-"""Files the destination lost after it confirmed them, whose source is gone too (deleted by
-cleanup or by a person): found by ``verify``, kept until a person says they know
-(``verify --forget-lost``), and the job is ``failing`` meanwhile."""
+"""What ``verify`` found: the latest audit of each job's destination, and the files the
+destination lost after it confirmed them whose source is gone too (deleted by cleanup or by a
+person), kept until a person says they know (``verify --forget-lost``); the job is ``failing``
+meanwhile."""
 
 from __future__ import annotations
 
@@ -13,6 +14,38 @@ class LostFile(NamedTuple):
     path: str
     reason: str
     found: float
+
+
+class Audit(NamedTuple):
+    finished: float
+    confirmed: int
+    missing: int
+    different: int
+    error: str | None
+
+
+class Audits:
+    """The latest audit of each job's destination (``verify``)."""
+
+    def __init__(self, db: Connection) -> None:
+        self.db = db
+
+    def record(self, job_id: int, audit: Audit) -> None:
+        with self.db.tx():
+            self.db.conn.execute(
+                "INSERT OR REPLACE INTO audits (job, finished, confirmed, missing, different, "
+                "error) VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, *audit),
+            )
+
+    def latest(self, job_id: int) -> Audit | None:
+        if not self.db.has_table("audits"):
+            return None
+        row = self.db.conn.execute(
+            "SELECT finished, confirmed, missing, different, error FROM audits WHERE job=?",
+            (job_id,),
+        ).fetchone()
+        return Audit(*row) if row else None
 
 
 class LostFiles:

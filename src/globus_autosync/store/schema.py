@@ -13,7 +13,7 @@ from globus_autosync.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-VERSION = 8
+VERSION = 9
 READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
 
 # Source cleanup (version 3). `cleanup` holds the confirmed files of jobs with cleanup on, so
@@ -144,8 +144,9 @@ CREATE INDEX IF NOT EXISTS history_job_at ON history (job, at);
 # a job's source (and local destination) root was on, so that a share that is not mounted is
 # not read as an empty tree. `unlistable`: the directories the latest walk could not list, for
 # as long as that lasts. `lost`: files `verify` found missing at the destination whose source is
-# gone too. `job_totals`: the files and bytes the destination confirmed over the
-# job's life (monotonic, whatever cleanup deletes later), seeded from the batches that succeeded.
+# gone too. `job_totals`: the files and
+# bytes the destination confirmed over the job's life (monotonic, whatever cleanup deletes
+# later), seeded from the batches that succeeded.
 SHARES = """
 CREATE TABLE IF NOT EXISTS heartbeats (
     job INTEGER PRIMARY KEY REFERENCES jobs(id),
@@ -186,8 +187,21 @@ INSERT OR IGNORE INTO job_totals (job, files, bytes)
     SELECT job, SUM(files), SUM(bytes) FROM batches WHERE state = 'succeeded' GROUP BY job;
 """
 
+# The latest audit of each job's destination, by `verify` (version 9).
+AUDITS = """
+CREATE TABLE IF NOT EXISTS audits (
+    job INTEGER PRIMARY KEY REFERENCES jobs(id),
+    finished REAL NOT NULL,
+    confirmed INTEGER NOT NULL,
+    missing INTEGER NOT NULL,
+    different INTEGER NOT NULL,
+    error TEXT                               -- it could not list the destination
+);
+"""
+
 # the statements that upgrade a database from version n to n + 1 (6: the runs of a large
-# directory's confirmed names; 7: the status page's history; 8: pulse and roots)
+# directory's confirmed names; 7: the status page's history; 8: pulse, roots, unlistable
+# directories, lost files, life totals; 9: audits)
 UPGRADES = {
     1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
     2: CLEANUP,
@@ -196,6 +210,7 @@ UPGRADES = {
     5: "ALTER TABLE dirs ADD COLUMN chunks BLOB; ALTER TABLE dirs ADD COLUMN forgotten BLOB;",
     6: HISTORY,
     7: SHARES,
+    8: AUDITS,
 }
 
 SCHEMA = (
@@ -267,6 +282,7 @@ CREATE TABLE IF NOT EXISTS runs (
     + ACTIONS
     + HISTORY
     + SHARES
+    + AUDITS
 )
 
 
