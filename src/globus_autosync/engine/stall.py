@@ -7,7 +7,6 @@ and goes on with its other jobs, leaving the blocked thread behind; the run then
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,11 +14,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from globus_autosync.config import Config, Job
+from globus_autosync.engine.step import look_at_alerts
 from globus_autosync.errors import AutosyncError, Hung
 from globus_autosync.monitoring.hang import hung
 from globus_autosync.store import Store
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 LOOK_EVERY = 0.5  # seconds between two looks at the heartbeat
@@ -68,19 +66,5 @@ def _hang(job: Job, config: Config, state_dir: Path) -> str | None:
     if found is None:
         return None
     if config.alerts.enabled:
-        _alert(job, config, state_dir)
+        look_at_alerts(config, state_dir, job, None)
     return f"job {job.name!r}: {found.reason}; {found.action}; this run goes on with the other jobs"
-
-
-def _alert(job: Job, config: Config, state_dir: Path) -> None:
-    from globus_autosync.monitoring import alerts  # here: only for a hung job
-
-    try:
-        store = Store.open(state_dir)
-    except AutosyncError as err:
-        log.warning("alerts not looked at: %s", err)
-        return
-    try:
-        alerts.after_cycles(config, store, [job])
-    finally:
-        store.close()

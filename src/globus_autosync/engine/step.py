@@ -68,7 +68,7 @@ def step(
         return _step(job, config, state_dir, options, store, transport)
     finally:
         if config.alerts.enabled and not options.dry_run:
-            _alerts(config, state_dir, job, store)
+            look_at_alerts(config, state_dir, job, store)
 
 
 def _step(
@@ -165,7 +165,7 @@ def source_free(job: Job) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def _alerts(config: Config, state_dir: Path, job: Job, store: Store | None) -> None:
+def look_at_alerts(config: Config, state_dir: Path, job: Job, store: Store | None) -> None:
     """Say what changed in the job's health (monitoring/alerts.py); never raises."""
     # here: the alerts cost a run without them 1 ms
     from globus_autosync.monitoring import alerts
