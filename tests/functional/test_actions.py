@@ -236,3 +236,22 @@ def test_check_says_whether_the_command_can_run(env: CliEnv) -> None:
     assert "FAIL  detector: command: 'no-such-analysis-program' is not an executable program" in (
         res.stdout
     )
+
+
+def test_a_dataset_of_odd_names_is_shown_printable_and_handed_over_exactly(env: CliEnv) -> None:
+    env.configure(job_toml(on_done="dataset", dataset_quiet="0s", command=recorder(env)))
+    folder = os.fsencode(env.src) + b"/scan\xff"
+    os.mkdir(folder)
+    with open(folder + b"/a\nb.tif", "wb") as fh:
+        fh.write(b"frame")
+    [row] = settle_actions(env)
+    assert row["state"] == "succeeded"
+    assert row["dataset"] == "scan\\xff"  # tasks --json: printable
+    [call] = calls(env)
+    # the manifest is JSON: a byte that is not UTF-8 is the \udcXX of os.fsdecode, so that
+    # os.fsencode gives the path back as the file system has it
+    [entry] = call["manifest"]["files"]
+    assert os.fsencode(entry["path"]) == b"scan\xff/a\nb.tif"
+    assert os.path.exists(os.fsencode(entry["source"]))
+    with open(os.fsencode(entry["destination"]), "rb") as fh:
+        assert fh.read() == b"frame"

@@ -441,12 +441,15 @@ def test_keep_free_deletes_oldest_confirmed_first_until_enough_is_free(
 
 def test_audit_lines_are_json_whatever_the_name(env: CliEnv) -> None:
     env.configure(job_toml(delete_after="0s"))
-    names = ['quote "q" back\\slash.tif', "été, 温度 ✓.tif", "tab\tname.tif"]
+    names = ['quote "q" back\\slash.tif', "été, 温度 ✓.tif", "tab\tname.tif", "two\nlines.tif"]
     for name in names:
         env.write(f"odd/{name}", b"x", mtime=LONG_AGO)
+    with open(os.fsencode(env.src) + b"/odd/caf\xe9.tif", "wb") as fh:
+        fh.write(b"x")
     env.run()
-    assert "deleted 3" in env.run().stdout
-    assert sorted(e["source"] for e in audit(env)) == sorted(
-        str(env.src / "odd" / n) for n in names
-    )
-    assert {e["destination"] for e in audit(env)} == {str(env.dst / "odd" / n) for n in names}
+    assert "deleted 5" in env.run().stdout
+    # each line is one line of UTF-8 JSON, the name printable as status shows it
+    shown = ['quote "q" back\\slash.tif', "été, 温度 ✓.tif", "tab\\x09name.tif"]
+    shown += ["two\\nlines.tif", "caf\\xe9.tif"]
+    assert sorted(e["source"] for e in audit(env)) == sorted(f"{env.src}/odd/{n}" for n in shown)
+    assert {e["destination"] for e in audit(env)} == {f"{env.dst}/odd/{n}" for n in shown}

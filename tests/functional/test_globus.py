@@ -107,6 +107,36 @@ def test_a_tree_is_sent_as_one_task_with_full_paths(gx: Globus) -> None:
     assert len(gx.emu.tasks) == 1  # nothing sent twice
 
 
+def test_names_globus_cannot_carry_are_unsendable_on_every_run(gx: Globus) -> None:
+    """JSON carries only UTF-8: a name that is not, or holds a newline, waits in a state of its
+    own, said on every run until it is renamed or excluded (a local transport sends it)."""
+    gx.env.write("good.dat", b"good", mtime=LONG_AGO)
+    with open(os.fsencode(gx.src) + b"/caf\xe9.dat", "wb") as fh:
+        fh.write(b"latin")
+    gx.env.write("two\nlines.dat", b"n", mtime=LONG_AGO)
+    gx.send()
+    assert tree(gx.dst) == {"good.dat": b"good"}
+    prom = gx.env.root / "m.prom"
+    for _ in range(2):  # said on every run, not only the first
+        res = gx.cli("run", "--metrics-file", str(prom), code=None)
+        assert res.returncode in (0, 1)
+        st = gx.status()
+        assert {(p["path"], p["state"]) for p in st["problems"]} == {
+            ("caf\\xe9.dat", "unsendable"),
+            ("two\\nlines.dat", "unsendable"),
+        }
+        check = gx.cli("status", "--check", code=1).stdout
+        assert "2 file names cannot be sent" in check
+        assert "rename them, or add them to the job's 'exclude'" in check
+        assert f'globus_autosync_files{{autosync_job="{JOB}",state="unsendable"}} 2.0' in (
+            prom.read_text()
+        )
+    gx.configure(exclude=["two*", "caf*"])
+    gx.run(code=None)
+    assert gx.status()["problems"] == []
+    gx.cli("status", "--check")
+
+
 # --------------------------------------------------------------------------------------------
 # 8. client credentials
 

@@ -137,3 +137,33 @@ def test_a_copy_lost_whose_source_a_person_deleted_is_lost_and_one_still_there_i
     env.run(code=None)
     assert (env.dst / "run1" / "f1.tif").read_bytes() == b"rewritten since"
     assert "FAILING: the destination lost 1 file" in env.cli("status", "--check", code=2).stdout
+
+
+def test_odd_names_are_audited_and_repaired_by_their_own_names(env: CliEnv) -> None:
+    env.configure(job_toml(delete_after="0s", exclude=["keep*"]))
+    src, dst = os.fsencode(env.src), os.fsencode(env.dst)
+    os.mkdir(src + b"/dir\xff")
+    for rel in (b"dir\xff/caf\xe9.tif", b"dir\xff/two\nlines.tif"):
+        with open(src + b"/" + rel, "wb") as fh:
+            fh.write(b"frame")
+    env.run()
+    env.run()  # cleanup deletes both sources
+    assert not os.path.exists(src + b"/dir\xff")  # and the directory left empty
+    os.unlink(dst + b"/dir\xff/two\nlines.tif")  # and the destination loses one
+    res = env.cli("verify", code=1)
+    assert "detector: dir\\xff/two\\nlines.tif: missing; its source was deleted" in res.stdout
+    assert "2 confirmed, 1 at the destination, 1 missing" in res.stdout
+    # one still at the source is sent again, under its own name
+    env.configure(job_toml())
+    os.mkdir(src + b"/dir\xff")
+    with open(src + b"/dir\xff/new\xfe.tif", "wb") as fh:
+        fh.write(b"new")
+    env.run()
+    os.unlink(dst + b"/dir\xff/new\xfe.tif")
+    res = env.cli("verify", "--repair", code=1)
+    assert (
+        "dir\\xff/new\\xfe.tif: missing" in res.stdout and "1 queued to be sent again" in res.stdout
+    )
+    env.run()
+    with open(dst + b"/dir\xff/new\xfe.tif", "rb") as fh:
+        assert fh.read() == b"new"

@@ -66,7 +66,7 @@ def test_classify_one_listing() -> None:
     assert listing.skipped["gone"] == INVALID_LINK
     assert listing.skipped["link.tif"] == SKIPPED_SYMLINK
     assert listing.skipped["odd"] == SKIPPED_SPECIAL
-    assert "two\\nlines" in listing.skipped  # kept printable, as a local listing keeps it
+    assert "two\nlines" in listing.skipped  # the name itself (the store keeps it printable)
     assert "scratch.tmp" not in listing.skipped and targets == {}
     followed, targets = classify(
         [entry("l", "dir", link="../up")], "/src/a", "a", Excluder(()), follow=True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -353,3 +354,35 @@ def test_a_version_7_database_gains_life_totals_seeded_from_its_batches(tmp_path
     store = Store.open(tmp_path)
     assert store.jobs.life(job) == (5, 320)
     store.close()
+
+
+def test_a_version_9_database_keeps_its_names_when_names_are_escaped(tmp_path: Path) -> None:
+    """Version 10 keeps names printable (store.names); a name an older version kept as it is
+    but that reads as an escape is escaped by the upgrade, so it is still the same name."""
+    state = tmp_path / "state"
+    state.mkdir()
+    conn = sqlite3.connect(state / "state.db")
+    conn.executescript(store_schema.SCHEMA)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '9')")
+    conn.execute("INSERT INTO jobs (id, name) VALUES (1, 'beamline')")
+    conn.execute("INSERT INTO dirs (id, job, parent, name) VALUES (1, 1, 0, '')")
+    conn.execute("INSERT INTO dirs (id, job, parent, name) VALUES (2, 1, 1, 'C:\\new')")
+    row = "INSERT INTO files (dir, name, job, size, mtime_ns, state, since, reason) VALUES "
+    conn.execute(row + "(2, 'a\\x41.tif', 1, 1, 1, 'seen', 0, NULL)")  # a backslash, x, 4, 1
+    conn.execute(row + "(2, 'plain.tif', 1, 1, 1, 'seen', 0, NULL)")
+    # an older version kept a name it could not send printable already
+    conn.execute(row + "(2, 'caf\\xe9.dat', 1, 1, 1, 'skipped', 0, 'name is not valid UTF-8')")
+    conn.commit()
+    conn.close()
+    store = Store.open(state)
+    try:
+        assert [r.name for r in store.dirs.rows(1)] == ["", "C:\\new"]
+        assert set(store.files.of_dir(2)) == {
+            "a\\x41.tif",
+            "plain.tif",
+            os.fsdecode(b"caf\xe9.dat"),
+        }
+        stored = {r[0] for r in store.conn.execute("SELECT name FROM files")}
+        assert stored == {"a\\\\x41.tif", "plain.tif", "caf\\xe9.dat"}
+    finally:
+        store.close()

@@ -186,16 +186,17 @@ def test_a_jobs_page_lists_cleanups_latest_deletions_and_what_cannot_be_sent(
     env.configure(job_toml(delete_after="0s"))
     env.write("run1/a.tif", b"a" * 10)
     env.write("run1/b.tif", b"b" * 20)
-    env.write("two\nlines.tif", b"n")
+    env.write("two\nlines.tif", b"n")  # a local destination takes any name
+    (env.src / "link.tif").symlink_to("run1/a.tif")  # passed over: symlinks = "skip"
     env.run(code=1)
-    env.run(code=0)  # the sources are deleted now, their copies confirmed
+    env.run(code=None)  # the sources are deleted now, their copies confirmed
     assert not (env.src / "run1" / "a.tif").exists()
     page = server("serve")
     status, _, body = page.get("/jobs/detector")
     text = body.decode()
     assert status == 200
     assert 'class="deletions"' in text
-    for name in ("run1/a.tif", "run1/b.tif"):
+    for name in ("run1/a.tif", "run1/b.tif", "two\\nlines.tif"):  # the name printable
         assert f"{env.src}/{name}" in text and f"{env.dst}/{name}" in text
-    assert "unsendable" in text and "two\\nlines.tif" in text
-    assert "bytes confirmed per hour, last 24 h" in text and "30 B" in text  # a + b
+    assert "link.tif" in text and "symbolic link (symlinks = skip)" in text
+    assert "bytes confirmed per hour, last 24 h" in text and "31 B" in text  # a + b + n

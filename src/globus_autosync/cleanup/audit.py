@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from globus_autosync.errors import JobError
 from globus_autosync.store import Candidate, private
+from globus_autosync.store.names import escape
 
 AUDIT_NAME = "deletions.jsonl"
 _AUDIT_TAIL = 1 << 20  # bytes of the audit log read back to resolve an interrupted deletion
@@ -101,11 +102,11 @@ class AuditLog:
         entry: dict[str, object] = {
             "time": self._stamp[1],
             "job": self.job,
-            "source": f"{self.source_root}/{relpath}",
+            "source": escape(f"{self.source_root}/{relpath}"),
             "size": c.size,
             "mtime_ns": c.mtime_ns,
             "ino": c.ino,
-            "destination": f"{self.dest_root}/{relpath}",
+            "destination": escape(f"{self.dest_root}/{relpath}"),
             "destination_collection": self.collection or None,
             "batch": c.batch,
             "task_id": c.task_id or None,

@@ -35,7 +35,7 @@ from globus_autosync.cleanup.enrolment import enroll_all
 from globus_autosync.errors import TransportError
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.model.plan import QUEUED, SEEN, Pending
-from globus_autosync.sources.base import Excluder, join
+from globus_autosync.sources.base import Excluder, join, printable
 from globus_autosync.sources.context import CycleContext
 from globus_autosync.store import Candidate
 from globus_autosync.store.heartbeats import DESTINATION, SOURCE, beat
@@ -231,7 +231,7 @@ class Cleaner:
     def _changed(self, group: _Group, c: Candidate, st: os.stat_result) -> None:
         """The source is not the file that was confirmed: it is sent again, not deleted."""
         self._say(
-            f"kept {join(group.rel, c.name)}: changed or replaced since its copy was "
+            f"kept {printable(join(group.rel, c.name))}: changed or replaced since its copy was "
             "confirmed; it is sent again, not deleted",
             logging.INFO,
         )
@@ -249,7 +249,7 @@ class Cleaner:
             if why is None:
                 cleared.append(c)
                 continue
-            self._say(f"kept {join(group.rel, c.name)}: {why}; sending it again")
+            self._say(f"kept {printable(join(group.rel, c.name))}: {why}; sending it again")
             group.dropped.append(c)
             group.requeue.append(
                 Pending(c.name, c.size, c.mtime_ns, QUEUED, since=self.now, queued_at=self.now)
@@ -281,7 +281,7 @@ class Cleaner:
         group.deleted.append(c)
 
     def _failed(self, group: _Group, c: Candidate, reason: str) -> None:
-        path = f"{self.root_str}/{join(group.rel, c.name)}"
+        path = printable(f"{self.root_str}/{join(group.rel, c.name)}")
         self._say(f"cannot clean up {path}: {reason}; tried again later")
         group.failed.append((c, reason, rules.retry_at(c, self.now)))
         self.result.failed += 1
@@ -349,7 +349,7 @@ class Cleaner:
                     log.warning(
                         "%s: cannot resolve the interrupted deletion of %s: %s",
                         self.job.name,
-                        path,
+                        printable(str(path)),
                         err.strerror,
                     )
                     continue
@@ -361,7 +361,7 @@ class Cleaner:
                     log.warning(
                         "%s: %s changed while an interrupted run was deleting it; it is sent again",
                         self.job.name,
-                        f"{self.root_str}/{join(rel, c.name)}",
+                        printable(f"{self.root_str}/{join(rel, c.name)}"),
                     )
                     self._changed(group, c, st)
                 else:

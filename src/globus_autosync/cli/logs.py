@@ -36,7 +36,7 @@ def setup(
         root.removeHandler(old)
         old.close()
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    formatter = logging.Formatter(FORMAT)
+    formatter = _Printable(FORMAT)
     console = _Console(sys.stderr)
     console.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
     console.setFormatter(formatter)
@@ -76,6 +76,18 @@ def setup(
     handler.setFormatter(formatter)
     root.addHandler(handler)
     return path
+
+
+class _Printable(logging.Formatter):
+    """A line of the log never fails on a name that is not UTF-8: each such byte is ``\\xNN``,
+    as the store and the reports show it (a message should show names with ``printable``:
+    this is the net beneath it)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        if text.isascii():
+            return text
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class _SaysOnce(logging.Handler):

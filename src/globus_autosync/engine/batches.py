@@ -16,7 +16,7 @@ from globus_autosync.config.units import human_bytes
 from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import REFUSED, Refused, TransportError
 from globus_autosync.model.crashpoint import crashpoint
-from globus_autosync.sources.base import join
+from globus_autosync.sources.base import join, printable
 from globus_autosync.sources.context import CycleContext
 from globus_autosync.store import BatchRow, Enrolled, QueuedFile
 from globus_autosync.transports import Item, TaskReport
@@ -159,7 +159,9 @@ class BatchRunner:
         if decided.reason and not decided.undelivered:  # every file goes again: say why once
             log.warning("%s: batch %d: %s", name, batch.id, decided.reason)
         for u in decided.undelivered[:_LOG_EACH]:
-            log.warning("%s: %s %s: %s", name, u.result, u.relpath, u.reason or "no reason given")
+            log.warning(
+                "%s: %s %s: %s", name, u.result, printable(u.relpath), u.reason or "no reason given"
+            )
         more = len(decided.undelivered) - _LOG_EACH
         if more > 0:
             log.warning(

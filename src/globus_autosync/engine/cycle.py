@@ -18,7 +18,7 @@ from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import AuthError
 from globus_autosync.model.plan import DirPlan
 from globus_autosync.sources import Source, make_source
-from globus_autosync.sources.base import Listing, Notices, WalkStats
+from globus_autosync.sources.base import Listing, Notices, WalkStats, printable
 from globus_autosync.sources.context import CycleContext
 from globus_autosync.transports.base import WatchesCollections
 
@@ -168,7 +168,8 @@ class Cycle:
         rels = {ctx.tree.rel[d]: d for d in dir_ids}
         errors = ctx.transport.mkdirs(list(rels))
         for rel, message in errors.items():
-            log.warning("%s: cannot create directory %s: %s", ctx.job.name, rel or ".", message)
+            shown = printable(rel) or "."
+            log.warning("%s: cannot create directory %s: %s", ctx.job.name, shown, message)
         self.summary.failed += len(errors)
         if not ctx.dry_run:
             ctx.store.dirs.mark_made(d for rel, d in rels.items() if rel not in errors)

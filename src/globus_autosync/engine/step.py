@@ -19,7 +19,7 @@ from globus_autosync.engine.cycle import Cycle
 from globus_autosync.engine.lock import JobLock
 from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import AuthError, AutosyncError, LockHeld, Unmounted
-from globus_autosync.sources.base import Notices, WalkStats
+from globus_autosync.sources.base import Notices, WalkStats, printable
 from globus_autosync.sources.context import CycleContext, never
 from globus_autosync.store import Store
 from globus_autosync.store.heartbeats import Pulse
@@ -138,8 +138,8 @@ def _step(
                 _record_failure(db, job, started, err)
             raise
     if isinstance(ctx.transport, DryTransport):
-        summary.would_send = [i.relpath for i in ctx.transport.items]
-        summary.would_send += [f"{d}/" for d in ctx.transport.dirs]
+        summary.would_send = [printable(i.relpath) for i in ctx.transport.items]
+        summary.would_send += [f"{printable(d)}/" for d in ctx.transport.dirs]
     # what was due before the cycle began and still is waits on the transport
     return Stepped(summary, due if due is not None and due > ctx.now else None)
 

@@ -10,6 +10,7 @@ from globus_autosync.config import Job
 from globus_autosync.monitoring import health
 from globus_autosync.sources.base import join
 from globus_autosync.store import Store
+from globus_autosync.store.names import escape
 
 
 def _iso(ts: float | None) -> str | None:
@@ -65,7 +66,7 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
     ]
     problems += [
         {
-            "path": join(rel.get(d, "?"), p.name),
+            "path": escape(join(rel.get(d, "?"), p.name)),
             "state": "unsendable" if p.reason in health.UNSENDABLE else p.state,
             "reason": p.reason,
             "attempts": p.attempts,
@@ -131,7 +132,7 @@ def _cleanup(
     failures = []
     if store is not None and job_id is not None and totals is not None and totals.failing:
         failures = [
-            {"path": join((rel or {}).get(d, "?"), name), "reason": reason}
+            {"path": escape(join((rel or {}).get(d, "?"), name)), "reason": reason}
             for d, name, reason in store.cleanup.failures(job_id)
         ]
     return {
@@ -205,9 +206,10 @@ def job_actions_status(store: Store | None, job: Job) -> dict[str, Any] | None:
             out["datasets_waiting"].append(
                 {
                     "action": row.id,
-                    "dataset": row.dataset,
+                    "dataset": escape(row.dataset or ""),
                     "files": [
-                        {"path": join(row.dataset or "", n), "state": s} for n, s in blockers
+                        {"path": escape(join(row.dataset or "", n)), "state": s}
+                        for n, s in blockers
                     ],
                 }
             )
@@ -231,7 +233,7 @@ def job_actions(store: Store | None, job: Job, limit: int) -> list[dict[str, Any
             "label": f"AUTO_{job.name}_{r.kind}_{r.id}",
             "kind": r.kind,
             "batch": r.batch,
-            "dataset": r.dataset,
+            "dataset": escape(r.dataset) if r.dataset is not None else None,
             "part": r.part,
             "parts": r.parts,
             "state": r.state,

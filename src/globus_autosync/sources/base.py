@@ -13,6 +13,7 @@ from typing import Protocol
 
 from globus_autosync.model.plan import DirPlan
 from globus_autosync.store import DirRow, Store
+from globus_autosync.store.names import escape
 
 UNSENDABLE_UTF8 = "name is not valid UTF-8"
 UNSENDABLE_NEWLINE = "name contains a newline"
@@ -39,13 +40,14 @@ class Listing:
 
 
 def printable(name: str) -> str:
-    """A name as it can be logged and stored: undecodable bytes become \\xNN, newlines \\n."""
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return text.replace("\n", "\\n").replace("\r", "\\r")
+    """A name (or a path) as the log, the store and every report show it: an undecodable byte is
+    \\xNN, a newline \\n, and two names are never shown alike (``store.names``)."""
+    return escape(name)
 
 
 def unsendable(name: str) -> str | None:
-    """Why a name cannot be sent, or None."""
+    """Why a name cannot be sent through Globus (its JSON carries only UTF-8, and a newline
+    breaks the lines of its listings), or None."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -56,13 +58,21 @@ def unsendable(name: str) -> str | None:
 
 
 class Excluder:
-    """Glob patterns matched against a name and against its path relative to the source."""
+    """Glob patterns matched against a name and against its path relative to the source; and
+    whether a name is checked for what Globus can carry (``check_names``: a local transport
+    writes any name the file system holds, byte for byte)."""
 
-    def __init__(self, patterns: tuple[str, ...]) -> None:
+    def __init__(self, patterns: tuple[str, ...], check_names: bool = True) -> None:
         self.patterns = patterns
+        self.check_names = check_names
 
     def __call__(self, name: str, relpath: str) -> bool:
         return any(fnmatchcase(name, p) or fnmatchcase(relpath, p) for p in self.patterns)
+
+
+def names_checked(transport: str) -> bool:
+    """Whether a job's names are checked for Globus (any transport but a local one)."""
+    return transport != "local"
 
 
 def join(relpath: str, name: str) -> str:

@@ -74,11 +74,11 @@ def classify(
         if excluded.patterns and excluded(name, join(rel, name)):
             continue
         if counts[name] > 1:
-            out.skipped[printable(name)] = AMBIGUOUS.format(n=counts[name])
+            out.skipped[name] = AMBIGUOUS.format(n=counts[name])
             continue
         why = unsendable(name)
         if why is not None:
-            out.skipped[printable(name)] = why  # as the store keeps it, and a local listing
+            out.skipped[name] = why  # as the store keeps it, and a local listing
             continue
         kind, link = entry.get("type"), entry.get("link_target")
         if kind == "invalid_symlink":
@@ -215,7 +215,10 @@ class GlobusSource:
                 )
                 for row in dplan.newly_skipped:
                     log.warning(
-                        "%s: skipped %s: %s", self.job.name, join(rel, row.name), row.reason
+                        "%s: skipped %s: %s",
+                        self.job.name,
+                        printable(join(rel, row.name)),
+                        row.reason,
                     )
                 stats.changed += dplan.changed
                 stats.skipped += len(dplan.newly_skipped)

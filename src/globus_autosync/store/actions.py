@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from globus_autosync.model.plan import FAILED, QUEUED, SEEN, SUBMITTED
 from globus_autosync.store.connection import Connection
+from globus_autosync.store.names import escape, unescape
 
 PENDING, STARTING, RUNNING, SUCCEEDED = "pending", "starting", "running", "succeeded"
 ACTION_FAILED, COLLECTING = "failed", "collecting"
@@ -90,6 +91,8 @@ class ActionRow(NamedTuple):
 def _row(r: tuple[object, ...]) -> ActionRow:
     values = list(r)
     values[12] = bool(values[12])
+    if isinstance(values[5], str):
+        values[5] = unescape(values[5])
     return ActionRow(*values)  # type: ignore[arg-type]
 
 
@@ -178,7 +181,7 @@ class ActionJournal:
                 cur = self.conn.execute(
                     "INSERT INTO actions (job, kind, dir, dataset, state, tag, created, changed) "
                     "VALUES (?, 'dataset', ?, ?, ?, ?, ?, ?)",
-                    (job, dir_id, rel.get(dir_id, ""), COLLECTING, new_tag(), now, now),
+                    (job, dir_id, escape(rel.get(dir_id, "")), COLLECTING, new_tag(), now, now),
                 )
                 action = int(cur.lastrowid or 0)
             else:
@@ -197,7 +200,7 @@ class ActionJournal:
         self.conn.executemany(
             "INSERT OR REPLACE INTO action_files (action, dir, name, path, size, mtime_ns) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            ((action, d, n, p, s, m) for d, n, s, m, p in files),
+            ((action, d, escape(n), escape(p), s, m) for d, n, s, m, p in files),
         )
 
     # -- datasets ---------------------------------------------------------------------------
@@ -215,7 +218,7 @@ class ActionJournal:
             "ORDER BY state, name LIMIT ?",
             (dir_id, *_BLOCKING, limit),
         )
-        return [(r[0], r[1]) for r in rows]
+        return [(unescape(r[0]), r[1]) for r in rows]
 
     def finish_dataset(self, action: int, legs: tuple[bool, bool], now: float) -> None:
         flow, cmd = (PENDING if legs[0] else None), (PENDING if legs[1] else None)
@@ -243,7 +246,7 @@ class ActionJournal:
             "SELECT dir, name, size, mtime_ns, path FROM action_files WHERE action=? ORDER BY path",
             (action,),
         )
-        return [ConfirmedFile(*r) for r in rows]
+        return [ConfirmedFile(r[0], unescape(r[1]), r[2], r[3], unescape(r[4])) for r in rows]
 
     def update_leg(self, action: int, leg: str, state: str, **cols: object) -> ActionRow:
         """Set one leg's state (and other columns), and the action's state with it."""
@@ -305,7 +308,7 @@ class ActionJournal:
                 new = int(cur.lastrowid or 0)
                 self.conn.executemany(
                     "UPDATE action_files SET action=? WHERE action=? AND dir=? AND name=?",
-                    ((new, action.id, f.dir, f.name) for f in group),
+                    ((new, action.id, f.dir, escape(f.name)) for f in group),
                 )
 
     def retry(self, action: int) -> ActionRow:

@@ -13,6 +13,7 @@ from globus_autosync.store.cleanup import CleanupCandidates, Enrolled
 from globus_autosync.store.connection import Connection
 from globus_autosync.store.dirs import Directories
 from globus_autosync.store.files import FILE_COLS, QueuedFile, WorkFiles, pending
+from globus_autosync.store.names import escape
 
 if TYPE_CHECKING:
     from globus_autosync.store.actions import ActionRecord
@@ -70,7 +71,7 @@ class Batches:
             batch = int(cur.lastrowid or 0)
             self.conn.executemany(
                 "UPDATE files SET state=?, batch=? WHERE dir=? AND name=?",
-                ((SUBMITTED, batch, f.dir, f.row.name) for f in files),
+                ((SUBMITTED, batch, f.dir, escape(f.row.name)) for f in files),
             )
         return BatchRow(batch, sub, None, label, "new", len(files), nbytes, now, None, None, None)
 
@@ -135,7 +136,7 @@ class Batches:
                 self.conn.execute("UPDATE dirs SET mtime_ns=-1 WHERE id=?", (dir_id,))
                 self.conn.executemany(
                     "DELETE FROM files WHERE dir=? AND name=? AND batch=?",
-                    ((dir_id, n, batch) for n in files),
+                    ((dir_id, escape(n), batch) for n in files),
                 )
             for dir_id, row in others:
                 self.work.write(job, dir_id, [row])

@@ -16,6 +16,7 @@ from globus_autosync.model.plan import Pending
 from globus_autosync.store.connection import Connection
 from globus_autosync.store.dirs import Directories
 from globus_autosync.store.files import WorkFiles
+from globus_autosync.store.names import escape, unescape
 
 
 class Candidate(NamedTuple):  # a tuple: a hundred thousand of them are made per cycle at most
@@ -102,7 +103,7 @@ class CleanupCandidates:
         self.conn.executemany(
             f"{verb} INTO cleanup (dir, name, job, size, mtime_ns, ino, ctime_ns, confirmed, "
             "batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((d, n, job, s, m, i, ct, confirmed, batch) for d, n, s, m, i, ct in files),
+            ((d, escape(n), job, s, m, i, ct, confirmed, batch) for d, n, s, m, i, ct in files),
         )
 
     def enroll_dir(self, job: int, files: list[Enrolled], confirmed: float) -> None:
@@ -127,7 +128,7 @@ class CleanupCandidates:
             f"{for_actions if actions else ''}ORDER BY c.confirmed, c.dir, c.name LIMIT ?",
             (job, before, now, limit),
         )
-        return list(map(Candidate._make, rows))
+        return [Candidate(r[0], unescape(r[1]), *r[2:]) for r in rows]
 
     def interrupted(self, job: int) -> list[Candidate]:
         """Candidates journaled for deletion by a run that did not resolve them."""
@@ -136,7 +137,7 @@ class CleanupCandidates:
             "WHERE c.job=? AND c.deleting = 1 ORDER BY c.dir, c.name",
             (job,),
         )
-        return list(map(Candidate._make, rows))
+        return [Candidate(r[0], unescape(r[1]), *r[2:]) for r in rows]
 
     # -- the journal ------------------------------------------------------------------------
     def journal(self, dir_id: int, files: list[Candidate]) -> None:
@@ -148,7 +149,7 @@ class CleanupCandidates:
         """``statement`` (an UPDATE or DELETE of ``cleanup``) for these names of a directory,
         a few hundred names a statement (one statement per row cost more than the unlinks)."""
         for i in range(0, len(names), _CHUNK):
-            chunk = names[i : i + _CHUNK]
+            chunk = [escape(n) for n in names[i : i + _CHUNK]]
             self.conn.execute(
                 f"{statement} WHERE dir=? AND name IN ({','.join('?' * len(chunk))})",
                 (dir_id, *chunk),
@@ -183,7 +184,7 @@ class CleanupCandidates:
             self.conn.executemany(  # a reason: it failed; none: it is not due until then
                 "UPDATE cleanup SET deleting=0, attempts=attempts+(? IS NOT NULL), next_try=?, "
                 "reason=COALESCE(?, reason) WHERE dir=? AND name=?",
-                ((reason, when, reason, c.dir, c.name) for c, reason, when in failed),
+                ((reason, when, reason, c.dir, escape(c.name)) for c, reason, when in failed),
             )
             if requeue:
                 self.work.write(job, dir_id, requeue)
@@ -211,4 +212,4 @@ class CleanupCandidates:
             "ORDER BY next_try DESC LIMIT ?",
             (job, limit),
         )
-        return [(r[0], r[1], r[2] or "") for r in rows]
+        return [(r[0], unescape(r[1]), r[2] or "") for r in rows]

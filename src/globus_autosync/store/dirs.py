@@ -11,6 +11,7 @@ from globus_autosync.model.plan import SUBMITTED, DirPlan, Pending
 from globus_autosync.store import codec
 from globus_autosync.store.connection import Connection
 from globus_autosync.store.files import WorkFiles
+from globus_autosync.store.names import escape, unescape
 
 LARGE = 10_000  # files from which a directory's listing is not decoded whole for a few names
 _FORGOTTEN_MAX = 4 << 20  # bytes of names noted as forgotten, past which the digests go
@@ -49,9 +50,10 @@ class Directories:
         rows = self.conn.execute(
             "SELECT id, parent, name, mtime_ns, ino, made FROM dirs WHERE job=? ORDER BY id", (job,)
         )
-        return [DirRow(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+        return [DirRow(r[0], r[1], unescape(r[2]), r[3], r[4], bool(r[5])) for r in rows]
 
     def add(self, job: int, parent: int, name: str) -> int:
+        name = escape(name)
         with self.db.tx():
             self.conn.execute(
                 "INSERT OR IGNORE INTO dirs (job, parent, name) VALUES (?, ?, ?)",
@@ -136,7 +138,8 @@ class Directories:
         with self.db.tx():
             self.files.write(job, dir_id, plan.upserts)
             self.conn.executemany(
-                "DELETE FROM files WHERE dir=? AND name=?", ((dir_id, n) for n in plan.deletes)
+                "DELETE FROM files WHERE dir=? AND name=?",
+                ((dir_id, escape(n)) for n in plan.deletes),
             )
             self.conn.execute(
                 # new digests of the runs were made against the confirmed listing as it is now:
@@ -154,7 +157,7 @@ class Directories:
             if self.conn.execute("SELECT 1 FROM files WHERE dir=? LIMIT 1", (dir_id,)).fetchone():
                 self.conn.executemany(
                     "DELETE FROM files WHERE dir=? AND name=? AND state!=?",
-                    ((dir_id, n, SUBMITTED) for n in files),
+                    ((dir_id, escape(n), SUBMITTED) for n in files),
                 )
 
     def add_confirmed(self, dir_id: int, files: dict[str, tuple[int, int]]) -> None:
@@ -177,7 +180,8 @@ class Directories:
             self.conn.execute("UPDATE dirs SET mtime_ns=-1 WHERE id=?", (dir_id,))
             if self.db.has_table("cleanup"):
                 self.conn.executemany(
-                    "DELETE FROM cleanup WHERE dir=? AND name=?", ((dir_id, n) for n in names)
+                    "DELETE FROM cleanup WHERE dir=? AND name=?",
+                    ((dir_id, escape(n)) for n in names),
                 )
 
     def take_out_confirmed(self, dir_id: int, names: Collection[str]) -> None:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from globus_autosync.model.plan import SUBMITTED, WORK_STATES, Pending
 from globus_autosync.store.connection import Connection
+from globus_autosync.store.names import escape, unescape
 
 FILE_COLS = "name, size, mtime_ns, state, since, queued_at, attempts, next_try, batch, reason"
 
@@ -20,8 +21,8 @@ class QueuedFile(NamedTuple):
 
 
 def pending(r: tuple[object, ...]) -> Pending:
-    """A ``Pending`` from the columns ``FILE_COLS``."""
-    return Pending(*r)  # type: ignore[arg-type]
+    """A ``Pending`` from the columns ``FILE_COLS`` (its name as the file system has it)."""
+    return Pending(unescape(r[0]), *r[1:])  # type: ignore[arg-type]
 
 
 class WorkFiles:
@@ -34,13 +35,13 @@ class WorkFiles:
     def of_dir(self, dir_id: int) -> dict[str, Pending]:
         """A directory's rows, by name."""
         rows = self.conn.execute(f"SELECT {FILE_COLS} FROM files WHERE dir=?", (dir_id,))
-        return {r[0]: pending(r) for r in rows}
+        return {p.name: p for p in map(pending, rows)}
 
     def names(self, dir_id: int) -> set[str]:
         """Names of a directory with a row in ``files``: waiting, queued, in flight, failed or
         skipped; none of them may be deleted."""
         rows = self.conn.execute("SELECT name FROM files WHERE dir=?", (dir_id,))
-        return {r[0] for r in rows}
+        return {unescape(r[0]) for r in rows}
 
     def busy_dirs(self, job: int) -> set[int]:
         """Directories holding files that are not settled, not sent or not confirmed."""
@@ -66,7 +67,7 @@ class WorkFiles:
                 (
                     dir_id,
                     job,
-                    p.name,
+                    escape(p.name),
                     p.size,
                     p.mtime_ns,
                     p.state,

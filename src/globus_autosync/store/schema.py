@@ -10,10 +10,11 @@ import sqlite3
 from pathlib import Path
 
 from globus_autosync.errors import StoreError
+from globus_autosync.store import names
 
 log = logging.getLogger(__name__)
 
-VERSION = 9
+VERSION = 10
 READABLE_FROM = 1  # the oldest version `status` and `tasks` read without upgrading it
 
 # Source cleanup (version 3). `cleanup` holds the confirmed files of jobs with cleanup on, so
@@ -199,9 +200,24 @@ CREATE TABLE IF NOT EXISTS audits (
 );
 """
 
+# Names kept printable (version 10, store.names): a name an older version kept as it is but
+# that now reads as an escape (a backslash before n, r, x, u or another backslash), or that
+# holds a control character, is escaped. A row skipped for its name already holds the printable
+# text (older versions kept it so), and a confirmed listing holds names as bytes: both stay.
+NAMES = """
+UPDATE dirs SET name = autosync_escape(name) WHERE name != autosync_escape(name);
+UPDATE files SET name = autosync_escape(name) WHERE name != autosync_escape(name)
+    AND NOT (state = 'skipped'
+             AND reason IN ('name is not valid UTF-8', 'name contains a newline'));
+UPDATE cleanup SET name = autosync_escape(name) WHERE name != autosync_escape(name);
+UPDATE action_files SET name = autosync_escape(name), path = autosync_escape(path)
+    WHERE name != autosync_escape(name) OR path != autosync_escape(path);
+UPDATE actions SET dataset = autosync_escape(dataset) WHERE dataset != autosync_escape(dataset);
+"""
+
 # the statements that upgrade a database from version n to n + 1 (6: the runs of a large
 # directory's confirmed names; 7: the status page's history; 8: pulse, roots, unlistable
-# directories, lost files, life totals; 9: audits)
+# directories, lost files, life totals; 9: audits; 10: names kept printable)
 UPGRADES = {
     1: "ALTER TABLE dirs ADD COLUMN digest BLOB;",
     2: CLEANUP,
@@ -211,6 +227,7 @@ UPGRADES = {
     6: HISTORY,
     7: SHARES,
     8: AUDITS,
+    9: NAMES,
 }
 
 SCHEMA = (
@@ -310,6 +327,7 @@ def upgrade(conn: sqlite3.Connection, path: Path) -> None:
     if found is None or found >= VERSION or found not in UPGRADES:
         return
     log.info("upgrading the state database %s from schema version %d to %d", path, found, VERSION)
+    conn.create_function("autosync_escape", 1, names.escape, deterministic=True)
     while found < VERSION:
         for statement in UPGRADES[found].split(";"):
             if statement.strip():

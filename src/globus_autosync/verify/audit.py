@@ -17,6 +17,7 @@ from globus_autosync.errors import AutosyncError, TransportError
 from globus_autosync.sources.base import join, printable
 from globus_autosync.store import Store
 from globus_autosync.store.heartbeats import Pulse
+from globus_autosync.store.names import unescape
 from globus_autosync.transports import make_transport
 
 SHOWN = 50  # problems listed, then a count
@@ -127,7 +128,7 @@ def _audit(
         try:
             held = transport.held(reldir)
         except TransportError as err:
-            result.error = f"cannot list {reldir or '.'} at the destination: {err}"
+            result.error = f"cannot list {printable(reldir) or '.'} at the destination: {err}"
             result.problems.clear()
             return
         wrong: list[str] = []
@@ -138,12 +139,12 @@ def _audit(
             copy = held.get(name)
             if copy is None:
                 result.missing += 1
-                result.problems.append((join(reldir, printable(name)), "missing"))
+                result.problems.append((printable(join(reldir, name)), "missing"))
                 wrong.append(name)
             elif copy.size != size or (copy.mtime_ns is not None and copy.mtime_ns != mtime_ns):
                 result.different += 1
                 what = f"different: {copy.size} bytes, confirmed {size}"
-                result.problems.append((join(reldir, printable(name)), what))
+                result.problems.append((printable(join(reldir, name)), what))
                 wrong.append(name)
             else:
                 result.present += 1
@@ -167,7 +168,7 @@ def _deleted(
     root = str(job.destination).rstrip("/") + "/"
     by_dir: dict[str, dict[str, dict[str, object]]] = {}
     for entry in deletion_log.every(store.path.parent, job.name):
-        dest = str(entry.get("destination", ""))
+        dest = unescape(str(entry.get("destination", "")))  # the log shows names printable
         if dest.startswith(root):
             reldir, _, name = dest[len(root) :].rpartition("/")
             by_dir.setdefault(reldir, {})[name] = entry  # the latest deletion of a name
@@ -182,13 +183,13 @@ def _deleted(
         try:
             held = transport.held(reldir)
         except TransportError as err:
-            result.error = f"cannot list {reldir or '.'} at the destination: {err}"
+            result.error = f"cannot list {printable(reldir) or '.'} at the destination: {err}"
             result.problems.clear()
             return
         for name in names:
             result.confirmed += 1
             copy, entry = held.get(name), entries[name]
-            path = join(reldir, name)
+            path = printable(join(reldir, name))
             if copy is not None and copy.size == entry.get("size"):
                 result.present += 1
                 continue
@@ -221,8 +222,8 @@ def _repair(
         if job.scan == "local" and (Path(job.source) / reldir / name).exists():
             again.append(name)
             continue
-        path = join(reldir, printable(name))
-        source = f"{job.source}/{path}"
+        path = printable(join(reldir, name))
+        source = printable(f"{job.source}/{join(reldir, name)}")  # as the deletion log has it
         line = _deletion(store.path.parent, job.name, source)
         if job.scan != "local":
             why = "the source is listed through Globus: send it again by hand if it is there"

@@ -20,7 +20,6 @@ from globus_autosync.sources.base import (
     Listing,
     Subdir,
     join,
-    printable,
     unsendable,
 )
 
@@ -42,7 +41,7 @@ def list_dir(path: str, relpath: str, excluded: Excluder, follow_symlinks: bool)
     try:
         names = os.listdir(fd)
         every = "/".join(names)  # "/" is never in a name
-        check = not every.isascii() or "\n" in every or "\r" in every
+        check = excluded.check_names and (not every.isascii() or "\n" in every or "\r" in every)
         entries: dict[str, os.DirEntry[str]] | None = None
         for name in names:
             if patterns and excluded(name, join(relpath, name)):
@@ -50,7 +49,7 @@ def list_dir(path: str, relpath: str, excluded: Excluder, follow_symlinks: bool)
             if check:
                 why = unsendable(name)
                 if why is not None:
-                    skipped[printable(name)] = why
+                    skipped[name] = why
                     continue
             try:
                 st = lstat(name, dir_fd=fd)
@@ -211,10 +210,10 @@ class _One:
         out, fd, path = self.out, self.fd, self.path
         if self.excluded.patterns and self.excluded(name, join(self.relpath, name)):
             return
-        if check:
+        if check and self.excluded.check_names:
             why = unsendable(name)
             if why is not None:
-                out.skipped[printable(name)] = why
+                out.skipped[name] = why
                 return
         try:
             st = os.lstat(name, dir_fd=fd)

@@ -50,6 +50,7 @@ class Setup(NamedTuple):
     full: bool
     now: float
     settle: float
+    check_names: bool = True  # names Globus cannot carry are passed over (Excluder)
 
 
 class DirTask(NamedTuple):
@@ -265,7 +266,7 @@ class Inline:
     """Lists in this process, one directory at a time, in the order of the walk."""
 
     def __init__(self, setup: Setup) -> None:
-        self.setup, self.excluded = setup, Excluder(setup.patterns)
+        self.setup, self.excluded = setup, Excluder(setup.patterns, setup.check_names)
         self.ready: list[tuple[DirTask, DirResult]] = []
         self.busy = 0
 

@@ -84,7 +84,7 @@ def serve(rfd: int, wfd: int) -> None:
     gc.disable()  # a worker makes no reference cycles: collecting would only cost time (2 %)
     try:
         setup: Setup = pickle.loads(_recv(rfd))
-        excluded = Excluder(setup.patterns)
+        excluded = Excluder(setup.patterns, setup.check_names)
         _send(wfd, b"")  # hello: ready
         while True:
             task: DirTask = pickle.loads(_recv(rfd))

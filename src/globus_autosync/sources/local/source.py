@@ -16,6 +16,7 @@ from globus_autosync.sources.base import (
     Notices,
     Walked,
     WalkStats,
+    names_checked,
 )
 from globus_autosync.sources.local.listing import list_dir
 from globus_autosync.sources.local.walk import Walker
@@ -48,7 +49,12 @@ class LocalSource:
 
     def list_dir(self, rel: str) -> Listing:
         path = os.path.join(self.job.source, rel) if rel else str(self.job.source)
-        return list_dir(path, rel, Excluder(self.job.exclude), self.job.symlinks == "follow")
+        return list_dir(
+            path,
+            rel,
+            Excluder(self.job.exclude, names_checked(self.job.transport)),
+            self.job.symlinks == "follow",
+        )
 
     def walk(
         self,

@@ -35,6 +35,7 @@ from globus_autosync.sources.base import (
     Notices,
     WalkStats,
     join,
+    names_checked,
     printable,
 )
 from globus_autosync.sources.local.listwork import DirResult, DirTask, Inline, Setup
@@ -99,7 +100,7 @@ class Walker:
         self.now = now
         self.should_stop = should_stop
         self.stopped = False  # asked to stop before the walk was complete
-        self.excluded = Excluder(job.exclude)
+        self.excluded = Excluder(job.exclude, names_checked(job.transport))
         self.follow = job.symlinks == "follow"
         self.stats = WalkStats()
         self.full = False
@@ -135,7 +136,13 @@ class Walker:
 
     def _lister(self) -> Lister:
         setup = Setup(
-            self.job.exclude, self.follow, self.plan, self.full, self.now, self.job.settle
+            self.job.exclude,
+            self.follow,
+            self.plan,
+            self.full,
+            self.now,
+            self.job.settle,
+            self.excluded.check_names,
         )
         if (
             self.full
@@ -252,7 +259,9 @@ class Walker:
         self.stats.files += result.nfiles
         plan = result.plan or DirPlan()
         for row in plan.newly_skipped:
-            log.warning("%s: skipped %s: %s", self.job.name, join(rel, row.name), row.reason)
+            log.warning(
+                "%s: skipped %s: %s", self.job.name, printable(join(rel, row.name)), row.reason
+            )
         self.stats.changed += plan.changed
         self.stats.skipped += len(plan.newly_skipped)
         mtime = st.st_mtime_ns

@@ -118,16 +118,20 @@ def _front_decode(body: bytes) -> list[str]:
     prev = b""
     for piece in body.split(b"\0"):
         prev = prev[: piece[0] - 1] + piece[1:]
-        names.append(prev.decode("utf-8"))
+        names.append(prev.decode("utf-8", "surrogateescape"))
     return names
 
 
 def encode(listing: dict[str, tuple[int, int]]) -> bytes:
     """{name: (size, mtime_ns)} -> bytes."""
     names = sorted(listing)
+    raw = [n.encode("utf-8", "surrogateescape") for n in names]
+    if not all(map(str.isascii, names)):  # an undecodable byte does not sort as its str does
+        order = sorted(range(len(names)), key=raw.__getitem__)
+        names, raw = [names[i] for i in order], [raw[i] for i in order]
     sizes = [listing[n][0] for n in names]
     mtimes = [listing[n][1] for n in names]
-    body = front_code([n.encode("utf-8") for n in names])
+    body = front_code(raw)
     payload = _shuffle(sizes) + _shuffle(mtimes) + body
     return HEADER.pack(MAGIC, len(names)) + zlib.compress(payload, 9)
 

@@ -37,7 +37,7 @@ def merge(
     starts, heads = restarts(body)
     # (name, stats); stats None: the name is dropped
     updates: list[tuple[bytes, tuple[int, int] | None]] = sorted(
-        [(name.encode("utf-8"), stats) for name, stats in files.items()]
+        [(name.encode("utf-8", "surrogateescape"), stats) for name, stats in files.items()]
         + [(name.encode("utf-8", "surrogateescape"), None) for name in drop],
         key=lambda u: u[0],
     )

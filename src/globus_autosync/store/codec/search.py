@@ -90,7 +90,7 @@ def index(blob: bytes | None) -> tuple[NameIndex, array[int], array[int]]:
     t, at, mask = names.table, names.at, names.mask
     ascii = body.isascii()
     for position, name in enumerate(iter_names(body)):
-        h = (hash(name) if ascii else hash(name.decode("utf-8"))) or 1
+        h = (hash(name) if ascii else hash(name.decode("utf-8", "surrogateescape"))) or 1
         i = h & mask
         while t[i]:
             i = (i + 1) & mask
@@ -116,7 +116,7 @@ def name_set(blob: bytes | None) -> NameSet:
     t, mask = names.table, names.mask
     ascii = body.isascii()  # an ASCII name hashes as its str does; others are decoded
     for name in iter_names(body):
-        h = (hash(name) if ascii else hash(name.decode("utf-8"))) or 1
+        h = (hash(name) if ascii else hash(name.decode("utf-8", "surrogateescape"))) or 1
         i = h & mask
         while t[i]:
             i = (i + 1) & mask

@@ -60,7 +60,7 @@ def temp_name(name: str) -> str:
     """The temporary name a file is written under: hidden, short, the same on every attempt."""
     import hashlib  # here: loading OpenSSL costs a quiet run 2 ms of start-up
 
-    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     return f".autosync-{digest}.part"
 
 
