@@ -66,7 +66,7 @@ def test_batch_window_makes_one_task_not_one_per_file(
     wait_for("all files", lambda: env.status()["done"] == 6)
     tasks = json.loads(env.cli("tasks", "--json").stdout)["tasks"]
     assert [t["files"] for t in tasks] == [6]
-    said = [x for x in env.log_lines() if "wait for the batch window" in x]
+    said = [x for x in env.log_lines() if "for the batch window; the batch goes at" in x]
     assert len(said) == 1, said  # once, however many cycles it waited
     assert "the batch goes at " in said[0] and "(batch_window 3 s)" in said[0]
 

@@ -313,10 +313,10 @@ class Watcher:
             files, ends = summary.window
             state.window_said = ends
             log.info(
-                "%s: %d file%s wait for the batch window; the batch goes at %s (batch_window %s)",
+                "%s: %d %s for the batch window; the batch goes at %s (batch_window %s)",
                 state.job.name,
                 files,
-                "" if files == 1 else "s",
+                "file waits" if files == 1 else "files wait",
                 time.strftime("%H:%M:%S", time.localtime(ends)),
                 f"{state.job.batch_window:g} s",
             )
