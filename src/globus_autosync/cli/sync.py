@@ -17,7 +17,7 @@ from globus_autosync.cli.logs import SUMMARY_LOGGER
 from globus_autosync.config.units import human_bytes
 from globus_autosync.engine.lock import Served
 from globus_autosync.engine.stall import unless_stalled
-from globus_autosync.engine.step import run_job
+from globus_autosync.engine.step import After, run_job
 from globus_autosync.errors import (
     EXIT_JOB,
     EXIT_OK,
@@ -259,7 +259,14 @@ def run(
                 Served.check(obj.state_dir, job.name)
             with progress_line(obj, f"{job.name}: scanning") as progress:
                 one = partial(
-                    run_job, job, cfg, obj.state_dir, dry_run=dry_run, full=full, progress=progress
+                    run_job,
+                    job,
+                    cfg,
+                    obj.state_dir,
+                    dry_run=dry_run,
+                    full=full,
+                    progress=progress,
+                    after=_audits(cfg, job_name),
                 )
                 summary = unless_stalled(job, cfg, obj.state_dir, one)
         except (AutosyncError, OSError) as caught:
@@ -334,7 +341,7 @@ def watch(
     from globus_autosync.engine.watch import Watcher
 
     cfg = obj.load()
-    watcher = Watcher(cfg, obj.state_dir, job_name)
+    watcher = Watcher(cfg, obj.state_dir, job_name, after=_audits(cfg, job_name))
     watcher.install_signals()
     if metrics_port is not None:
         from globus_autosync.monitoring import metrics
@@ -353,6 +360,16 @@ def watch(
         web.start(host, port, lambda: watcher.config, obj.state_dir)
         log.info("status page on http://%s:%d/", host, port)
     watcher.run()
+
+
+def _audits(cfg: config.Config, job_name: str | None) -> After | None:
+    """The scheduled audit, after each cycle, when a job asks for one (``verify_every``; its
+    import costs nothing to a run without one)."""
+    if all(j.verify_every is None for j in cfg.select(job_name)):
+        return None
+    from globus_autosync.verify.scheduled import between_cycles
+
+    return between_cycles
 
 
 COMMANDS = [init, check, baseline, run, watch]  # what cli.app registers

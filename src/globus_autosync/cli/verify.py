@@ -84,7 +84,7 @@ def verify(
 
 def _remember(obj: Context, audits: list[JobAudit]) -> None:
     """Each job's audit, for status, the page and the metrics (a job never run: nothing)."""
-    from globus_autosync.store import Audit, Store
+    from globus_autosync.store import Store
 
     try:
         store = Store.open(obj.state_dir)
@@ -94,8 +94,7 @@ def _remember(obj: Context, audits: list[JobAudit]) -> None:
         for a in audits:
             job_id = store.jobs.find(a.job)
             if job_id is not None:
-                audit = Audit(time.time(), a.confirmed, a.missing, a.different, a.error)
-                store.audits.record(job_id, audit)
+                store.audits.record(job_id, a.remembered(time.time()))
     finally:
         store.close()
 

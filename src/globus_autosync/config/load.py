@@ -105,6 +105,8 @@ def _job(path: Path, index: int, table: Any) -> Job:
         alert_lag=r.duration("alert_lag", minimum=1.0),
         alert_after=r.positive_int("alert_after"),
         hang_after=r.duration("hang_after", minimum=1.0),
+        verify_every=r.duration("verify_every", minimum=1.0),
+        verify_repair=r.get("verify_repair"),
         globus=_globus(r, transport),
         cleanup=cleanup,
         actions=_actions(r),

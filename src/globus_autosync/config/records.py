@@ -75,6 +75,8 @@ class Job:
     alert_lag: float = default("alert_lag")  # health: lagging past this
     alert_after: int = default("alert_after")  # health: failing after this many failed cycles
     hang_after: float = default("hang_after")  # health: failing when a cycle stalls this long
+    verify_every: float | None = default("verify_every")  # the scheduled audit (None: never)
+    verify_repair: bool = default("verify_repair")  # it queues again what it found lost
     globus: JobGlobus = JobGlobus()
     cleanup: JobCleanup = JobCleanup()
     actions: JobActions = JobActions()

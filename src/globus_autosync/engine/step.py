@@ -28,6 +28,9 @@ from globus_autosync.transports.dryrun import DryTransport, scratch_copy
 
 log = logging.getLogger(__name__)
 
+# what runs after a cycle: (job, store, transport, should_stop) -> None
+After = Callable[[Job, Store, Transport, Callable[[], bool]], None]
+
 
 @dataclass(frozen=True, slots=True)
 class StepOptions:
@@ -40,6 +43,8 @@ class StepOptions:
     progress: Callable[[WalkStats], None] | None = None
     notices: Notices | None = None  # the kernel's change notices (``watch`` on Linux)
     due: bool = False  # learn when the job's next work falls due (``watch``)
+    # work after the cycle, the job's lock still held (the scheduled audit: ``verify_every``)
+    after: After | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,10 @@ def _step(
                         summary.record,
                         source_free(job),
                     )
+                    # (not when the destination could not be reached: said by the cycle)
+                    after = options.after
+                    if after and summary.problem is None and not options.should_stop():
+                        after(job, db, real, options.should_stop)
                     if options.due:
                         due = db.files.next_due(
                             ctx.job_id, job.settle, job.batch_window, cycle.source.trust_mtime
@@ -192,10 +201,11 @@ def run_job(
     dry_run: bool = False,
     full: bool = False,
     progress: Callable[[WalkStats], None] | None = None,
+    after: After | None = None,
 ) -> Summary:
     """The step as ``run`` takes it: a flow's missing login or consent, which let the files go
     on, is raised after the run is recorded."""
-    options = StepOptions(dry_run=dry_run, full=full, progress=progress)
+    options = StepOptions(dry_run=dry_run, full=full, progress=progress, after=after)
     summary = step(job, config, state_dir, options).summary
     if summary.action_error is not None:
         raise summary.action_error

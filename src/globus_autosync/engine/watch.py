@@ -31,7 +31,7 @@ from types import FrameType
 from globus_autosync import config as config_mod
 from globus_autosync.config import Config, Job
 from globus_autosync.engine.lock import ServiceLock
-from globus_autosync.engine.step import StepOptions, step
+from globus_autosync.engine.step import After, StepOptions, step
 from globus_autosync.engine.summary import Summary
 from globus_autosync.errors import AutosyncError, LockHeld, job_line, os_error
 from globus_autosync.sources.local.fstype import kind_of
@@ -78,8 +78,11 @@ class JobState:
 
 
 class Watcher:
-    def __init__(self, config: Config, state_dir: Path, job_name: str | None) -> None:
+    def __init__(
+        self, config: Config, state_dir: Path, job_name: str | None, after: After | None = None
+    ) -> None:
         self.config, self.state_dir, self.job_name = config, state_dir, job_name
+        self.after = after  # work after each cycle (the scheduled audit)
         self.services: dict[str, ServiceLock] = {}
         try:  # before anything else: one service per job
             for j in config.select(job_name):
@@ -261,6 +264,7 @@ class Watcher:
                 should_stop=lambda: self.stop or state.quit,
                 notices=state.notices,
                 due=True,
+                after=self.after,
             )
             stepped = step(
                 job,

@@ -137,6 +137,17 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
             "'globus-autosync verify --forget-lost --job NAME'",
             "failing:lost",
         )
+    audit = store.audits.latest(job_id)
+    if audit is not None and audit.error is None and (audit.missing or audit.different):
+        return Health(
+            FAILING,
+            f"the destination no longer holds {audit.missing + audit.different} of the files it "
+            f"had confirmed ({audit.missing} missing, {audit.different} different; audit of "
+            f"{_when(audit.finished)})",
+            f"'globus-autosync verify --repair --job {job.name}' sends again what the source "
+            "still has (or set verify_repair = true)",
+            "failing:audit",
+        )
     unlistable = store.unlistable.current(job_id, 1)
     if unlistable and unlistable[0].cycles >= job.alert_after:
         return Health(FAILING, _unlistable(store, job_id), _UNLISTABLE_DO, "failing:unlistable")
@@ -171,6 +182,14 @@ def assess(store: Store | None, job: Job, now: float | None = None) -> Health:
         )
     if unlistable:
         return Health(WAITING, _unlistable(store, job_id), _UNLISTABLE_DO, "waiting:unlistable")
+    if audit is not None and audit.error is not None:
+        return Health(
+            WAITING,
+            f"the destination could not be audited ({_when(audit.finished)}): {audit.error}",
+            "make the destination listable; a scheduled audit is tried again within the hour, "
+            "or run 'globus-autosync verify'",
+            "waiting:audit",
+        )
     names, example = store.health.skipped_for(job_id, UNSENDABLE)
     if names:
         return Health(

@@ -104,17 +104,36 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
 
 
 def _audit(store: Store, job_id: int) -> dict[str, Any] | None:
-    """The latest audit of the job's destination (``verify``), or None."""
-    a = store.audits.latest(job_id)
-    if a is None:
+    """The latest audit of the job's destination (``verify``), and the scheduled one under way
+    (``verify_every``), or None."""
+    a, now = store.audits.latest(job_id), store.audits.progress(job_id)
+    if a is None and now is None:
         return None
-    return {
-        "finished": _iso(a.finished),
-        "confirmed": a.confirmed,
-        "missing": a.missing,
-        "different": a.different,
-        "error": a.error,
+    out: dict[str, Any] = {
+        "finished": None,
+        "confirmed": 0,
+        "missing": 0,
+        "different": 0,
+        "error": None,
+        "in_progress": None,
     }
+    if a is not None:
+        out.update(
+            finished=_iso(a.finished),
+            confirmed=a.confirmed,
+            missing=a.missing,
+            different=a.different,
+            error=a.error,
+        )
+    if now is not None:
+        out["in_progress"] = {
+            "started": _iso(now.started),
+            "directories": now.dirs,
+            "confirmed": now.confirmed,
+            "missing": now.missing,
+            "different": now.different,
+        }
+    return out
 
 
 def _cleanup(

@@ -39,7 +39,7 @@ from globus_autosync.store.files import QueuedFile, WorkFiles
 from globus_autosync.store.heartbeats import Heartbeats
 from globus_autosync.store.history import History
 from globus_autosync.store.jobs import Counts, Jobs
-from globus_autosync.store.lost import Audit, Audits, LostFile, LostFiles
+from globus_autosync.store.lost import Audit, Audits, LostFile, LostFiles, Progress
 from globus_autosync.store.roots import Root, Roots
 from globus_autosync.store.unlistable import UnlistableDir, UnlistableDirs
 
@@ -57,6 +57,7 @@ __all__ = [
     "DirRow",
     "Enrolled",
     "LostFile",
+    "Progress",
     "QueuedFile",
     "RawState",
     "Root",

@@ -24,19 +24,36 @@ class Audit(NamedTuple):
     error: str | None
 
 
+class Progress(NamedTuple):
+    """A scheduled audit not finished yet: where it stands."""
+
+    started: float
+    after_dir: int
+    dirs: int
+    confirmed: int
+    present: int
+    missing: int
+    different: int
+    unknown: int
+
+
 class Audits:
-    """The latest audit of each job's destination (``verify``)."""
+    """The latest audit of each job's destination (``verify``), and the scheduled one in
+    progress (``verify_every``)."""
 
     def __init__(self, db: Connection) -> None:
         self.db = db
 
     def record(self, job_id: int, audit: Audit) -> None:
         with self.db.tx():
-            self.db.conn.execute(
-                "INSERT OR REPLACE INTO audits (job, finished, confirmed, missing, different, "
-                "error) VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, *audit),
-            )
+            self._record(job_id, audit)
+
+    def _record(self, job_id: int, audit: Audit) -> None:
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO audits (job, finished, confirmed, missing, different, "
+            "error) VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, *audit),
+        )
 
     def latest(self, job_id: int) -> Audit | None:
         if not self.db.has_table("audits"):
@@ -46,6 +63,31 @@ class Audits:
             (job_id,),
         ).fetchone()
         return Audit(*row) if row else None
+
+    def progress(self, job_id: int) -> Progress | None:
+        if not self.db.has_table("audit_progress"):
+            return None
+        row = self.db.conn.execute(
+            "SELECT started, after_dir, dirs, confirmed, present, missing, different, unknown "
+            "FROM audit_progress WHERE job=?",
+            (job_id,),
+        ).fetchone()
+        return Progress(*row) if row else None
+
+    def advance(self, job_id: int, progress: Progress) -> None:
+        """Where a scheduled audit stands, after a directory (its own transaction)."""
+        with self.db.tx():
+            self.db.conn.execute(
+                "INSERT OR REPLACE INTO audit_progress (job, started, after_dir, dirs, confirmed, "
+                "present, missing, different, unknown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, *progress),
+            )
+
+    def finish(self, job_id: int, audit: Audit) -> None:
+        """A scheduled audit ended: its result recorded, its progress gone, at once."""
+        with self.db.tx():
+            self._record(job_id, audit)
+            self.db.conn.execute("DELETE FROM audit_progress WHERE job=?", (job_id,))
 
 
 class LostFiles:

@@ -215,6 +215,23 @@ UPDATE action_files SET name = autosync_escape(name), path = autosync_escape(pat
 UPDATE actions SET dataset = autosync_escape(dataset) WHERE dataset != autosync_escape(dataset);
 """
 
+# The scheduled audit in progress (version 10, ``verify_every``): the directory it has audited
+# up to (directories are audited in the order of their id) and its counts so far, written
+# after each directory, so that a restart (or kill -9) resumes it there.
+AUDIT_PROGRESS = """
+CREATE TABLE IF NOT EXISTS audit_progress (
+    job INTEGER PRIMARY KEY REFERENCES jobs(id),
+    started REAL NOT NULL,
+    after_dir INTEGER NOT NULL,              -- every directory up to this id is audited
+    dirs INTEGER NOT NULL,                   -- directories audited so far
+    confirmed INTEGER NOT NULL,
+    present INTEGER NOT NULL,
+    missing INTEGER NOT NULL,                -- found and not repaired
+    different INTEGER NOT NULL,
+    unknown INTEGER NOT NULL
+);
+"""
+
 # the statements that upgrade a database from version n to n + 1 (6: the runs of a large
 # directory's confirmed names; 7: the status page's history; 8: pulse, roots, unlistable
 # directories, lost files, life totals; 9: audits; 10: names kept printable)
@@ -227,7 +244,7 @@ UPGRADES = {
     6: HISTORY,
     7: SHARES,
     8: AUDITS,
-    9: NAMES,
+    9: NAMES + AUDIT_PROGRESS,
 }
 
 SCHEMA = (
@@ -300,6 +317,7 @@ CREATE TABLE IF NOT EXISTS runs (
     + HISTORY
     + SHARES
     + AUDITS
+    + AUDIT_PROGRESS
 )
 
 

@@ -15,7 +15,7 @@ from globus_autosync.config import Config, Job
 from globus_autosync.engine.lock import JobLock
 from globus_autosync.errors import AutosyncError, TransportError
 from globus_autosync.sources.base import join, printable
-from globus_autosync.store import Store
+from globus_autosync.store import Audit, Store
 from globus_autosync.store.heartbeats import Pulse
 from globus_autosync.store.names import unescape
 from globus_autosync.transports import make_transport
@@ -37,10 +37,23 @@ class JobAudit:
     lost: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, what)
     error: str | None = None  # the destination could not be listed: nothing else is said
+    repaired: bool = False  # what was wrong is queued again or recorded as lost
 
     @property
     def bad(self) -> bool:
         return bool(self.missing or self.different)
+
+    def remembered(self, finished: float) -> Audit:
+        """The audit as the store keeps it: what is still wrong (none once repaired), for
+        status, the health and the metrics."""
+        left = not self.repaired
+        return Audit(
+            finished,
+            self.confirmed,
+            self.missing if left else 0,
+            self.different if left else 0,
+            self.error,
+        )
 
     def line(self) -> str:
         if self.error is not None:
@@ -111,50 +124,85 @@ def _audit(
     progress: Callable[[int, int], None] | None,
     repair: bool,
 ) -> None:
-    rel = _relpaths(store, job_id)
+    rel = relpaths(store, job_id)
+    if not destination_ready(job, store, job_id, transport, result):
+        return
+    result.repaired = repair
+    dirs = list(store.dirs.with_confirmed(job_id))
+    for n, dir_id in enumerate(dirs):
+        if progress is not None:
+            progress(n, len(dirs))
+        if not audit_dir(
+            job, store, job_id, transport, dir_id, rel.get(dir_id, ""), result, repair
+        ):
+            return
+    if progress is not None:
+        progress(len(dirs), len(dirs))
+    deleted(job, store, job_id, transport, rel, result, repair)
+
+
+def destination_ready(
+    job: Job, store: Store, job_id: int, transport: Any, result: JobAudit
+) -> bool:
+    """Whether the destination is there to be listed (else the audit failed, and says why)."""
     try:
         transport.ready()  # a destination not there (unmounted) is a failed audit, not a loss
         _roots_unchanged(store, job, job_id)
     except AutosyncError as err:
         result.error = str(err)
-        return
-    dirs = list(store.dirs.with_confirmed(job_id))
-    for n, dir_id in enumerate(dirs):
-        if progress is not None:
-            progress(n, len(dirs))
-        confirmed = store.dirs.confirmed(dir_id)  # read before the listing: never a false alarm
-        in_flight = store.files.names(dir_id)
-        reldir = rel.get(dir_id, "")
-        try:
-            held = transport.held(reldir)
-        except TransportError as err:
-            result.error = f"cannot list {printable(reldir) or '.'} at the destination: {err}"
-            result.problems.clear()
-            return
-        wrong: list[str] = []
-        for name, (size, mtime_ns) in confirmed.items():
-            if name in in_flight:
-                continue  # sent again now: audited once confirmed
-            result.confirmed += 1
-            copy = held.get(name)
-            if copy is None:
-                result.missing += 1
-                result.problems.append((printable(join(reldir, name)), "missing"))
-                wrong.append(name)
-            elif copy.size != size or (copy.mtime_ns is not None and copy.mtime_ns != mtime_ns):
-                result.different += 1
-                what = f"different: {copy.size} bytes, confirmed {size}"
-                result.problems.append((printable(join(reldir, name)), what))
-                wrong.append(name)
-            else:
-                result.present += 1
-        result.unknown += len(held.keys() - confirmed.keys() - in_flight)
-        if repair and wrong:
-            _repair(job, store, job_id, dir_id, reldir, {n: confirmed[n] for n in wrong}, result)
-    _deleted(job, store, job_id, transport, rel, result, repair)
+        return False
+    return True
 
 
-def _deleted(
+def _failed(result: JobAudit, reldir: str, err: TransportError) -> bool:
+    """A destination directory that cannot be listed: the audit failed, with no list."""
+    result.error = f"cannot list {printable(reldir) or '.'} at the destination: {err}"
+    result.problems.clear()
+    return False
+
+
+def audit_dir(
+    job: Job,
+    store: Store,
+    job_id: int,
+    transport: Any,
+    dir_id: int,
+    reldir: str,
+    result: JobAudit,
+    repair: bool,
+) -> bool:
+    """One directory's confirmed files against the destination's listing of it, read after
+    them (a file confirmed meanwhile is not missing); False when it cannot be listed."""
+    confirmed = store.dirs.confirmed(dir_id)  # read before the listing: never a false alarm
+    in_flight = store.files.names(dir_id)
+    try:
+        held = transport.held(reldir)
+    except TransportError as err:
+        return _failed(result, reldir, err)
+    wrong: list[str] = []
+    for name, (size, mtime_ns) in confirmed.items():
+        if name in in_flight:
+            continue  # sent again now: audited once confirmed
+        result.confirmed += 1
+        copy = held.get(name)
+        if copy is None:
+            result.missing += 1
+            result.problems.append((printable(join(reldir, name)), "missing"))
+            wrong.append(name)
+        elif copy.size != size or (copy.mtime_ns is not None and copy.mtime_ns != mtime_ns):
+            result.different += 1
+            what = f"different: {copy.size} bytes, confirmed {size}"
+            result.problems.append((printable(join(reldir, name)), what))
+            wrong.append(name)
+        else:
+            result.present += 1
+    result.unknown += len(held.keys() - confirmed.keys() - in_flight)
+    if repair and wrong:
+        _repair(job, store, job_id, dir_id, reldir, {n: confirmed[n] for n in wrong}, result)
+    return True
+
+
+def deleted(
     job: Job,
     store: Store,
     job_id: int,
@@ -183,8 +231,7 @@ def _deleted(
         try:
             held = transport.held(reldir)
         except TransportError as err:
-            result.error = f"cannot list {printable(reldir) or '.'} at the destination: {err}"
-            result.problems.clear()
+            _failed(result, reldir, err)
             return
         for name in names:
             result.confirmed += 1
@@ -251,7 +298,7 @@ def _deletion(state_dir: Path, job: str, source: str) -> dict[str, object] | Non
     return found
 
 
-def _relpaths(store: Store, job_id: int) -> dict[int, str]:
+def relpaths(store: Store, job_id: int) -> dict[int, str]:
     rows = sorted(store.dirs.rows(job_id), key=lambda r: r.id)
     rel: dict[int, str] = {}
     for row in rows:
