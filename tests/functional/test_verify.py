@@ -88,7 +88,8 @@ def test_a_file_lost_at_both_ends_is_said_with_its_deletion_and_fails_the_job(
     )
     assert "(batch 1)" in lost and "b.tif" not in res.stdout
     assert "2 confirmed, 1 at the destination, 1 missing" in res.stdout
-    assert env.cli("status", "--check").returncode == 0  # reported; recorded with --repair
+    said = env.cli("status", "--check", code=2).stdout  # never silent: failing until repaired
+    assert "detector: FAILING: the destination no longer holds 1 of the files" in said
     res = env.cli("verify", "--repair", code=1)
     assert "0 queued to be sent again, 1 lost" in res.stdout
     check = env.cli("status", "--check", code=2)

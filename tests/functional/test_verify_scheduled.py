@@ -125,7 +125,8 @@ def test_watch_audits_while_files_keep_arriving_and_sends_them_as_fast(
     for i in range(10):  # files keep arriving while audits run, a slice between cycles
         env.write(f"live/f{i}.tif", b"x" * 10)
         written = time.monotonic()
-        wait_for(f"live/f{i}.tif", lambda i=i: (env.dst / "live" / f"f{i}.tif").exists())
+        arrived = env.dst / "live" / f"f{i}.tif"
+        wait_for(str(arrived), arrived.exists)
         waits.append(time.monotonic() - written)
     audits = [x for x in env.log_lines() if "audit of the destination: " in x]
     assert len(audits) >= 2, audits  # audits went on meanwhile
