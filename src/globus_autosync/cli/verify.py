@@ -3,9 +3,11 @@ store holds as confirmed; ``--repair`` sends again what the source still has."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -60,7 +62,8 @@ def verify(
     codes: list[int] = []
     for job in jobs:
         try:
-            result = audit_job(job, cfg, obj.state_dir, repair=repair)
+            with _bar(obj, job.name) as progress:
+                result = audit_job(job, cfg, obj.state_dir, repair=repair, progress=progress)
         except AutosyncError as err:
             result = JobAudit(job.name, error=job_line(err, job.name))
             codes.append(err.exit_code)
@@ -80,6 +83,33 @@ def verify(
                 click.echo(f"{a.job}: ... and {len(a.problems) - SHOWN:,} more")
             click.echo(a.line())
     sys.exit(worst(codes))
+
+
+@contextlib.contextmanager
+def _bar(obj: Context, job: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar of the directories audited, on a terminal (rich imported only then)."""
+    if obj.quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("directories"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"{job}: auditing the destination", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _remember(obj: Context, audits: list[JobAudit]) -> None:

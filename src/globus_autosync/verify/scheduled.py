@@ -81,12 +81,13 @@ def _slice(
         _finish(job, store, job_id, result)
         return
     rel = relpaths(store, job_id)
-    began, shown = time.monotonic(), 0
+    began, shown, done = time.monotonic(), 0, 0
     for dir_id in store.dirs.with_confirmed(job_id):
         if dir_id <= at.after_dir:
             continue
-        if should_stop() or time.monotonic() - began >= SLICE:
-            return  # the next slice goes on from here
+        if should_stop() or (done and time.monotonic() - began >= SLICE):
+            return  # the next slice goes on from here (one directory at least a slice)
+        done += 1
         beat(DESTINATION)
         ok = audit_dir(
             job, store, job_id, transport, dir_id, rel.get(dir_id, ""), result, job.verify_repair

@@ -363,20 +363,27 @@ class LocalTransport:
     def held(self, reldir: str) -> dict[str, Copy]:
         folder = self.destination / reldir
         found: dict[str, Copy] = {}
+        lstat, regular = os.lstat, stat.S_ISREG
         try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    heartbeats.beat(heartbeats.DESTINATION)
-                    try:
-                        if entry.is_file(follow_symlinks=False):
-                            st = entry.stat(follow_symlinks=False)
-                            found[entry.name] = Copy(st.st_size, st.st_mtime_ns)
-                    except FileNotFoundError:
-                        continue
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return found  # the directory is not there: neither is any file in it
         except OSError as err:
             raise TransportError(f"cannot look into {folder}: {_error(err)}") from None
+        try:
+            for i, name in enumerate(os.listdir(fd)):
+                if not i & 1023:
+                    heartbeats.beat(heartbeats.DESTINATION)
+                try:
+                    st = lstat(name, dir_fd=fd)  # no path look-up: relative to the directory
+                except FileNotFoundError:
+                    continue
+                if regular(st.st_mode):
+                    found[name] = Copy(st.st_size, st.st_mtime_ns)
+        except OSError as err:
+            raise TransportError(f"cannot look into {folder}: {_error(err)}") from None
+        finally:
+            os.close(fd)
         return found
 
     def close(self) -> None:
