@@ -313,6 +313,22 @@ def _cleanup(c: Campaign, plan: FaultPlan) -> Outcome:
         c.configure()
 
 
+def _verify(c: Campaign, plan: FaultPlan) -> Outcome:
+    """The destination audit (its record in the store is written), half the time repairing
+    (which queues again and journals under the job's lock)."""
+    repair = ["--repair"] if c.rng.random() < 0.5 else []
+    return c.cli(plan, "verify", *repair)
+
+
+def _scheduled_audit(c: Campaign, plan: FaultPlan) -> Outcome:
+    """A run whose scheduled audit is due: it writes where it stands after each directory."""
+    c.configure(verify_every="1s", verify_repair=c.rng.random() < 0.5)
+    try:
+        return c.cli(plan, "run", "--job", "detector")
+    finally:
+        c.configure()
+
+
 def assert_audited(state: Path, src: Path, ever: Snapshot) -> None:
     """Every file gone from the source has one line in the deletion log, and no line names a
     file still there (the campaign never makes a file twice under one name)."""
@@ -339,4 +355,6 @@ SCENARIOS: dict[str, Scenario] = {
     "baseline": Scenario(1, _baseline),
     "dry-run": Scenario(1, _dry_run),
     "check": Scenario(0.5, _check),
+    "verify": Scenario(1, _verify),
+    "scheduled audit": Scenario(1, _scheduled_audit),
 }

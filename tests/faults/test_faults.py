@@ -45,6 +45,9 @@ def campaign(root: Path, runs: int) -> None:
     assert_nothing_lost(before["legacy"], c.legacy_src, c.legacy_dst)
     assert_audited(c.state, c.src, c.delivered(c.src))
     assert_store_intact(c.state / "state.db")
+    # the destination audit, once the disk is healthy, finds everything where it was confirmed
+    audit = c.cli(None, "verify")
+    assert audit.code == 0, f"clean audit: exit {audit.code}\n{audit.stdout}\n{audit.stderr}"
     # and source cleanup, once the disk is healthy, deletes everything delivered, once each
     c.configure(delete_after="0s")
     for _ in range(2):

@@ -13,7 +13,9 @@ from typing import Any
 from globus_autosync import config
 from globus_autosync.store import Store
 from globus_autosync.transports import make_transport
-from globus_autosync.verify.audit import JobAudit, audit_dir, relpaths
+from globus_autosync.verify.audit import relpaths
+from globus_autosync.verify.dirs import audit_dir
+from globus_autosync.verify.result import JobAudit
 
 from .helpers import CliEnv, assert_mirrored, job_toml, wait_for
 

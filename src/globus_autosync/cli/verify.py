@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,10 @@ import click
 
 from globus_autosync.cli.context import Context, pass_ctx, worst
 from globus_autosync.errors import EXIT_JOB, EXIT_OK, EXIT_PARTIAL, AutosyncError, job_line
-from globus_autosync.verify.audit import SHOWN, JobAudit, audit_job
+from globus_autosync.verify.audit import audit_job
+from globus_autosync.verify.result import SHOWN, JobAudit
+
+log = logging.getLogger(__name__)
 
 
 @click.command(
@@ -72,7 +76,7 @@ def verify(
             codes.append(EXIT_JOB)
         else:
             codes.append(EXIT_PARTIAL if result.bad else EXIT_OK)
-    _remember(obj, audits)
+    codes.append(_remember(obj, audits))
     if as_json:
         click.echo(json.dumps({"jobs": [a.as_dict() for a in audits]}, indent=2))
     else:
@@ -112,21 +116,27 @@ def _bar(obj: Context, job: str) -> Iterator[Callable[[int, int], None] | None]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _remember(obj: Context, audits: list[JobAudit]) -> None:
-    """Each job's audit, for status, the page and the metrics (a job never run: nothing)."""
+def _remember(obj: Context, audits: list[JobAudit]) -> int:
+    """Each job's audit, for status, the page and the metrics (a job never run: nothing); the
+    exit code of a store that could not record it (a failing disk: said in one line)."""
     from globus_autosync.store import Store
 
     try:
         store = Store.open(obj.state_dir)
     except AutosyncError:
-        return  # said by the audit already
+        return EXIT_OK  # said by the audit already
     try:
-        for a in audits:
-            job_id = store.jobs.find(a.job)
-            if job_id is not None:
-                store.audits.record(job_id, a.remembered(time.time()))
+        with store.guard():
+            for a in audits:
+                job_id = store.jobs.find(a.job)
+                if job_id is not None:
+                    store.audits.record(job_id, a.remembered(time.time()))
+    except AutosyncError as err:
+        log.error("the audit could not be recorded: %s", err)
+        return err.exit_code
     finally:
         store.close()
+    return EXIT_OK
 
 
 COMMANDS = [verify]  # what cli.app registers

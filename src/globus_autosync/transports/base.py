@@ -7,7 +7,7 @@ is confirmed only by ``poll``; never on the strength of ``submit`` alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ __all__ = [
     "SKIP",
     "Check",
     "Copy",
+    "Held",
     "Item",
     "Outcome",
     "OutcomeKind",
@@ -60,6 +61,10 @@ class TaskReport:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     reason: str | None = None  # why the task failed, was canceled, or is waiting
     state: str = ""  # the transport's own word for the task's state, for ``tasks``
+
+
+# every regular file of a destination directory: (size, mtime_ns or None), by name
+Held = Mapping[str, tuple[int, int | None]]
 
 
 class Copy(NamedTuple):
@@ -121,7 +126,7 @@ class Transport(Protocol):
         the destination cannot be looked at."""
         ...
 
-    def held(self, reldir: str) -> dict[str, Copy]:
+    def held(self, reldir: str) -> Held:
         """Every regular file the destination holds in one directory, looked at now, by name
         (empty when the directory is not there). Raises TransportError when the destination
         cannot be looked at (``verify``)."""

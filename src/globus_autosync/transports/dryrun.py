@@ -12,7 +12,7 @@ from pathlib import Path
 from globus_autosync.errors import JobError
 from globus_autosync.store import Store
 from globus_autosync.transports import Item, TaskReport, Transport
-from globus_autosync.transports.base import Check, Copy
+from globus_autosync.transports.base import Check, Copy, Held
 
 
 class DryTransport:
@@ -55,7 +55,7 @@ class DryTransport:
     def verify_copies(self, reldir: str, names: Sequence[str]) -> dict[str, Copy]:
         return self.real.verify_copies(reldir, names)
 
-    def held(self, reldir: str) -> dict[str, Copy]:
+    def held(self, reldir: str) -> Held:
         return self.real.held(reldir)
 
     def close(self) -> None:

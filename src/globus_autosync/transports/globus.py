@@ -35,6 +35,7 @@ from globus_autosync.transports.base import (
     SKIP,
     Check,
     Copy,
+    Held,
     Item,
     Outcome,
     TaskReport,
@@ -251,7 +252,7 @@ class GlobusTransport:
                 found[entry["name"]] = Copy(int(entry["size"]), None)
         return found
 
-    def held(self, reldir: str) -> dict[str, Copy]:
+    def held(self, reldir: str) -> Held:
         """One listing of the destination directory (paged): its files' sizes (Globus lists
         times to the second: not compared)."""
         path = self.dst_path(reldir)

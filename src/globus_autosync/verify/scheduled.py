@@ -20,14 +20,9 @@ from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.monitoring.health import age
 from globus_autosync.store import Audit, Progress, Store
 from globus_autosync.store.heartbeats import DESTINATION, beat
-from globus_autosync.verify.audit import (
-    SHOWN,
-    JobAudit,
-    audit_dir,
-    deleted,
-    destination_ready,
-    relpaths,
-)
+from globus_autosync.verify.audit import deleted, destination_ready, relpaths
+from globus_autosync.verify.dirs import audit_dir
+from globus_autosync.verify.result import SHOWN, JobAudit
 
 log = logging.getLogger(__name__)
 

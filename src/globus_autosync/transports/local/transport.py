@@ -35,11 +35,13 @@ from globus_autosync.transports.base import (
     SKIP,
     Check,
     Copy,
+    Held,
     Item,
     Outcome,
     TaskReport,
 )
 from globus_autosync.transports.local import filecopy
+from globus_autosync.transports.local.copies import held_in
 from globus_autosync.transports.local.pipeline import Pipeline, Staged
 
 if TYPE_CHECKING:
@@ -360,34 +362,19 @@ class LocalTransport:
             os.close(fd)
         return found
 
-    def held(self, reldir: str) -> dict[str, Copy]:
-        folder = self.destination / reldir
-        found: dict[str, Copy] = {}
-        lstat, regular = os.lstat, stat.S_ISREG
-        try:
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            return found  # the directory is not there: neither is any file in it
-        except OSError as err:
-            raise TransportError(f"cannot look into {folder}: {_error(err)}") from None
-        try:
-            for i, name in enumerate(os.listdir(fd)):
-                if not i & 1023:
-                    heartbeats.beat(heartbeats.DESTINATION)
-                try:
-                    st = lstat(name, dir_fd=fd)  # no path look-up: relative to the directory
-                except FileNotFoundError:
-                    continue
-                if regular(st.st_mode):
-                    found[name] = Copy(st.st_size, st.st_mtime_ns)
-        except OSError as err:
-            raise TransportError(f"cannot look into {folder}: {_error(err)}") from None
-        finally:
-            os.close(fd)
-        return found
+    def held(self, reldir: str) -> Held:
+        return held_in(self.folder(reldir), _beat_destination)
+
+    def folder(self, reldir: str) -> str:
+        """Where a directory of the destination is (``verify`` lists it in worker processes)."""
+        return str(self.destination / reldir)
 
     def close(self) -> None:
         self._results.clear()
+
+
+def _beat_destination() -> None:
+    heartbeats.beat(heartbeats.DESTINATION)
 
 
 def _sync_dir(directory: str) -> str | None:
