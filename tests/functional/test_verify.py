@@ -6,6 +6,11 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
+from globus_autosync import config
+from globus_autosync.verify import audit
+
 from .globus_env import Globus, populate
 from .helpers import CliEnv, assert_mirrored, job_toml
 
@@ -168,3 +173,24 @@ def test_odd_names_are_audited_and_repaired_by_their_own_names(env: CliEnv) -> N
     env.run()
     with open(dst + b"/dir\xff/new\xfe.tif", "rb") as fh:
         assert fh.read() == b"new"
+
+
+def test_a_large_local_destination_listed_by_worker_processes_finds_the_same(
+    env: CliEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From PARALLEL_FROM confirmed files, worker processes list the destination ahead of the
+    comparison: the same findings as one by one (here from 0 files, on a small tree)."""
+    rels = _frames(env, 40)
+    env.run()
+    (env.dst / "run1" / "f3.tif").unlink()
+    with open(env.dst / "run1" / "f7.tif", "r+b") as fh:
+        fh.truncate(1)
+    cfg = config.load(env.config)
+    found = {}
+    for parallel_from in (10**9, 0):
+        monkeypatch.setattr(audit, "PARALLEL_FROM", parallel_from)
+        result = audit.audit_job(cfg.jobs[0], cfg, env.state)
+        found[parallel_from] = (result.confirmed, result.present, result.missing,
+                                result.different, sorted(result.problems))  # fmt: skip
+    assert found[0] == found[10**9]
+    assert found[0][:4] == (len(rels), len(rels) - 2, 1, 1)
