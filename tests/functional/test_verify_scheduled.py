@@ -17,6 +17,7 @@ from globus_autosync.verify.audit import relpaths
 from globus_autosync.verify.dirs import audit_dir
 from globus_autosync.verify.result import JobAudit
 
+from .globus_env import Globus, populate
 from .helpers import CliEnv, assert_mirrored, job_toml, wait_for
 
 
@@ -155,3 +156,24 @@ def test_watch_audits_while_files_keep_arriving_and_sends_them_as_fast(
     assert all("0 missing" in x for x in audits)
     # sending never waited for an audit longer than a slice (1 s) on top of a cycle or two
     assert max(waits) < 5, waits
+
+
+def test_a_globus_destination_is_audited_on_schedule_one_listing_a_directory(gx: Globus) -> None:
+    files = populate(gx)
+    gx.configure(verify_every="1s")
+    gx.send()
+    (gx.dst / "run_Sep2018" / "notes.txt").unlink()
+    time.sleep(1.1)
+    before = len(gx.emu.requests)
+    for _ in range(10):  # a cycle and a slice a run, until the audit is complete
+        gx.run(code=None)
+        audit = gx.status()["audit"]
+        if audit["in_progress"] is None and audit["missing"]:
+            break
+    assert (audit["confirmed"], audit["missing"]) == (len(files), 1)
+    check = gx.cli("status", "--check", code=2).stdout
+    assert "no longer holds 1 of the files it had confirmed" in check
+    # one paged listing a directory with confirmed files, never more (at requests_per_second)
+    listings = [p for (m, p, _) in gx.emu.requests[before:] if p.endswith("/ls")]
+    dirs = {os.path.dirname(rel) for rel in files}
+    assert len(listings) == len(dirs), listings

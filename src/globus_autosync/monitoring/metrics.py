@@ -56,12 +56,12 @@ class StoreCollector(Collector):
         )
         audit_missing = GaugeMetricFamily(
             f"{PREFIX}_destination_missing",
-            "Confirmed files the latest audit (verify) did not find at the destination",
+            "Confirmed files the latest audit did not find at the destination, not repaired",
             labels=[LABEL],
         )
         audit_different = GaugeMetricFamily(
             f"{PREFIX}_destination_different",
-            "Confirmed files the latest audit (verify) found different (size or mtime)",
+            "Confirmed files the latest audit found different (size or mtime), not repaired",
             labels=[LABEL],
         )
         audit_at = GaugeMetricFamily(
