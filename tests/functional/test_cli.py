@@ -300,3 +300,14 @@ def test_status_and_tasks_fit_80_columns_and_cut_nothing(env: CliEnv) -> None:
         assert max(len(line) for line in lines) <= 80, out
         assert "…" not in out, out
     secret.chmod(0o644)
+
+
+def test_verify_shows_its_progress_on_a_terminal_only(env: CliEnv) -> None:
+    for d in range(3):
+        env.write(f"scan{d}/frame.tif", b"frame")
+    env.run()
+    shown = _on_a_terminal(env, "verify")
+    assert "detector: auditing the destination" in shown and "directories" in shown
+    assert "detector: 3 confirmed, 3 at the destination, 0 missing" in shown
+    piped = env.cli("verify")  # not a terminal: the summary line alone
+    assert piped.stderr == "" and "auditing" not in piped.stdout
