@@ -12,7 +12,7 @@ from globus_autosync import config
 from globus_autosync.verify import audit
 
 from .globus_env import Globus, populate
-from .helpers import CliEnv, assert_mirrored, job_toml
+from .helpers import LONG_AGO, CliEnv, assert_mirrored, job_toml
 
 
 def _frames(env: CliEnv, n: int = 6) -> list[str]:
@@ -194,3 +194,22 @@ def test_a_large_local_destination_listed_by_worker_processes_finds_the_same(
                                 result.different, sorted(result.problems))  # fmt: skip
     assert found[0] == found[10**9]
     assert found[0][:4] == (len(rels), len(rels) - 2, 1, 1)
+
+
+def test_a_file_in_flight_is_not_audited(gx: Globus) -> None:
+    """A confirmed file changed at the source and sent again: while its task runs, the copy at
+    the destination is the old one, which is neither missing nor different."""
+    files = populate(gx)
+    gx.send()
+    gx.emu.hold_tasks()
+    gx.env.write("run_Sep2018/notes.txt", b"beam at 6 GeV, longer\n", mtime=LONG_AGO + 99)
+    (gx.dst / "run_Sep2018" / "notes.txt").unlink()  # (as if the new copy were being written)
+    gx.cli("run", "--full", code=None)  # rewritten in place: a full walk sees it
+    assert gx.status()["in_flight"] == 1
+    res = gx.cli("verify")
+    assert (
+        f"{len(files) - 1} confirmed, {len(files) - 1} at the destination, 0 missing" in res.stdout
+    )
+    gx.emu.hold_tasks(False)
+    gx.send()
+    assert gx.cli("verify").returncode == 0
