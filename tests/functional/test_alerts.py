@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -255,3 +256,27 @@ def test_watch_sends_alerts_too_once_and_on_recovery(
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert len(receiver.bodies) == 2
+
+
+def test_a_destination_that_lost_files_is_alerted_once_then_its_repair(
+    env: CliEnv, receiver: Receiver
+) -> None:
+    alerts = alerts_table(webhook=receiver.url)
+    env.configure(alerts, job_toml(verify_every="1s"))
+    for i in range(3):
+        env.write(f"scan/f{i}.tif", f"frame {i}", mtime=LONG_AGO)
+    env.run()
+    env.run()
+    assert receiver.texts() == []
+    (env.dst / "scan" / "f1.tif").unlink()  # a purge at the destination
+    for _ in range(3):  # the scheduled audit finds it; said once, however many runs
+        time.sleep(1.05)
+        env.run()
+    [said] = receiver.texts()
+    assert "detector" in said and "no longer holds 1 of the files it had confirmed" in said
+    env.configure(alerts, job_toml(verify_every="1s", verify_repair=True))
+    time.sleep(1.05)
+    env.run()  # the audit queues it again
+    env.run()  # sent, and the job is ok again
+    assert (env.dst / "scan" / "f1.tif").read_text() == "frame 1"
+    assert len(receiver.texts()) == 2 and "ok" in receiver.texts()[1].lower()

@@ -123,9 +123,17 @@ def test_verify_a_globus_destination(gx: Globus) -> None:
     res = gx.cli("verify")
     assert f"{len(files)} confirmed, {len(files)} at the destination, 0 missing" in res.stdout
     (gx.dst / "run_Sep2018" / "notes.txt").unlink()
+    deep = gx.dst / "run_Oct2018" / "a" / "b" / "c" / "deep.dat"
+    with open(deep, "r+b") as fh:  # truncated: found by its size (Globus lists whole seconds)
+        fh.truncate(10)
+    (gx.dst / "run_Sep2018" / "theirs.txt").write_text("not ours")
     res = gx.cli("verify", code=1)
     assert "run_Sep2018/notes.txt: missing" in res.stdout
-    assert f"{len(files)} confirmed, {len(files) - 1} at the destination, 1 missing" in res.stdout
+    assert "run_Oct2018/a/b/c/deep.dat: different: 10 bytes, confirmed 100" in res.stdout
+    assert (
+        f"{len(files)} confirmed, {len(files) - 2} at the destination, 1 missing, 1 different "
+        "(size or mtime), 1 unknown there"
+    ) in res.stdout
 
 
 def test_a_copy_lost_whose_source_a_person_deleted_is_lost_and_one_still_there_is_resent(
