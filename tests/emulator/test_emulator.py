@@ -255,7 +255,9 @@ def test_delayed_reply_acts_at_once_and_answers_late(globus_emulator: EmulatorHa
     answers: list[str] = []
     caller = threading.Thread(target=lambda: answers.append(submit(tc, h, [("/f", "/f")])))
     caller.start()
-    wait_for(lambda: len(h.emulator.tasks) == 1)  # the task exists, its id not yet told
+    # the task exists, its id not yet told (the reply is held once it is made: wait for both,
+    # the test reads them without the emulator's lock)
+    wait_for(lambda: len(h.emulator.tasks) == 1 and bool(h.emulator.delayed))
     assert answers == []
     assert h.emulator.delayed == [("POST", "/v0.10/transfer", 202)]
     h.emulator.release_replies()
