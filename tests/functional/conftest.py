@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .globus_env import gx  # noqa: F401  (the emulated Globus fixture, for every module here)
-from .helpers import CliEnv, wait_for
+from .helpers import CliEnv, watches
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -46,16 +46,5 @@ def clean_logging() -> Iterator[None]:
 @pytest.fixture
 def watcher(env: CliEnv) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start `watch` with the given arguments (waiting until it has started); killed at the end."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(*args: str) -> subprocess.Popen[str]:
-        proc = env.popen("watch", *args)
-        procs.append(proc)
-        wait_for("watch to start", lambda: any("watch: started" in x for x in env.log_lines()))
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+    with watches(env) as start:
+        yield start

@@ -264,3 +264,24 @@ def mounted_tmpfs(where: Path, size: str) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@contextlib.contextmanager
+def watches(env: CliEnv) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start `watch` with the given arguments (waiting until it has started); every one started
+    is killed at the end if still there (the ``watcher`` fixtures)."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        proc = env.popen("watch", *args)
+        procs.append(proc)
+        wait_for("watch to start", lambda: any("watch: started" in x for x in env.log_lines()))
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()

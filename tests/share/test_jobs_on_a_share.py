@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.helpers import CliEnv, job_toml, wait_for
+from tests.functional.helpers import CliEnv, job_toml, wait_for, watches
 
 from .helpers import Share
 
@@ -27,21 +27,10 @@ def env(tmp_path: Path) -> CliEnv:
 
 
 @pytest.fixture
-def watcher(env: CliEnv) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+def watcher(env: CliEnv) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start `watch` (waiting until it has started); killed at the end if still there."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def start() -> subprocess.Popen[str]:
-        proc = env.popen("watch")
-        procs.append(proc)
-        wait_for("watch to start", lambda: any("watch: started" in x for x in env.log_lines()))
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+    with watches(env) as start:
+        yield start
 
 
 def check_lines(env: CliEnv) -> tuple[int, str]:
