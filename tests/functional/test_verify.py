@@ -115,6 +115,12 @@ def test_a_destination_that_cannot_be_listed_is_a_failed_audit_not_a_list_of_los
     res = env.cli("verify", code=3)
     assert "missing" not in res.stdout.replace("0 missing", "")
     assert res.stdout.strip().startswith("detector: audit failed: destination")
+    # said by status, its check and the metrics until an audit can list it
+    check = env.cli("status", "--check", code=1).stdout
+    assert "detector: WAITING: the destination could not be audited" in check
+    prom = env.root / "m.prom"
+    env.cli("run", "--metrics-file", str(prom), code=None)
+    assert 'globus_autosync_health{autosync_job="detector",state="waiting"} 1.0' in prom.read_text()
 
 
 def test_verify_a_globus_destination(gx: Globus) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ..functional.globus_env import gx  # noqa: F401  (the emulated Globus fixture, for these tests too)
 from ..functional.helpers import CliEnv, console_script, free_port, wait_for
 from .helpers import Http
 
