@@ -161,22 +161,24 @@ def _repair(
 ) -> None:
     """What the source still has is queued again (as it was confirmed, or changed since: then
     it is sent as changed); what it has not is lost."""
-    again, lost = [], []
-    for name in wrong:
-        if job.scan == "local" and (Path(job.source) / reldir / name).exists():
-            again.append(name)
-            continue
-        path = printable(join(reldir, name))
-        source = printable(f"{job.source}/{join(reldir, name)}")  # as the deletion log has it
-        line = _deletion(store.path.parent, job.name, source)
-        if job.scan != "local":
+    local = job.scan == "local"
+    again = [n for n in wrong if local and (Path(job.source) / reldir / n).exists()]
+    still = set(again)
+    gone = [n for n in wrong if n not in still]
+    # as the deletion log has them, read once for all of them
+    sources = {n: printable(f"{job.source}/{join(reldir, n)}") for n in gone}
+    lines = _deletions(store.path.parent, job.name, set(sources.values())) if local else {}
+    lost = []
+    for name in gone:
+        line = lines.get(sources[name])
+        if not local:
             why = "the source is listed through Globus: send it again by hand if it is there"
         elif line is not None:
             when, batch = line.get("time"), line.get("batch")
             why = f"deleted from the source by cleanup at {when} (batch {batch})"
         else:
             why = "gone from the source too (not by cleanup)"
-        lost.append((path, why))
+        lost.append((printable(join(reldir, name)), why))
     if again:
         store.dirs.requeue(dir_id, again)
         result.requeued += len(again)
@@ -186,10 +188,12 @@ def _repair(
         result.problems.extend((p, f"lost: {why}") for p, why in lost)
 
 
-def _deletion(state_dir: Path, job: str, source: str) -> dict[str, object] | None:
-    """The deletion log's line for this source file, if cleanup deleted it."""
-    found = None
-    for entry in deletion_log.every(state_dir, job):
-        if entry.get("source") == source:
-            found = entry  # the latest deletion of that path
+def _deletions(state_dir: Path, job: str, sources: set[str]) -> dict[str, dict[str, object]]:
+    """The deletion log's latest line for each of these source files cleanup deleted."""
+    found: dict[str, dict[str, object]] = {}
+    if sources:
+        for entry in deletion_log.every(state_dir, job):
+            source = entry.get("source")
+            if isinstance(source, str) and source in sources:
+                found[source] = entry
     return found
