@@ -160,6 +160,12 @@ class CliEnv:
             )
         return res
 
+    def metrics(self, *args: str, code: int | None = 0) -> str:
+        """A ``run`` (with ``args``) that writes the metrics file; its text."""
+        prom = self.root / "m.prom"
+        self.cli("run", *args, "--metrics-file", str(prom), code=code)
+        return prom.read_text()
+
     def run(self, *args: str, code: int | None = 0) -> subprocess.CompletedProcess[str]:
         return self.cli("run", *args, code=code)
 

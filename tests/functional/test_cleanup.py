@@ -86,9 +86,7 @@ def test_deleted_after_delete_after_not_before(env: CliEnv) -> None:
     assert (st["confirmed_total"], st["confirmed_bytes_total"]) == (5, 320)
     human = env.cli("status").stdout
     assert "confirmed 5 (320 B) over its life, 5 of them since deleted from the source" in human
-    prom = env.root / "m.prom"
-    env.cli("run", "--metrics-file", str(prom))
-    text = prom.read_text()
+    text = env.metrics()
     assert 'globus_autosync_confirmed_files_total{autosync_job="detector"} 5.0' in text
     assert 'globus_autosync_confirmed_bytes_total{autosync_job="detector"} 320.0' in text
     assert 'globus_autosync_deleted_files_total{autosync_job="detector"} 5.0' in text
@@ -388,9 +386,7 @@ def test_metrics(env: CliEnv) -> None:
     env.configure(job_toml(delete_after="0s"))
     write_frames(env, 2)
     env.run()
-    prom = env.root / "m.prom"
-    env.run("--metrics-file", str(prom))
-    text = prom.read_text()
+    text = env.metrics()
     assert 'globus_autosync_deleted_files_total{autosync_job="detector"} 2.0' in text
     assert 'globus_autosync_deleted_bytes_total{autosync_job="detector"} 128.0' in text
     assert 'globus_autosync_source_free_bytes{autosync_job="detector"}' in text

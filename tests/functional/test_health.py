@@ -91,9 +91,7 @@ def test_check_exits_with_the_worst_of_several_jobs_and_the_metric_says_each(
         db.commit()
     lines = check(env, 2)
     assert lines[0] == "good: OK" and lines[1].startswith("late: STOPPED: ")
-    prom = env.root / "m.prom"
-    env.cli("run", "--job", "good", "--metrics-file", str(prom))
-    text = prom.read_text()
+    text = env.metrics("--job", "good")
     assert 'globus_autosync_health{autosync_job="good",state="ok"} 1.0' in text
     assert 'globus_autosync_health{autosync_job="good",state="stopped"} 0.0' in text
     assert 'globus_autosync_health{autosync_job="late",state="stopped"} 1.0' in text

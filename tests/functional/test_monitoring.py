@@ -44,9 +44,7 @@ def test_promtool_accepts_the_rules_and_their_unit_tests(args: tuple[str, ...]) 
 
 def exported(env: CliEnv) -> set[str]:
     env.write("a.dat", "a", mtime=LONG_AGO)
-    prom = env.root / "m.prom"
-    env.cli("run", "--metrics-file", str(prom))
-    return set(re.findall(r"^# TYPE (\S+) ", prom.read_text(), re.MULTILINE))
+    return set(re.findall(r"^# TYPE (\S+) ", env.metrics(), re.MULTILINE))
 
 
 def test_every_metric_the_dashboard_and_rules_name_is_exported(env: CliEnv) -> None:

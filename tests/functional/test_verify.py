@@ -51,9 +51,7 @@ def test_removed_truncated_and_touched_copies_are_found_and_nothing_else(env: Cl
     # remembered for status, the page and the metrics
     audit = env.status()["audit"]
     assert (audit["confirmed"], audit["missing"], audit["different"]) == (7, 1, 2)
-    prom = env.root / "m.prom"
-    env.cli("run", "--metrics-file", str(prom))
-    text = prom.read_text()
+    text = env.metrics()
     assert 'globus_autosync_destination_missing{autosync_job="detector"} 1.0' in text
     assert 'globus_autosync_destination_different{autosync_job="detector"} 2.0' in text
     assert 'globus_autosync_last_audit_timestamp_seconds{autosync_job="detector"}' in text
@@ -118,9 +116,8 @@ def test_a_destination_that_cannot_be_listed_is_a_failed_audit_not_a_list_of_los
     # said by status, its check and the metrics until an audit can list it
     check = env.cli("status", "--check", code=1).stdout
     assert "detector: WAITING: the destination could not be audited" in check
-    prom = env.root / "m.prom"
-    env.cli("run", "--metrics-file", str(prom), code=None)
-    assert 'globus_autosync_health{autosync_job="detector",state="waiting"} 1.0' in prom.read_text()
+    text = env.metrics(code=None)
+    assert 'globus_autosync_health{autosync_job="detector",state="waiting"} 1.0' in text
 
 
 def test_verify_a_globus_destination(gx: Globus) -> None:

@@ -59,9 +59,7 @@ def test_run_audits_on_its_own_and_says_what_the_destination_lost(env: CliEnv) -
     check = env.cli("status", "--check", code=2).stdout
     assert "detector: FAILING: the destination no longer holds 1 of the files it had" in check
     assert "verify --repair --job detector" in check
-    prom = env.root / "m.prom"
-    env.cli("run", "--metrics-file", str(prom))
-    assert 'globus_autosync_destination_missing{autosync_job="detector"} 1.0' in prom.read_text()
+    assert 'globus_autosync_destination_missing{autosync_job="detector"} 1.0' in env.metrics()
     assert (env.dst / "scan3" / "f1.tif").exists() is False  # not repaired unless asked
     # asked: the next audit queues it again, the cycle after sends it
     env.configure(job_toml(verify_every="1s", verify_repair=True))
