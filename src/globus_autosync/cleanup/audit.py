@@ -38,14 +38,19 @@ def audit_key(entry: dict[str, object]) -> AuditKey:
     return AuditKey(entry.get("source"), entry.get("mtime_ns"), entry.get("ino"))
 
 
+def _tail(path: Path) -> bytes:
+    """The end of the deletion log (``_AUDIT_TAIL`` bytes: its first line may be cut)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - _AUDIT_TAIL))
+        return fh.read()
+
+
 def latest(state_dir: Path, job: str, limit: int = 20) -> list[dict[str, object]]:
     """The job's latest deletions (newest first) from the end of the deletion log, for the
     status page; none when there is no log or it cannot be read."""
     try:
-        with open(audit_path(state_dir), "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - _AUDIT_TAIL))
-            tail = fh.read()
+        tail = _tail(audit_path(state_dir))
     except OSError:
         return []
     out: list[dict[str, object]] = []
@@ -121,10 +126,7 @@ class AuditLog:
     def audited(self) -> set[AuditKey]:
         """The deletions the end of the audit log already records."""
         try:
-            with open(self.path, "rb") as fh:
-                size = fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, size - _AUDIT_TAIL))
-                tail = fh.read()
+            tail = _tail(self.path)
         except FileNotFoundError:
             return set()
         except OSError as err:
