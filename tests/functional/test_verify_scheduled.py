@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from globus_autosync import config
+from globus_autosync.sources.base import relpaths
 from globus_autosync.store import Store
 from globus_autosync.transports import make_transport
-from globus_autosync.verify.audit import relpaths
 from globus_autosync.verify.dirs import audit_dir
 from globus_autosync.verify.result import JobAudit
 

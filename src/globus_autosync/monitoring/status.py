@@ -8,7 +8,7 @@ from typing import Any
 from globus_autosync.cleanup.deleter import free_space
 from globus_autosync.config import Job
 from globus_autosync.monitoring import health
-from globus_autosync.sources.base import join
+from globus_autosync.sources.base import join, relpaths
 from globus_autosync.store import Store
 from globus_autosync.store.names import escape
 
@@ -58,7 +58,7 @@ def _counts(store: Store | None, job: Job) -> dict[str, Any]:
     c = store.jobs.counts(job_id)
     life = store.jobs.life(job_id)
     lag = max(0.0, time.time() - c.oldest_settled) if c.oldest_settled is not None else 0.0
-    rel = _relpaths(store, job_id)
+    rel = relpaths(store, job_id)
     # directories the latest walk could not list, then failed and skipped files
     problems = [
         {"path": u.path, "state": "unlistable", "reason": u.reason, "attempts": u.cycles}
@@ -167,13 +167,6 @@ def _cleanup(
         if job.cleanup.keep_free and total
         else None,
     }
-
-
-def _relpaths(store: Store, job_id: int) -> dict[int, str]:
-    rel: dict[int, str] = {}
-    for row in store.dirs.rows(job_id):
-        rel[row.id] = join(rel.get(row.parent, ""), row.name)
-    return rel
 
 
 def job_tasks(store: Store | None, job: Job, limit: int) -> list[dict[str, Any]]:

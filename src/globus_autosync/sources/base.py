@@ -91,6 +91,15 @@ class WalkStats:
     problems: dict[str, str] = field(default_factory=dict)  # their printable paths -> why
 
 
+def relpaths(store: Store, job_id: int) -> dict[int, str]:
+    """Every known directory of a job, by id: its path relative to the source ("" for its
+    root), read without writing (``DirTree`` keeps the same, and more, for a walk)."""
+    rel: dict[int, str] = {}
+    for row in store.dirs.rows(job_id):  # parents before children
+        rel[row.id] = join(rel.get(row.parent, ""), row.name) if row.parent else ""
+    return rel
+
+
 class DirTree:
     """The job's known directories: ids, relative paths, children. O(directories) memory."""
 

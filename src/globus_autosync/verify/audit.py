@@ -13,7 +13,7 @@ from globus_autosync.cleanup import audit as deletion_log
 from globus_autosync.config import Config, Job
 from globus_autosync.engine.lock import JobLock
 from globus_autosync.errors import AutosyncError, TransportError
-from globus_autosync.sources.base import join, printable
+from globus_autosync.sources.base import join, printable, relpaths
 from globus_autosync.store import Store
 from globus_autosync.store.heartbeats import Pulse
 from globus_autosync.store.names import unescape
@@ -149,14 +149,6 @@ def deleted(
     if repair and lost:
         store.lost.record(job_id, lost, time.time())
         result.lost += len(lost)
-
-
-def relpaths(store: Store, job_id: int) -> dict[int, str]:
-    rows = sorted(store.dirs.rows(job_id), key=lambda r: r.id)
-    rel: dict[int, str] = {}
-    for row in rows:
-        rel[row.id] = join(rel.get(row.parent, ""), row.name) if row.parent else ""
-    return rel
 
 
 def _roots_unchanged(store: Store, job: Job, job_id: int) -> None:

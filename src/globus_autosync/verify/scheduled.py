@@ -18,9 +18,10 @@ from typing import Any
 from globus_autosync.config import Job
 from globus_autosync.model.crashpoint import crashpoint
 from globus_autosync.monitoring.health import age
+from globus_autosync.sources.base import relpaths
 from globus_autosync.store import Audit, Progress, Store
 from globus_autosync.store.heartbeats import DESTINATION, beat
-from globus_autosync.verify.audit import deleted, destination_ready, relpaths
+from globus_autosync.verify.audit import deleted, destination_ready
 from globus_autosync.verify.dirs import audit_dir
 from globus_autosync.verify.result import SHOWN, JobAudit
 
