@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
         "  globus-autosync verify --job detector --repair\n"
         "\n"
         "Exit codes: 0 everything is there, 1 something is missing or different, 3 the\n"
-        "destination could not be listed. More: docs/operations.md#destination-audit"
+        "destination could not be listed (or the audit recorded). More:\n"
+        "docs/operations.md#destination-audit"
     )
 )
 @click.option("--job", "job_name", metavar="NAME", help="Only this job.")
@@ -55,10 +56,11 @@ def verify(
 
         store = Store.open(obj.state_dir)
         try:
-            for job in jobs:
-                job_id = store.jobs.find(job.name)
-                n = store.lost.forget(job_id) if job_id is not None else 0
-                click.echo(f"{job.name}: {n} lost file{'s' if n != 1 else ''} forgotten")
+            with store.guard():  # a failing disk: one line, exit 3
+                for job in jobs:
+                    job_id = store.jobs.find(job.name)
+                    n = store.lost.forget(job_id) if job_id is not None else 0
+                    click.echo(f"{job.name}: {n} lost file{'s' if n != 1 else ''} forgotten")
         finally:
             store.close()
         sys.exit(EXIT_OK)
