@@ -43,9 +43,7 @@ def opener(path: str | os.PathLike[str], flags: int) -> int:
 
 def create(path: str | os.PathLike[str], flags: int) -> int:
     """``os.open`` with ``O_CREAT``: a file it creates is 0600 (``flags`` as for os.open)."""
-    fd = os.open(path, flags | os.O_CREAT, FILE_MODE)
-    _own(fd)
-    return fd
+    return opener(path, flags | os.O_CREAT)
 
 
 def write_text(path: Path, text: str) -> None:
